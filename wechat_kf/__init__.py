@@ -1,0 +1,88 @@
+"""wechat_kf: an async, typed SDK for WeChat customer service.
+
+Official Account (公众号) customer-service accounts through :class:`OfficialAccountClient`, and
+WeCom (企业微信) 微信客服 servicers through :class:`WeComClient`, on asyncio or trio.
+"""
+
+from __future__ import annotations
+
+from .clients import OfficialAccountClient, WeComClient
+from .errors import (
+    AccessTokenError,
+    APIError,
+    BatchError,
+    ClientClosedError,
+    CredentialError,
+    CustomServiceNotEnabledError,
+    InvalidKfAccountError,
+    InvalidNicknameError,
+    InvalidResponseError,
+    InviteError,
+    KfAccountError,
+    KfAccountExistsError,
+    KfAccountLimitError,
+    OpenKfidError,
+    PermissionDeniedError,
+    RateLimitError,
+    TokenStoreError,
+    TransportError,
+    WeChatError,
+)
+from .models import (
+    AccessToken,
+    BatchResult,
+    InviteStatus,
+    KfAccount,
+    OnlineKfAccount,
+    Servicer,
+    ServicerResult,
+    ServicerStatus,
+)
+from .stores import MemoryTokenStore, TokenStore
+from .tokens import (
+    OfficialAccountTokenProvider,
+    StaticTokenProvider,
+    TokenProvider,
+    WeComTokenProvider,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIError",
+    "AccessToken",
+    "AccessTokenError",
+    "BatchError",
+    "BatchResult",
+    "ClientClosedError",
+    "CredentialError",
+    "CustomServiceNotEnabledError",
+    "InvalidKfAccountError",
+    "InvalidNicknameError",
+    "InvalidResponseError",
+    "InviteError",
+    "InviteStatus",
+    "KfAccount",
+    "KfAccountError",
+    "KfAccountExistsError",
+    "KfAccountLimitError",
+    "MemoryTokenStore",
+    "OfficialAccountClient",
+    "OfficialAccountTokenProvider",
+    "OnlineKfAccount",
+    "OpenKfidError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Servicer",
+    "ServicerResult",
+    "ServicerStatus",
+    "StaticTokenProvider",
+    "TokenProvider",
+    "TokenStore",
+    "TokenStoreError",
+    "TransportError",
+    "WeChatError",
+    "WeComClient",
+    "WeComTokenProvider",
+    "__version__",
+]

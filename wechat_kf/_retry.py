@@ -1,0 +1,53 @@
+"""The retry policy: one pure function from (what failed, which attempt) to a delay or giving up."""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections.abc import Callable
+
+__all__ = ["Failure", "retry_delay"]
+
+BASE_DELAY = 0.2
+MAX_DELAY = 5.0
+
+
+class Failure(enum.Enum):
+    """A failure the policy may retry; anything not listed here is never retried."""
+
+    BUSY = "system busy (errcode -1)"
+    MINUTE_QUOTA = "per-minute quota (errcode 45011)"
+    CONCURRENCY = "concurrency limit (errcode 45033)"
+    HTTP_429 = "HTTP 429"
+    HTTP_5XX = "HTTP 5xx"
+    NOT_SENT = "connection failed before the request was sent"
+    MAYBE_SENT = "connection lost after the request was sent"
+
+
+RETRYABLE_ERRCODES = {
+    -1: Failure.BUSY,
+    45011: Failure.MINUTE_QUOTA,
+    45033: Failure.CONCURRENCY,
+}
+
+
+def retry_delay(
+    failure: Failure,
+    attempt: int,
+    *,
+    max_retries: int,
+    idempotent: bool,
+    base: float = BASE_DELAY,
+    cap: float = MAX_DELAY,
+    rand: Callable[[], float] = random.random,
+) -> float | None:
+    """Seconds to wait before retrying after the ``attempt``-th request (1-based) failed with
+    ``failure``, or None to give up: at most ``max_retries`` retries, and a request that may have
+    reached WeChat is repeated only when the call is idempotent. The delay doubles per attempt up
+    to ``cap``, with jitter over its upper half so that many clients do not retry in step."""
+    if attempt > max_retries:
+        return None
+    if failure is Failure.MAYBE_SENT and not idempotent:
+        return None
+    delay = min(cap, base * 2 ** (attempt - 1))
+    return float(delay * (0.5 + rand() / 2))

@@ -1,0 +1,103 @@
+"""The one cattrs converter: WeChat JSON <-> wechat_kf models.
+
+WeChat's documents disagree on types (``kf_id`` is a string or a number, ``invite_expire_time`` a
+number or a numeric string), so the hooks here absorb those readings and nothing else: a value of
+any other type is an error, which :func:`structure` reports as ``InvalidResponseError``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import cattrs
+from cattrs.gen import make_dict_structure_fn
+
+from .errors import InvalidResponseError
+from .models import BatchResult, InviteStatus, KfAccount, ServicerStatus
+
+T = TypeVar("T")
+
+converter = cattrs.Converter(forbid_extra_keys=False)
+
+
+def _structure_str(value: object, _: object) -> str:
+    # WeChat sends ids sometimes as numbers; a bool is never a legitimate id.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"expected a string, got {type(value).__name__}")
+
+
+def _structure_int(value: object, _: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise TypeError(f"expected an integer, got {type(value).__name__}")
+
+
+def _structure_datetime(value: object, _: object) -> datetime:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(f"expected unix seconds, got {type(value).__name__}")
+    seconds = float(value)
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def _lenient_enum(cls: type[enum.Enum]) -> Any:
+    # A status WeChat adds later must not make a whole listing unreadable: unknown -> None.
+    def hook(value: object, _: object) -> enum.Enum | None:
+        try:
+            return cls(value)
+        except ValueError:
+            return None
+
+    return hook
+
+
+converter.register_structure_hook(str, _structure_str)
+converter.register_structure_hook(int, _structure_int)
+converter.register_structure_hook(datetime, _structure_datetime)
+converter.register_unstructure_hook(datetime, lambda value: int(value.timestamp()))
+converter.register_structure_hook(InviteStatus, _lenient_enum(InviteStatus))
+converter.register_structure_hook(ServicerStatus, _lenient_enum(ServicerStatus))
+
+_kf_account_fn = make_dict_structure_fn(KfAccount, converter)
+
+
+def _structure_kf_account(value: Any, cls: type[KfAccount]) -> KfAccount:
+    # One old fixture names the avatar field kf_headimg.
+    if isinstance(value, Mapping) and "kf_headimgurl" not in value and "kf_headimg" in value:
+        value = {**value, "kf_headimgurl": value["kf_headimg"]}
+    return _kf_account_fn(value, cls)
+
+
+converter.register_structure_hook(KfAccount, _structure_kf_account)
+converter.register_unstructure_hook(
+    BatchResult, lambda result: {"items": converter.unstructure(list(result.items))}
+)
+
+
+def structure_list(body: Mapping[str, Any], key: str, cls: type[T], *, path: str) -> list[T]:
+    """The models in ``body[key]`` (a missing key is an empty list), or InvalidResponseError."""
+    items = body.get(key, [])
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items):
+        raise InvalidResponseError(f"{key!r} is not a list of objects", path=path)
+    try:
+        return [converter.structure(item, cls) for item in items]
+    except Exception as exc:
+        raise InvalidResponseError(
+            f"{key!r} does not have the documented shape: {_describe(exc)}", path=path
+        ) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    inner = getattr(exc, "exceptions", None)  # cattrs' validation errors are exception groups
+    if inner:
+        return "; ".join(_describe(error) for error in inner)
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,353 @@
+"""The exceptions wechat_kf raises, and the one registry that maps WeChat errcodes to them.
+
+Every failure the SDK reports is a :class:`WeChatError`::
+
+    WeChatError
+    ├── APIError                 .errcode, .errmsg, .rid, .path: an errcode != 0 the SDK gave up on
+    │   ├── CredentialError      the token endpoint rejected appid / corpid / secret / caller IP
+    │   ├── AccessTokenError     40001 / 40014 / 42001 still failing after one refresh
+    │   ├── RateLimitError       45009 / 45011 / 45033
+    │   ├── PermissionDeniedError  48001, 60011, 95011, 95012, 95017
+    │   ├── KfAccountError       the Official Account kf-account family (65400..65412)
+    │   │   ├── CustomServiceNotEnabledError  65400
+    │   │   ├── InvalidKfAccountError         65401 / 65404
+    │   │   ├── InvalidNicknameError          65403
+    │   │   ├── KfAccountLimitError           65405
+    │   │   ├── KfAccountExistsError          65406
+    │   │   └── InviteError                   65407..65412
+    │   └── OpenKfidError        95000 / 95004
+    ├── TransportError           the network failed after retries (.maybe_applied, .status_code)
+    ├── InvalidResponseError     the body is not JSON or not the documented shape
+    ├── BatchError               some servicer requests failed as a whole (.result, .unprocessed_*)
+    ├── TokenStoreError          a shared token store could not be used safely
+    └── ClientClosedError        the client was closed (also a RuntimeError)
+
+Bad arguments never reach WeChat: they raise ``ValueError`` or ``TypeError`` before any request.
+No exception text or repr ever holds an access token or a secret: the transport redacts them and
+only API paths, never full URLs, are stored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+
+if TYPE_CHECKING:
+    from .models import BatchResult
+
+__all__ = [
+    "ERRCODES",
+    "APIError",
+    "AccessTokenError",
+    "BatchError",
+    "ClientClosedError",
+    "CredentialError",
+    "CustomServiceNotEnabledError",
+    "ErrcodeInfo",
+    "InvalidKfAccountError",
+    "InvalidNicknameError",
+    "InvalidResponseError",
+    "InviteError",
+    "KfAccountError",
+    "KfAccountExistsError",
+    "KfAccountLimitError",
+    "OpenKfidError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "TokenStoreError",
+    "TransportError",
+    "WeChatError",
+    "api_error",
+    "token_endpoint_error",
+]
+
+
+class WeChatError(Exception):
+    """The base of every error wechat_kf raises on purpose; catch it to catch them all."""
+
+
+class APIError(WeChatError):
+    """WeChat answered with an errcode other than 0 and the SDK gave up on the call; carries
+    ``errcode``, ``errmsg`` (as sent, with its ``rid:`` suffix), ``rid`` (the request id WeChat
+    support asks for, or None) and ``path`` (the API path, never a URL with its query)."""
+
+    def __init__(self, errcode: int, errmsg: str = "", *, path: str | None = None) -> None:
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.rid = parse_rid(errmsg)
+        self.path = path
+        super().__init__(errcode, errmsg, path)
+
+    @property
+    def description(self) -> str | None:
+        """What the platform documents for this errcode, or None for an unknown code."""
+        info = ERRCODES.get(self.errcode)
+        return info.description if info else None
+
+    def __str__(self) -> str:
+        parts = [f"errcode={self.errcode}", f"errmsg={self.errmsg!r}"]
+        if self.rid:
+            parts.append(f"rid={self.rid}")
+        if self.path:
+            parts.append(f"path={self.path}")
+        text = " ".join(parts)
+        return f"{text} ({self.description})" if self.description else text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.errcode!r}, {self.errmsg!r}, path={self.path!r})"
+
+
+class CredentialError(APIError):
+    """A token endpoint rejected the configuration (appid, corpid, secret, caller IP, grant);
+    retrying cannot help, so it is raised at once."""
+
+
+class AccessTokenError(APIError):
+    """WeChat kept rejecting the access token (40001 / 40014 / 42001) even after one refresh."""
+
+
+class RateLimitError(APIError):
+    """A WeChat quota or concurrency limit was hit (45009 never retried; 45011 / 45033 raised
+    once the retries are used up)."""
+
+
+class PermissionDeniedError(APIError):
+    """The account, app or token is not allowed to call this API or touch this member."""
+
+
+class KfAccountError(APIError):
+    """A business rule of Official Account customer-service accounts was broken."""
+
+
+class CustomServiceNotEnabledError(KfAccountError):
+    """The Official Account has not enabled the new customer-service feature (65400)."""
+
+
+class InvalidKfAccountError(KfAccountError):
+    """The kf account is invalid or illegal (65401 / 65404)."""
+
+
+class InvalidNicknameError(KfAccountError):
+    """The nickname was refused (65403)."""
+
+
+class KfAccountLimitError(KfAccountError):
+    """The Official Account already has its maximum of kf accounts (65405)."""
+
+
+class KfAccountExistsError(KfAccountError):
+    """The kf account already exists (65406)."""
+
+
+class InviteError(KfAccountError):
+    """Inviting a WeChat user to bind a kf account failed (65407..65412)."""
+
+
+class OpenKfidError(APIError):
+    """The WeCom open_kfid is invalid or does not exist (95000 / 95004)."""
+
+
+class TransportError(WeChatError):
+    """The network or the HTTP layer failed after the retries; the httpx error, if any, is the
+    ``__cause__``. ``maybe_applied`` is True when the request may have reached WeChat (so a
+    non-idempotent call may have taken effect); ``status_code`` is the last HTTP status, if any."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        maybe_applied: bool,
+        status_code: int | None = None,
+    ) -> None:
+        self.message = message
+        self.path = path
+        self.maybe_applied = maybe_applied
+        self.status_code = status_code
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        where = f" path={self.path}" if self.path else ""
+        status = f" status={self.status_code}" if self.status_code is not None else ""
+        return f"{self.message}{where}{status} maybe_applied={self.maybe_applied}"
+
+
+class InvalidResponseError(WeChatError):
+    """WeChat's answer could not be understood: not JSON, or not the documented shape."""
+
+    def __init__(
+        self, message: str, *, path: str | None = None, status_code: int | None = None
+    ) -> None:
+        self.message = message
+        self.path = path
+        self.status_code = status_code
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        where = f" path={self.path}" if self.path else ""
+        status = f" status={self.status_code}" if self.status_code is not None else ""
+        return f"{self.message}{where}{status}"
+
+
+class BatchError(WeChatError):
+    """Some servicer requests failed as a whole: ``result`` holds the outcome of every id that was
+    processed, ``unprocessed_userids`` / ``unprocessed_department_ids`` every id that was not (in
+    input order), and ``errors`` the failures that left them so. Processed plus unprocessed is
+    exactly the input."""
+
+    def __init__(
+        self,
+        result: BatchResult,
+        unprocessed_userids: Sequence[str],
+        unprocessed_department_ids: Sequence[int],
+        errors: Sequence[WeChatError],
+    ) -> None:
+        self.result = result
+        self.unprocessed_userids = list(unprocessed_userids)
+        self.unprocessed_department_ids = list(unprocessed_department_ids)
+        self.errors = list(errors)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        unprocessed = len(self.unprocessed_userids) + len(self.unprocessed_department_ids)
+        total = unprocessed + len(self.result.items)
+        first = f"; first error: {self.errors[0]}" if self.errors else ""
+        return (
+            f"{unprocessed} of {total} ids unprocessed after {len(self.errors)} failed "
+            f"request(s){first}"
+        )
+
+
+class TokenStoreError(WeChatError):
+    """A shared token store could not be used, and fetching a token without it would be unsafe."""
+
+
+class ClientClosedError(WeChatError, RuntimeError):
+    """The client was closed; open a new one."""
+
+
+@attrs.frozen
+class ErrcodeInfo:
+    """One documented errcode: the exception class raised for it and what it means."""
+
+    exception: type[APIError]
+    description: str
+
+
+def _codes(exc: type[APIError], table: dict[int, str]) -> dict[int, ErrcodeInfo]:
+    return {code: ErrcodeInfo(exc, text) for code, text in table.items()}
+
+
+ERRCODES: dict[int, ErrcodeInfo] = {
+    **_codes(
+        APIError,
+        {
+            -1: "system busy",
+            40003: "invalid openid or userid",
+            40005: "unsupported media type",
+            40009: "invalid media size",
+            60003: "department not found",
+            60111: "userid does not exist or is outside the app's visibility",
+            60123: "invalid department id",
+            95005: "kf account count out of range",
+            95006: "invalid kf account name",
+            95014: "user is not a servicer",
+            95019: "servicer stopped or suspended",
+            95027: "an unverified corp may have at most 10 kf accounts",
+        },
+    ),
+    **_codes(
+        CredentialError,
+        {
+            40002: "invalid grant_type",
+            40013: "invalid appid or corpid",
+            40091: "invalid WeCom secret",
+            40125: "invalid appsecret",
+            40164: "caller IP not whitelisted",
+            40243: "AppSecret frozen",
+            41002: "missing corpid",
+            41004: "missing secret",
+            60020: "caller IP not whitelisted (WeCom)",
+            61004: "caller IP not whitelisted",
+            89501: "caller IP awaiting admin approval",
+            89503: "caller IP awaiting admin approval",
+            89506: "caller IP refused by the admin",
+            89507: "caller IP refused by the admin for now",
+        },
+    ),
+    **_codes(
+        AccessTokenError,
+        {
+            40001: "access_token invalid or not the latest",
+            40014: "invalid access_token",
+            42001: "access_token expired",
+        },
+    ),
+    **_codes(
+        RateLimitError,
+        {
+            45009: "daily quota used up or frequency exceeded",
+            45011: "per-minute quota hit",
+            45033: "concurrency limit hit",
+        },
+    ),
+    **_codes(
+        PermissionDeniedError,
+        {
+            48001: "API not authorised for this account or token",
+            60011: "no permission for that member or department",
+            95011: "token from the wrong secret for the account's mode",
+            95012: "token from the wrong secret for the account's mode",
+            95017: "API switch off for this app",
+        },
+    ),
+    **_codes(
+        KfAccountError,
+        {65402: "kf account has no WeChat ID bound"},
+    ),
+    **_codes(CustomServiceNotEnabledError, {65400: "customer-service feature not enabled"}),
+    **_codes(InvalidKfAccountError, {65401: "invalid kf account", 65404: "illegal kf account"}),
+    **_codes(InvalidNicknameError, {65403: "illegal nickname"}),
+    **_codes(KfAccountLimitError, {65405: "kf account limit reached"}),
+    **_codes(KfAccountExistsError, {65406: "kf account exists"}),
+    **_codes(
+        InviteError,
+        {
+            65407: "invitee is already a kf of this account",
+            65408: "an invitation to this user already exists",
+            65409: "invalid WeChat ID",
+            65410: "invitee reached the binding cap",
+            65411: "a pending invitation exists",
+            65412: "kf account already bound",
+        },
+    ),
+    **_codes(OpenKfidError, {95000: "invalid open_kfid", 95004: "open_kfid not found"}),
+}
+
+TOKEN_ERRCODES = frozenset({40001, 40014, 42001})
+
+_RID = re.compile(r"rid:\s*([0-9A-Za-z_\-]+)")
+
+
+def parse_rid(errmsg: str) -> str | None:
+    """The request id WeChat appends to errmsg as ``rid: <id>``, or None."""
+    match = _RID.search(errmsg)
+    return match.group(1) if match else None
+
+
+def api_error(errcode: int, errmsg: str, path: str | None) -> APIError:
+    """The exception for an errcode a business API answered, chosen through :data:`ERRCODES`."""
+    info = ERRCODES.get(errcode)
+    return (info.exception if info else APIError)(errcode, errmsg, path=path)
+
+
+def token_endpoint_error(errcode: int, errmsg: str, path: str | None) -> APIError:
+    """The exception for an errcode a token endpoint answered: a quota is a RateLimitError, and
+    anything else means the configuration is wrong (40001 from WeCom gettoken is a bad secret)."""
+    info = ERRCODES.get(errcode)
+    if info is not None and info.exception is RateLimitError:
+        return RateLimitError(errcode, errmsg, path=path)
+    return CredentialError(errcode, errmsg, path=path)

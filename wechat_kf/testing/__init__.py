@@ -1,0 +1,18 @@
+"""Test helpers: :class:`FakeWeChat`, a stateful in-memory fake of the WeChat APIs wechat_kf calls,
+for our tests and yours.
+
+    fake = FakeWeChat()
+    oa = fake.register_official_account()
+    async with OfficialAccountClient(
+        oa.appid, oa.secret, http_client=httpx.AsyncClient(transport=fake.transport)
+    ) as client:
+        await client.kf_accounts.add("alice@gh_fake", nickname="Alice")
+    assert "alice@gh_fake" in fake.kf_accounts(oa.appid)
+"""
+
+from __future__ import annotations
+
+from ._fake import Call, FakeWeChat, Faults
+from ._state import KfAccountState, OfficialAccountApp, WeComApp
+
+__all__ = ["Call", "FakeWeChat", "Faults", "KfAccountState", "OfficialAccountApp", "WeComApp"]

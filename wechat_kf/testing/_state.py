@@ -1,0 +1,73 @@
+"""The state FakeWeChat keeps: apps, tokens, kf accounts, corps, servicers."""
+
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.define
+class OfficialAccountApp:
+    """A registered Official Account: its credentials and its customer-service accounts."""
+
+    appid: str
+    secret: str
+    wechat_id: str = "gh_fake"
+    customer_service_enabled: bool = True
+    kf_accounts: dict[str, KfAccountState] = attrs.Factory(dict)
+    stable_token: str | None = None
+    last_forced_refresh: float | None = None
+
+
+@attrs.define
+class KfAccountState:
+    """One kf account as the fake stores it."""
+
+    kf_account: str
+    kf_nick: str
+    kf_id: int
+    kf_headimgurl: str | None = None
+    kf_wx: str | None = None
+    invite_wx: str | None = None
+    invite_expire_time: int | None = None
+    invite_status: str | None = None
+    online_status: int = 0
+    accepted_case: int = 0
+
+
+@attrs.define
+class WeComApp:
+    """A registered WeCom app (corpid + secret) of a corp."""
+
+    corpid: str
+    secret: str
+    token: str | None = None
+
+
+@attrs.define
+class Corp:
+    """A WeCom corp: its members, departments and 微信客服 accounts."""
+
+    corpid: str
+    members: set[str] = attrs.Factory(set)
+    departments: set[int] = attrs.Factory(set)
+    kf_accounts: dict[str, KfAccountOfCorp] = attrs.Factory(dict)
+
+
+@attrs.define
+class KfAccountOfCorp:
+    """A WeCom 微信客服 account: its servicers (userid -> status) and servicer departments."""
+
+    open_kfid: str
+    name: str
+    servicers: dict[str, int] = attrs.Factory(dict)
+    departments: list[int] = attrs.Factory(list)
+
+
+@attrs.define
+class TokenState:
+    """An issued token: whose it is, and until when it is accepted."""
+
+    platform: str
+    owner: str
+    expires_at: float
+    kind: str = ""

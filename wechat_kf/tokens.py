@@ -1,0 +1,271 @@
+"""Access tokens: the provider protocol and the providers wechat_kf ships.
+
+A provider hands out a token (:meth:`TokenProvider.get_token`) and is told when WeChat rejected one
+(:meth:`TokenProvider.invalidate`). The shipped providers cache in a ``TokenStore``
+until 300 s before expiry, let exactly one caller fetch on a cold or stale cache, and drop a token
+only if it is still the one that was rejected, so a burst of rejections causes one re-fetch.
+
+This is the only module that calls the token endpoints. It does so through a :class:`TokenFetcher`,
+which the transport supplies with its retry policy for busy answers, 5xx and network failures.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import anyio
+
+from .errors import InvalidResponseError
+from .models import AccessToken
+from .stores import MemoryTokenStore, TokenStore
+
+__all__ = [
+    "AccessToken",
+    "OfficialAccountTokenProvider",
+    "StaticTokenProvider",
+    "TokenFetcher",
+    "TokenProvider",
+    "WeComTokenProvider",
+]
+
+#: How long before expiry a cached token is replaced.
+REFRESH_MARGIN = 300.0
+#: The platform allows a forced stable_token refresh at most once per 30 s per appid.
+FORCE_REFRESH_INTERVAL = 30.0
+
+
+@runtime_checkable
+class TokenProvider(Protocol):
+    """What the transport needs to authenticate calls; third-party platforms implement it to hand
+    in an ``authorizer_access_token``."""
+
+    async def get_token(self) -> str:
+        """A token that is valid now, fetching one if need be."""
+        ...
+
+    async def invalidate(self, token: str) -> None:
+        """WeChat rejected ``token``: drop it, but only if it is still the cached one."""
+        ...
+
+
+class TokenFetcher(Protocol):
+    """Sends one request to a token endpoint, with retries, and returns the decoded JSON; raises
+    ``CredentialError`` for an errcode that means the configuration is wrong."""
+
+    async def __call__(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Mapping[str, Any] | None = None,
+        idempotent: bool,
+    ) -> Mapping[str, Any]: ...
+
+
+class StaticTokenProvider:
+    """A token someone else manages (a third-party platform's authorizer_access_token, a test):
+    always handed out as is; ``invalidate`` has nothing to drop."""
+
+    def __init__(self, token: str) -> None:
+        if not isinstance(token, str):
+            raise TypeError("token must be a str")
+        if not token.strip():
+            raise ValueError("token must not be empty")
+        self._token = token
+
+    async def get_token(self) -> str:
+        """The token given at construction."""
+        return self._token
+
+    async def invalidate(self, token: str) -> None:
+        """Nothing to do: the owner of the token must replace it."""
+
+    def __repr__(self) -> str:
+        return "StaticTokenProvider(token=<redacted>)"
+
+
+class _CachingTokenProvider(abc.ABC):
+    """Caching, single flight and compare-and-invalidate, shared by the shipped providers; a
+    subclass says how to fetch."""
+
+    _path: str = ""
+
+    def __init__(
+        self,
+        *,
+        key: str,
+        fetch: TokenFetcher,
+        store: TokenStore | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self._key = key
+        self._fetcher = fetch
+        self._store: TokenStore = store if store is not None else MemoryTokenStore()
+        self._clock = clock
+        self._lock: anyio.Lock | None = None
+        self.fetch_count = 0
+
+    async def get_token(self) -> str:
+        """A cached token while it is fresh; otherwise one fetch, however many callers wait."""
+        token = await self._fresh_token()
+        if token is not None:
+            return token
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        # Two levels: the local lock keeps this process's callers off the store while one of them
+        # refreshes; the store's lock does the same across processes when the store is shared.
+        async with self._lock:
+            token = await self._fresh_token()
+            if token is not None:
+                return token
+            async with self._store.refresh_lock(self._key):
+                token = await self._fresh_token()
+                if token is not None:
+                    return token
+                fetched = await self._fetch()
+                self.fetch_count += 1
+                stored = await self._store.put(self._key, fetched)
+                return stored.value
+
+    async def invalidate(self, token: str) -> None:
+        """Drop ``token`` from the store if it is still the stored one."""
+        await self._store.invalidate(self._key, token)
+
+    async def _fresh_token(self) -> str | None:
+        token = await self._store.get(self._key)
+        if token is not None and token.is_fresh(self._clock(), REFRESH_MARGIN):
+            return token.value
+        return None
+
+    @abc.abstractmethod
+    async def _fetch(self) -> AccessToken:
+        """Fetch a new token from the platform."""
+
+    async def _call(
+        self,
+        method: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Mapping[str, Any] | None = None,
+        idempotent: bool = True,
+    ) -> AccessToken:
+        body = await self._fetcher(
+            method, self._path, params=params, json=json, idempotent=idempotent
+        )
+        value = body.get("access_token")
+        expires_in = body.get("expires_in", 7200)
+        if not isinstance(value, str) or not value:
+            raise InvalidResponseError("token response has no access_token", path=self._path)
+        if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
+            raise InvalidResponseError("token response has no numeric expires_in", path=self._path)
+        return AccessToken(value=value, expires_at=self._clock() + float(expires_in))
+
+
+def _secret_digest(secret: str) -> str:
+    # Keys may be visible (Redis): identify the secret without revealing it.
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+def _check_credential(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if not value or value != value.strip() or any(ch.isspace() for ch in value):
+        raise ValueError(f"{name} must be a non-empty string without whitespace")
+    return value
+
+
+# Forced stable_token refreshes, per appid, across every provider in this process.
+_last_forced_refresh: dict[str, float] = {}
+
+
+class OfficialAccountTokenProvider(_CachingTokenProvider):
+    """The Official Account token: ``POST /cgi-bin/stable_token`` by default (one token shared by
+    every holder; a rejected token is answered with a normal fetch, and only if that returns the
+    same token with a forced refresh, at most once per 30 s per appid), or the classic
+    ``GET /cgi-bin/token`` with ``use_stable_token=False`` (each fetch replaces the last token)."""
+
+    def __init__(
+        self,
+        appid: str,
+        secret: str,
+        *,
+        fetch: TokenFetcher,
+        store: TokenStore | None = None,
+        use_stable_token: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.appid = _check_credential("appid", appid)
+        self._secret = _check_credential("secret", secret)
+        self.use_stable_token = bool(use_stable_token)
+        kind = "stable" if self.use_stable_token else "classic"
+        self._path = "/cgi-bin/stable_token" if self.use_stable_token else "/cgi-bin/token"
+        super().__init__(key=f"oa:{appid}:{kind}", fetch=fetch, store=store, clock=clock)
+        self._rejected: str | None = None
+
+    async def invalidate(self, token: str) -> None:
+        """Drop ``token`` if still cached, and remember it so that a normal stable_token fetch
+        returning it again triggers a forced refresh."""
+        self._rejected = token
+        await super().invalidate(token)
+
+    async def _fetch(self) -> AccessToken:
+        if not self.use_stable_token:
+            params = {"grant_type": "client_credential", "appid": self.appid}
+            return await self._call("GET", params={**params, "secret": self._secret})
+        token = await self._stable(force=False)
+        if token.value == self._rejected and self._may_force():
+            _last_forced_refresh[self.appid] = self._clock()
+            token = await self._stable(force=True)
+        self._rejected = None
+        return token
+
+    async def _stable(self, *, force: bool) -> AccessToken:
+        body: dict[str, Any] = {
+            "grant_type": "client_credential",
+            "appid": self.appid,
+            "secret": self._secret,
+        }
+        if force:
+            body["force_refresh"] = True
+        # A forced refresh invalidates the previous token: never send it twice by accident.
+        return await self._call("POST", json=body, idempotent=not force)
+
+    def _may_force(self) -> bool:
+        last = _last_forced_refresh.get(self.appid)
+        return last is None or self._clock() - last >= FORCE_REFRESH_INTERVAL
+
+    def __repr__(self) -> str:
+        kind = "stable" if self.use_stable_token else "classic"
+        return f"OfficialAccountTokenProvider(appid={self.appid!r}, kind={kind!r})"
+
+
+class WeComTokenProvider(_CachingTokenProvider):
+    """The WeCom app token, ``GET /cgi-bin/gettoken``, cached per (corpid, secret) pair; a 40001
+    from gettoken means a wrong secret and raises ``CredentialError``."""
+
+    _path = "/cgi-bin/gettoken"
+
+    def __init__(
+        self,
+        corpid: str,
+        secret: str,
+        *,
+        fetch: TokenFetcher,
+        store: TokenStore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.corpid = _check_credential("corpid", corpid)
+        self._secret = _check_credential("secret", secret)
+        key = f"wecom:{corpid}:{_secret_digest(secret)}"
+        super().__init__(key=key, fetch=fetch, store=store, clock=clock)
+
+    async def _fetch(self) -> AccessToken:
+        return await self._call("GET", params={"corpid": self.corpid, "corpsecret": self._secret})
+
+    def __repr__(self) -> str:
+        return f"WeComTokenProvider(corpid={self.corpid!r})"

@@ -12,12 +12,13 @@ import logging
 import re
 import time
 from collections.abc import Mapping
+from contextlib import aclosing
 from typing import Any
 
 import anyio
 import httpx
 
-from ._retry import RETRYABLE_ERRCODES, Failure, retry_delay
+from ._retry import BASE_DELAY, RETRYABLE_ERRCODES, Failure, retry_delay
 from .errors import (
     TOKEN_ERRCODES,
     AccessTokenError,
@@ -105,6 +106,9 @@ class Transport:
     """Sends API calls for one client: builds the URL, adds the access token on every attempt,
     decodes the body, maps errcodes to exceptions and retries per :func:`retry_delay`."""
 
+    #: The first retry waits about this long; each further one twice as long.
+    backoff_base: float = BASE_DELAY
+
     def __init__(
         self,
         *,
@@ -115,7 +119,6 @@ class Transport:
     ) -> None:
         self.base_url = check_base_url(base_url)
         self.max_retries = max_retries
-        self.backoff_base = 0.2
         self._owns_client = http_client is None
         if http_client is None:
             limits = httpx.Limits(
@@ -263,15 +266,16 @@ class Transport:
         try:
             chunks: list[bytes] = []
             size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    raise InvalidResponseError(
-                        f"response body larger than {MAX_BODY_BYTES} bytes",
-                        path=path,
-                        status_code=response.status_code,
-                    )
-                chunks.append(chunk)
+            async with aclosing(response.aiter_bytes()) as stream:  # type: ignore[type-var]
+                async for chunk in stream:
+                    size += len(chunk)
+                    if size > MAX_BODY_BYTES:
+                        raise InvalidResponseError(
+                            f"response body larger than {MAX_BODY_BYTES} bytes",
+                            path=path,
+                            status_code=response.status_code,
+                        )
+                    chunks.append(chunk)
         finally:
             await response.aclose()
         return response.status_code, b"".join(chunks)

@@ -1,0 +1,293 @@
+"""Token providers: caching, single flight, compare-and-invalidate, stable_token's forced refresh."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from tests._scripted import SECRET, Scripted
+from wechat_kf import (
+    AccessToken,
+    AccessTokenError,
+    CredentialError,
+    MemoryTokenStore,
+    OfficialAccountClient,
+    OfficialAccountTokenProvider,
+    RateLimitError,
+    StaticTokenProvider,
+    WeComClient,
+    WeComTokenProvider,
+)
+from wechat_kf.testing import FakeWeChat
+
+pytestmark = pytest.mark.anyio
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Fetcher:
+    """Stands in for the transport: answers token requests from ``tokens`` (the last repeats)."""
+
+    def __init__(self, *tokens: str, expires_in: int = 7200) -> None:
+        self.tokens = list(tokens)
+        self.expires_in = expires_in
+        self.calls: list[tuple[str, str, Mapping[str, Any] | None]] = []
+
+    async def __call__(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Mapping[str, Any] | None = None,
+        idempotent: bool,
+    ) -> Mapping[str, Any]:
+        self.calls.append((method, path, json if json is not None else params))
+        await anyio.sleep(0.01)
+        token = self.tokens.pop(0) if len(self.tokens) > 1 else self.tokens[0]
+        return {"access_token": token, "expires_in": self.expires_in}
+
+    @property
+    def forced(self) -> list[bool]:
+        return [bool(body and body.get("force_refresh")) for _, _, body in self.calls]
+
+
+async def test_200_concurrent_calls_on_a_cold_cache_fetch_one_token(
+    fake: FakeWeChat, oa: OfficialAccountClient
+) -> None:
+    async with anyio.create_task_group() as group:
+        for _ in range(200):
+            group.start_soon(oa.kf_accounts.list)
+    assert fake.token_fetches == 1
+    assert len(fake.calls_to("/cgi-bin/customservice/getkflist")) == 200
+
+
+async def test_a_burst_of_token_errors_causes_one_refetch(
+    fake: FakeWeChat, oa: OfficialAccountClient
+) -> None:
+    await oa.kf_accounts.list()
+    fake.revoke_tokens()
+    fake.faults.latency = 0.02  # so that all 50 are in flight with the revoked token
+    async with anyio.create_task_group() as group:
+        for _ in range(50):
+            group.start_soon(oa.kf_accounts.list)
+    assert fake.token_fetches == 2
+    rejected = [c for c in fake.calls if c.errcode == 40001]
+    assert len(rejected) == 50
+
+
+async def test_expired_token_on_the_server_is_refreshed_transparently(
+    fake: FakeWeChat, oa: OfficialAccountClient
+) -> None:
+    await oa.kf_accounts.list()
+    fake.advance(7200)
+    await oa.kf_accounts.list()
+    assert [c.errcode for c in fake.calls_to("/cgi-bin/customservice/getkflist")] == [
+        None,
+        42001,
+        None,
+    ]
+    assert fake.token_fetches == 2
+
+
+async def test_token_is_cached_until_300_seconds_before_expiry() -> None:
+    clock, fetch = Clock(), Fetcher("t1", "t2")
+    provider = OfficialAccountTokenProvider("wxapp", "secret", fetch=fetch, clock=clock)
+    assert await provider.get_token() == "t1"
+    clock.now += 7200 - 301
+    assert await provider.get_token() == "t1"
+    clock.now += 2
+    assert await provider.get_token() == "t2"
+    assert len(fetch.calls) == 2
+
+
+async def test_invalidate_drops_only_the_token_that_is_still_cached() -> None:
+    store = MemoryTokenStore()
+    fetch = Fetcher("t1", "t2", "t3")
+    provider = WeComTokenProvider("ww1", "secret", fetch=fetch, store=store)
+    assert await provider.get_token() == "t1"
+    await provider.invalidate("t1")
+    assert await provider.get_token() == "t2"
+    await provider.invalidate("t1")  # a late report about the old token
+    assert await provider.get_token() == "t2"
+    assert len(fetch.calls) == 2
+
+
+async def test_stable_token_forces_a_refresh_only_when_a_normal_fetch_returns_the_bad_token() -> (
+    None
+):
+    clock = Clock()
+    fetch = Fetcher("same", "same", "fresh", "fresh")
+    provider = OfficialAccountTokenProvider("wx-force-1", "secret", fetch=fetch, clock=clock)
+    assert await provider.get_token() == "same"
+    await provider.invalidate("same")
+    assert await provider.get_token() == "fresh"
+    assert fetch.forced == [False, False, True]
+    assert all(path == "/cgi-bin/stable_token" for _, path, _ in fetch.calls)
+
+
+async def test_stable_token_forced_refresh_at_most_once_per_30_seconds_per_appid() -> None:
+    clock = Clock()
+    fetch = Fetcher("a", "a", "b", "b", "b", "c")
+    provider = OfficialAccountTokenProvider("wx-force-2", "secret", fetch=fetch, clock=clock)
+    await provider.get_token()
+    await provider.invalidate("a")
+    assert await provider.get_token() == "b"  # normal "a", then forced "b"
+    clock.now += 10
+    await provider.invalidate("b")
+    assert await provider.get_token() == "b"  # normal "b"; a second force is not allowed yet
+    clock.now += 25
+    await provider.invalidate("b")
+    assert await provider.get_token() == "c"  # 35 s later: normal "b", then forced "c"
+    assert fetch.forced == [False, False, True, False, False, True]
+
+
+async def test_stable_token_normal_fetch_returning_a_new_token_forces_nothing() -> None:
+    fetch = Fetcher("a", "b")
+    provider = OfficialAccountTokenProvider("wx-force-3", "secret", fetch=fetch)
+    await provider.get_token()
+    await provider.invalidate("a")
+    assert await provider.get_token() == "b"
+    assert fetch.forced == [False, False]
+
+
+async def test_classic_token_uses_get_cgi_bin_token(fake: FakeWeChat) -> None:
+    app = fake.register_official_account()
+    http = httpx.AsyncClient(transport=fake.transport)
+    async with http, OfficialAccountClient(
+        app.appid, app.secret, use_stable_token=False, http_client=http
+    ) as client:
+        await client.kf_accounts.list()
+    assert [c.path for c in fake.calls][0] == "/cgi-bin/token"
+    assert fake.calls[0].params["secret"] == "<redacted>"
+
+
+async def test_wrong_secret_raises_credential_error_after_one_request(fake: FakeWeChat) -> None:
+    app = fake.register_official_account()
+    http = httpx.AsyncClient(transport=fake.transport)
+    async with http, OfficialAccountClient(app.appid, "wrong-secret", http_client=http) as client:
+        with pytest.raises(CredentialError) as info:
+            await client.kf_accounts.list()
+    assert info.value.errcode == 40125
+    assert len(fake.calls) == 1
+
+
+@pytest.mark.parametrize("errcode", [40013, 40164, 61004, 40243, 89503, 40002])
+async def test_token_endpoint_rejections_raise_credential_error_at_once(
+    secret_watch: set[str], errcode: int
+) -> None:
+    secret_watch.add(SECRET)
+    script = Scripted(token_replies=({"errcode": errcode, "errmsg": "no rid: r-1"},))
+    async with OfficialAccountClient("wx", SECRET, http_client=script.client()) as client:
+        with pytest.raises(CredentialError) as info:
+            await client.kf_accounts.list()
+    assert info.value.errcode == errcode
+    assert info.value.rid == "r-1"
+    assert len(script.requests) == 1
+
+
+async def test_token_endpoint_quota_raises_rate_limit_error(secret_watch: set[str]) -> None:
+    secret_watch.add(SECRET)
+    script = Scripted(token_replies=({"errcode": 45009, "errmsg": "quota"},))
+    async with OfficialAccountClient("wx", SECRET, http_client=script.client()) as client:
+        with pytest.raises(RateLimitError):
+            await client.kf_accounts.list()
+    assert len(script.requests) == 1
+
+
+async def test_token_fetch_is_retried_on_busy_5xx_and_connect_errors(
+    secret_watch: set[str],
+) -> None:
+    secret_watch.add(SECRET)
+    replies = ({"errcode": -1, "errmsg": "busy"}, httpx.Response(502), httpx.ConnectError("x"))
+    script = Scripted(token_replies=replies)
+    async with OfficialAccountClient("wx", SECRET, http_client=script.client()) as client:
+        await client.kf_accounts.list()
+    secret_watch.update(script.issued())
+    assert len(script.token_requests) == 4
+    assert len(script.business_requests) == 1
+
+
+async def test_wecom_gettoken_40001_is_a_wrong_secret_not_a_refresh(
+    fake: FakeWeChat, corp: tuple[str, str, str]
+) -> None:
+    http = httpx.AsyncClient(transport=fake.transport)
+    async with http, WeComClient(corp[0], "not-the-secret", http_client=http) as client:
+        with pytest.raises(CredentialError) as info:
+            await client.servicers.list(corp[2])
+    assert info.value.errcode == 40001
+    assert fake.token_fetches == 1
+    assert len(fake.calls) == 1
+
+
+async def test_wecom_tokens_are_cached_per_corpid_and_secret_pair() -> None:
+    store = MemoryTokenStore()
+    one, other = Fetcher("t-app1"), Fetcher("t-app2")
+    app1 = WeComTokenProvider("ww1", "secret-1", fetch=one, store=store)
+    app2 = WeComTokenProvider("ww1", "secret-2", fetch=other, store=store)
+    app1_again = WeComTokenProvider("ww1", "secret-1", fetch=one, store=store)
+    assert await app1.get_token() == "t-app1"
+    assert await app2.get_token() == "t-app2"
+    assert await app1_again.get_token() == "t-app1"
+    assert len(one.calls) == 1
+    assert len(other.calls) == 1
+
+
+async def test_static_provider_is_used_as_is_and_a_rejected_token_raises(
+    secret_watch: set[str],
+) -> None:
+    secret_watch.add("static-token-value")
+    script = Scripted(*([{"errcode": 40001, "errmsg": "invalid"}] * 2))
+    provider = StaticTokenProvider("static-token-value")
+    async with OfficialAccountClient(token_provider=provider, http_client=script.client()) as c:
+        with pytest.raises(AccessTokenError):
+            await c.kf_accounts.list()
+    assert script.token_requests == []
+    assert [r.url.params["access_token"] for r in script.requests] == ["static-token-value"] * 2
+    assert "static-token-value" not in repr(provider)
+
+
+async def test_cancelled_token_fetch_leaves_the_provider_usable() -> None:
+    fetch = Fetcher("t1")
+    provider = WeComTokenProvider("ww1", "secret", fetch=fetch)
+    with anyio.move_on_after(0.001):
+        await provider.get_token()
+    assert await provider.get_token() == "t1"
+
+
+def test_access_token_repr_hides_the_value() -> None:
+    token = AccessToken(value="very-secret-token", expires_at=1.0)
+    assert "very-secret-token" not in repr(token)
+    assert "very-secret-token" not in str(token)
+
+
+def test_providers_repr_shows_the_app_id_only() -> None:
+    provider = OfficialAccountTokenProvider("wxapp", "the-secret", fetch=Fetcher("t"))
+    wecom = WeComTokenProvider("ww1", "the-corpsecret", fetch=Fetcher("t"))
+    assert "wxapp" in repr(provider)
+    assert "the-secret" not in repr(provider)
+    assert "the-corpsecret" not in repr(wecom)
+
+
+@pytest.mark.parametrize("bad", ["", " ", "has space"])
+def test_providers_refuse_blank_credentials(bad: str) -> None:
+    with pytest.raises(ValueError):
+        WeComTokenProvider(bad, "secret", fetch=Fetcher("t"))
+    with pytest.raises(ValueError):
+        OfficialAccountTokenProvider("wx", bad, fetch=Fetcher("t"))
+
+
+@pytest.mark.parametrize("bad", ["", "   "])
+def test_static_provider_refuses_a_blank_token(bad: str) -> None:
+    with pytest.raises(ValueError):
+        StaticTokenProvider(bad)

@@ -1,0 +1,300 @@
+"""The transport: token on every attempt, errcode -> exception, the retry policy, decoding."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from tests._scripted import SECRET, Scripted
+from wechat_kf import (
+    AccessTokenError,
+    APIError,
+    ClientClosedError,
+    InvalidResponseError,
+    OfficialAccountClient,
+    PermissionDeniedError,
+    RateLimitError,
+    TransportError,
+)
+from wechat_kf._transport import MAX_BODY_BYTES, check_base_url, redact
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def scripted(secret_watch: set[str]) -> AsyncIterator[Scripted]:
+    script = Scripted()
+    yield script
+    secret_watch.add(SECRET)
+    secret_watch.update(script.issued())
+
+
+def oa_client(script: Scripted, **options: object) -> OfficialAccountClient:
+    return OfficialAccountClient("wxappid", SECRET, http_client=script.client(), **options)  # type: ignore[arg-type]
+
+
+async def test_busy_errcode_is_retried_then_succeeds(scripted: Scripted) -> None:
+    scripted.business.extend([{"errcode": -1, "errmsg": "system error"}] * 2)
+    async with oa_client(scripted) as client:
+        assert await client.kf_accounts.list() == []
+    assert len(scripted.business_requests) == 3
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 429])
+async def test_http_5xx_and_429_are_retried(scripted: Scripted, status: int) -> None:
+    scripted.business.append(httpx.Response(status, text="<html>bad gateway</html>"))
+    async with oa_client(scripted) as client:
+        await client.kf_accounts.add("a@gh_x", nickname="n")
+    assert len(scripted.business_requests) == 2
+
+
+async def test_http_5xx_after_all_retries_raises_transport_error_with_status(
+    scripted: Scripted,
+) -> None:
+    scripted.business.extend([httpx.Response(502)] * 10)
+    async with oa_client(scripted, max_retries=2) as client:
+        with pytest.raises(TransportError) as info:
+            await client.kf_accounts.list()
+    assert info.value.status_code == 502
+    assert len(scripted.business_requests) == 3
+
+
+async def test_max_retries_one_means_at_most_two_requests(scripted: Scripted) -> None:
+    scripted.business.extend([{"errcode": -1, "errmsg": "busy"}] * 5)
+    async with oa_client(scripted, max_retries=1) as client:
+        with pytest.raises(APIError) as info:
+            await client.kf_accounts.list()
+    assert info.value.errcode == -1
+    assert len(scripted.business_requests) == 2
+
+
+async def test_max_retries_zero_sends_once(scripted: Scripted) -> None:
+    scripted.business.append(httpx.Response(503))
+    async with oa_client(scripted, max_retries=0) as client:
+        with pytest.raises(TransportError):
+            await client.kf_accounts.list()
+    assert len(scripted.business_requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("errcode", "exc"), [(45009, RateLimitError), (48001, PermissionDeniedError)]
+)
+async def test_quota_and_permission_errors_raise_after_exactly_one_request(
+    scripted: Scripted, errcode: int, exc: type[APIError]
+) -> None:
+    scripted.business.append({"errcode": errcode, "errmsg": f"nope rid: abc-{errcode}"})
+    async with oa_client(scripted) as client:
+        with pytest.raises(exc) as info:
+            await client.kf_accounts.list()
+    assert info.value.errcode == errcode
+    assert info.value.rid == f"abc-{errcode}"
+    assert info.value.path == "/cgi-bin/customservice/getkflist"
+    assert len(scripted.business_requests) == 1
+
+
+@pytest.mark.parametrize("errcode", [45011, 45033])
+async def test_minute_quota_and_concurrency_limit_are_retried(
+    scripted: Scripted, errcode: int
+) -> None:
+    scripted.business.append({"errcode": errcode, "errmsg": "slow down"})
+    async with oa_client(scripted) as client:
+        await client.kf_accounts.list()
+    assert len(scripted.business_requests) == 2
+
+
+async def test_expired_token_is_refreshed_and_the_call_retried_with_the_new_token(
+    scripted: Scripted,
+) -> None:
+    scripted.business.append({"errcode": 42001, "errmsg": "access_token expired"})
+    async with oa_client(scripted) as client:
+        await client.kf_accounts.list()
+    tokens = [r.url.params["access_token"] for r in scripted.business_requests]
+    assert tokens == [f"tok-1-{SECRET}", f"tok-2-{SECRET}"]
+    assert len(scripted.token_requests) == 2
+
+
+async def test_token_refresh_does_not_use_up_a_retry(scripted: Scripted) -> None:
+    scripted.business.extend(
+        [{"errcode": 40001, "errmsg": "not latest"}, {"errcode": -1, "errmsg": "busy"}]
+    )
+    async with oa_client(scripted, max_retries=1) as client:
+        await client.kf_accounts.list()
+    assert len(scripted.business_requests) == 3
+
+
+async def test_second_token_error_raises_access_token_error(scripted: Scripted) -> None:
+    scripted.business.extend([{"errcode": 40014, "errmsg": "invalid"}] * 3)
+    async with oa_client(scripted) as client:
+        with pytest.raises(AccessTokenError) as info:
+            await client.kf_accounts.list()
+    assert info.value.errcode == 40014
+    assert len(scripted.business_requests) == 2
+    assert len(scripted.token_requests) == 2
+
+
+async def test_read_timeout_on_add_is_not_retried_and_may_have_applied(scripted: Scripted) -> None:
+    scripted.business.append(httpx.ReadTimeout("timed out"))
+    async with oa_client(scripted) as client:
+        with pytest.raises(TransportError) as info:
+            await client.kf_accounts.add("a@gh_x", nickname="n")
+    assert info.value.maybe_applied is True
+    assert isinstance(info.value.__cause__, httpx.ReadTimeout)
+    assert len(scripted.business_requests) == 1
+
+
+async def test_read_timeout_on_list_is_retried(scripted: Scripted) -> None:
+    scripted.business.append(httpx.ReadTimeout("timed out"))
+    async with oa_client(scripted) as client:
+        assert await client.kf_accounts.list() == []
+    assert len(scripted.business_requests) == 2
+
+
+async def test_dropped_connection_on_update_is_retried_because_update_is_idempotent(
+    scripted: Scripted,
+) -> None:
+    scripted.business.append(httpx.RemoteProtocolError("Server disconnected"))
+    async with oa_client(scripted) as client:
+        await client.kf_accounts.update("a@gh_x", nickname="n")
+    assert len(scripted.business_requests) == 2
+
+
+async def test_connect_error_is_retried_and_reported_as_not_applied(scripted: Scripted) -> None:
+    scripted.business.extend([httpx.ConnectError("refused")] * 3)
+    async with oa_client(scripted, max_retries=2) as client:
+        with pytest.raises(TransportError) as info:
+            await client.kf_accounts.add("a@gh_x", nickname="n")
+    assert info.value.maybe_applied is False
+    assert len(scripted.business_requests) == 3
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"<html><body>502 Bad Gateway</body></html>", b'{"errcode": 0, "kf_li', b"", b"[1, 2]"],
+    ids=["html", "truncated", "empty", "not-an-object"],
+)
+async def test_unreadable_body_raises_invalid_response_at_once(
+    scripted: Scripted, body: bytes
+) -> None:
+    scripted.business.append(httpx.Response(200, content=body))
+    async with oa_client(scripted) as client:
+        with pytest.raises(InvalidResponseError):
+            await client.kf_accounts.list()
+    assert len(scripted.business_requests) == 1
+
+
+async def test_wrong_shape_raises_invalid_response(scripted: Scripted) -> None:
+    scripted.business.append({"kf_list": [{"kf_account": 12.5}]})
+    async with oa_client(scripted) as client:
+        with pytest.raises(InvalidResponseError):
+            await client.kf_accounts.list()
+
+
+async def test_errcode_read_from_a_wrong_content_type_still_maps(scripted: Scripted) -> None:
+    scripted.business.append(
+        httpx.Response(200, content=b'{"errcode":65406,"errmsg":"exists"}', headers={})
+    )
+    async with oa_client(scripted) as client:
+        with pytest.raises(APIError) as info:
+            await client.kf_accounts.add("a@gh_x", nickname="n")
+    assert info.value.errcode == 65406
+
+
+async def test_oversized_body_raises_invalid_response(scripted: Scripted) -> None:
+    scripted.business.append(httpx.Response(200, content=b" " * (MAX_BODY_BYTES + 1)))
+    async with oa_client(scripted) as client:
+        with pytest.raises(InvalidResponseError):
+            await client.kf_accounts.list()
+
+
+async def test_redirect_is_not_followed_and_never_carries_the_token_elsewhere(
+    scripted: Scripted,
+) -> None:
+    scripted.business.append(
+        httpx.Response(302, headers={"location": "https://evil.example/steal"})
+    )
+    async with oa_client(scripted) as client:
+        with pytest.raises(InvalidResponseError) as info:
+            await client.kf_accounts.list()
+    assert info.value.status_code == 302
+    assert all(r.url.host == "api.weixin.qq.com" for r in scripted.requests)
+
+
+async def test_redirect_is_not_followed_even_when_the_callers_client_follows(
+    scripted: Scripted,
+) -> None:
+    scripted.business.append(httpx.Response(302, headers={"location": "https://evil.example/"}))
+    http = httpx.AsyncClient(transport=httpx.MockTransport(scripted), follow_redirects=True)
+    async with OfficialAccountClient("wxappid", SECRET, http_client=http) as client:
+        with pytest.raises(InvalidResponseError):
+            await client.kf_accounts.list()
+    assert all(r.url.host == "api.weixin.qq.com" for r in scripted.requests)
+
+
+async def test_access_token_is_sent_on_every_attempt(scripted: Scripted) -> None:
+    scripted.business.extend([httpx.Response(503), httpx.Response(503)])
+    async with oa_client(scripted) as client:
+        await client.kf_accounts.list()
+    assert [r.url.params.get("access_token") for r in scripted.business_requests] == [
+        f"tok-1-{SECRET}"
+    ] * 3
+
+
+async def test_closed_client_refuses_calls(scripted: Scripted) -> None:
+    client = oa_client(scripted)
+    await client.aclose()
+    with pytest.raises(ClientClosedError):
+        await client.kf_accounts.list()
+    assert scripted.requests == []
+
+
+async def test_debug_line_per_request_and_warning_per_retry(
+    scripted: Scripted, caplog: pytest.LogCaptureFixture
+) -> None:
+    scripted.business.append({"errcode": -1, "errmsg": "busy"})
+    caplog.set_level(logging.DEBUG, logger="wechat_kf")
+    async with oa_client(scripted) as client:
+        await client.kf_accounts.list()
+    debug = [r for r in caplog.records if r.name == "wechat_kf.transport" and r.levelno == 10]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len([r for r in debug if "getkflist" in r.getMessage()]) == 2
+    assert len(warnings) == 1
+    assert "errcode -1" in warnings[0].getMessage()
+    assert "retrying in" in warnings[0].getMessage()
+
+
+async def test_httpx_request_log_line_has_the_token_redacted(
+    scripted: Scripted, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with oa_client(scripted, use_stable_token=False) as client:
+        await client.kf_accounts.list()
+    lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert any("access_token=<redacted>" in line for line in lines)
+    assert any("secret=<redacted>" in line for line in lines)
+    assert not any(SECRET in line for line in lines)
+
+
+def test_plain_http_is_refused_unless_loopback() -> None:
+    with pytest.raises(ValueError, match="https"):
+        check_base_url("http://api.weixin.qq.com")
+    with pytest.raises(ValueError, match="https"):
+        check_base_url("http://10.0.0.1:8080")
+    assert check_base_url("http://127.0.0.1:8765/") == "http://127.0.0.1:8765"
+    assert check_base_url("http://localhost:8765") == "http://localhost:8765"
+    assert check_base_url("http://[::1]:8765") == "http://[::1]:8765"
+    assert check_base_url("https://api.weixin.qq.com") == "https://api.weixin.qq.com"
+
+
+def test_client_refuses_plain_http_base_url() -> None:
+    with pytest.raises(ValueError):
+        OfficialAccountClient("wx", "s", base_url="http://api.weixin.qq.com")
+
+
+def test_redact_masks_every_secret_parameter() -> None:
+    text = "GET /x?access_token=abc&corpsecret=def&secret=ghi&corpid=ww1"
+    assert redact(text) == (
+        "GET /x?access_token=<redacted>&corpsecret=<redacted>&secret=<redacted>&corpid=ww1"
+    )

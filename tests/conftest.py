@@ -55,7 +55,7 @@ def secret_watch() -> Iterator[set[str]]:
         yield watched
     finally:
         root.removeHandler(handler)
-        for lg, level in zip(loggers, levels):
+        for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
     leaks = [(s, text) for s in watched if s for text in handler.texts if s in text]
     assert not leaks, f"secret leaked into a log record: {leaks[0][1]!r}"
@@ -97,9 +97,7 @@ def corp(fake: FakeWeChat) -> tuple[str, str, str]:
 
 
 @pytest.fixture
-async def wc(
-    corp: tuple[str, str, str], http: httpx.AsyncClient
-) -> AsyncIterator[WeComClient]:
+async def wc(corp: tuple[str, str, str], http: httpx.AsyncClient) -> AsyncIterator[WeComClient]:
     """A WeCom client for the ``corp`` fixture's app."""
     async with WeComClient(corp[0], corp[1], http_client=http) as client:
         yield client

@@ -1,4 +1,4 @@
-"""Token providers: caching, single flight, compare-and-invalidate, stable_token's forced refresh."""
+"""Token providers: caching, single flight, compare-and-invalidate, forced stable_token refresh."""
 
 from __future__ import annotations
 
@@ -164,11 +164,14 @@ async def test_stable_token_normal_fetch_returning_a_new_token_forces_nothing() 
 async def test_classic_token_uses_get_cgi_bin_token(fake: FakeWeChat) -> None:
     app = fake.register_official_account()
     http = httpx.AsyncClient(transport=fake.transport)
-    async with http, OfficialAccountClient(
-        app.appid, app.secret, use_stable_token=False, http_client=http
-    ) as client:
+    async with (
+        http,
+        OfficialAccountClient(
+            app.appid, app.secret, use_stable_token=False, http_client=http
+        ) as client,
+    ):
         await client.kf_accounts.list()
-    assert [c.path for c in fake.calls][0] == "/cgi-bin/token"
+    assert fake.calls[0].path == "/cgi-bin/token"
     assert fake.calls[0].params["secret"] == "<redacted>"
 
 

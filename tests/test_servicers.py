@@ -1,0 +1,360 @@
+"""Servicers: validation, batching, concurrency, partial failure, cancellation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from tests._scripted import SECRET, Scripted
+from wechat_kf import (
+    BatchError,
+    OpenKfidError,
+    ServicerStatus,
+    TransportError,
+    WeComClient,
+)
+from wechat_kf.testing import FakeWeChat
+
+pytestmark = pytest.mark.anyio
+
+ADD = "/cgi-bin/kf/servicer/add"
+DEL = "/cgi-bin/kf/servicer/del"
+
+
+def sent_userids(fake: FakeWeChat, path: str = ADD) -> list[str]:
+    return [
+        u for c in fake.calls_to(path) if c.status == 200 for u in c.json.get("userid_list", [])
+    ]
+
+
+async def test_250_ids_go_in_3_requests_each_id_once_in_input_order(
+    fake: FakeWeChat, wc: WeComClient, corp: tuple[str, str, str]
+) -> None:
+    ids = [f"u{i}" for i in range(245)] + ["ghost1", "ghost2", "ghost3", "ghost4", "ghost5"]
+    result = await wc.servicers.add(corp[2], ids)
+    calls = fake.calls_to(ADD)
+    assert sorted(len(c.json["userid_list"]) for c in calls) == [50, 100, 100]
+    assert sorted(sent_userids(fake)) == sorted(ids)
+    assert [item.userid for item in result.items] == ids
+    assert [item.userid for item in result.failed] == ids[-5:]
+    assert {item.errcode for item in result.failed} == {60111}
+    assert len(result.succeeded) == 245
+    assert not result.ok
+    assert set(fake.servicers(corp[2])) == set(ids[:245])
+
+
+async def test_requests_run_concurrently_against_a_slow_server(
+    fake: FakeWeChat, wc: WeComClient, corp: tuple[str, str, str]
+) -> None:
+    fake.faults.latency = 0.2
+    started = anyio.current_time()
+    await wc.servicers.add(corp[2], [f"u{i}" for i in range(800)])
+    elapsed = anyio.current_time() - started
+    # 8 requests at max_concurrency 8 take one round trip (+ the token), not eight.
+    assert elapsed < 0.2 * 8 / 2
+
+
+class InFlight:
+    """An httpx transport around the fake that records the peak of concurrent servicer calls."""
+
+    def __init__(self, fake: FakeWeChat, latency: float = 0.02) -> None:
+        self.inner = fake.transport
+        self.latency = latency
+        self.now = 0
+        self.peak = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        business = "/servicer/" in request.url.path
+        if business:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+        try:
+            await anyio.sleep(self.latency)
+            return await self.inner.handle_async_request(request)
+        finally:
+            if business:
+                self.now -= 1
+
+
+def client_with(transport: Any, corp: tuple[str, str, str], **options: Any) -> WeComClient:
+    http = httpx.AsyncClient(transport=transport)
+    return WeComClient(corp[0], corp[1], http_client=http, **options)
+
+
+async def test_max_concurrency_is_never_exceeded_even_across_concurrent_batches(
+    fake: FakeWeChat, corp: tuple[str, str, str]
+) -> None:
+    counter = InFlight(fake)
+    async with (
+        client_with(counter, corp, max_concurrency=2) as client,
+        anyio.create_task_group() as group,
+    ):
+        group.start_soon(client.servicers.add, corp[2], [f"u{i}" for i in range(500)])
+        group.start_soon(client.servicers.add, corp[2], [f"u{i}" for i in range(500, 1000)])
+    assert counter.peak == 2
+    assert len(fake.calls_to(ADD)) == 10
+
+
+async def test_more_than_one_request_is_in_flight_at_the_default_concurrency(
+    fake: FakeWeChat, corp: tuple[str, str, str]
+) -> None:
+    counter = InFlight(fake)
+    async with client_with(counter, corp) as client:
+        await client.servicers.add(corp[2], [f"u{i}" for i in range(1000)])
+    assert counter.peak == 8
+
+
+async def test_userids_and_departments_share_requests(
+    fake: FakeWeChat, wc: WeComClient, corp: tuple[str, str, str]
+) -> None:
+    result = await wc.servicers.add(corp[2], ["u1", "u2", "u3"], department_ids=[5, 6])
+    (call,) = fake.calls_to(ADD)
+    assert call.json["userid_list"] == ["u1", "u2", "u3"]
+    assert call.json["department_id_list"] == [5, 6]
+    assert [(i.userid, i.department_id) for i in result.items] == [
+        ("u1", None),
+        ("u2", None),
+        ("u3", None),
+        (None, 5),
+        (None, 6),
+    ]
+    assert result.ok
+
+
+async def test_150_userids_and_120_departments_make_two_requests(
+    fake: FakeWeChat, wc: WeComClient, corp: tuple[str, str, str]
+) -> None:
+    fake.add_departments(corp[0], range(1, 121))
+    result = await wc.servicers.add(
+        corp[2], [f"u{i}" for i in range(150)], department_ids=range(1, 121)
+    )
+    calls = fake.calls_to(ADD)
+    shapes = sorted(
+        (len(c.json.get("userid_list", [])), len(c.json.get("department_id_list", [])))
+        for c in calls
+    )
+    assert shapes == [(50, 20), (100, 100)]
+    assert len(result.items) == 270
+
+
+async def test_duplicates_are_dropped_first_kept(
+    fake: FakeWeChat, wc: WeComClient, corp: tuple[str, str, str]
+) -> None:
+    result = await wc.servicers.add(corp[2], ["u2", "u1", "u2", "u1"], department_ids=[3, 3])
+    assert sent_userids(fake) == ["u2", "u1"]
+    assert [i.userid or i.department_id for i in result.items] == ["u2", "u1", 3]
+
+
+async def test_ids_from_a_generator_are_accepted(
+    fake: FakeWeChat, wc: WeComClient, corp: tuple[str, str, str]
+) -> None:
+    result = await wc.servicers.add(corp[2], (f"u{i}" for i in range(3)))
+    assert len(result.items) == 3
+
+
+async def test_already_servicer_reported_as_ignored_counts_as_success(
+    wc: WeComClient, corp: tuple[str, str, str]
+) -> None:
+    await wc.servicers.add(corp[2], ["u1"])
+    result = await wc.servicers.add(corp[2], ["u1"])
+    (item,) = result.items
+    assert item.ok
+    assert item.errmsg == "ignored"
+
+
+async def test_delete_removes_and_reports_non_servicers(
+    fake: FakeWeChat, wc: WeComClient, corp: tuple[str, str, str]
+) -> None:
+    await wc.servicers.add(corp[2], ["u1", "u2"], department_ids=[4])
+    result = await wc.servicers.delete(corp[2], ["u1", "u3"], department_ids=[4])
+    assert [(i.userid or i.department_id, i.errcode) for i in result.items] == [
+        ("u1", 0),
+        ("u3", 95014),
+        (4, 0),
+    ]
+    assert fake.servicers(corp[2]) == {"u2": 0}
+
+
+async def test_list_returns_members_with_status_and_departments(
+    wc: WeComClient, corp: tuple[str, str, str]
+) -> None:
+    await wc.servicers.add(corp[2], ["u1"], department_ids=[7])
+    servicers = await wc.servicers.list(corp[2])
+    member = next(s for s in servicers if s.userid == "u1")
+    department = next(s for s in servicers if s.department_id == 7)
+    assert member.status is ServicerStatus.SERVING
+    assert member.department_id is None
+    assert department.userid is None
+    assert department.status is None
+
+
+async def test_list_of_unknown_open_kfid_raises_open_kfid_error(wc: WeComClient) -> None:
+    with pytest.raises(OpenKfidError) as info:
+        await wc.servicers.list("wkdoesnotexist")
+    assert info.value.errcode == 95000
+
+
+async def test_busy_twice_then_success_processes_everything(
+    fake: FakeWeChat, corp: tuple[str, str, str]
+) -> None:
+    calls: list[int] = []
+    real = fake.transport
+
+    class BusyTwice(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path == ADD:
+                calls.append(1)
+                if len(calls) <= 2:
+                    return httpx.Response(200, json={"errcode": -1, "errmsg": "busy"})
+            return await real.handle_async_request(request)
+
+    async with client_with(BusyTwice(), corp) as client:
+        result = await client.servicers.add(corp[2], ["u1", "u2"])
+    assert result.ok
+    assert len(calls) == 3
+
+
+class FailBatch(httpx.AsyncBaseTransport):
+    """Fails every servicer request that carries ``poison`` with ``reply``; the rest go to the
+    fake."""
+
+    def __init__(self, fake: FakeWeChat, poison: str, reply: dict[str, Any] | int) -> None:
+        self.real = fake.transport
+        self.poison = poison
+        self.reply = reply
+        self.attempts = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path in (ADD, DEL) and self.poison.encode() in await request.aread():
+            self.attempts += 1
+            if isinstance(self.reply, int):
+                return httpx.Response(self.reply)
+            return httpx.Response(200, json=self.reply)
+        return await self.real.handle_async_request(request)
+
+
+async def test_a_batch_failing_for_good_leaves_exactly_its_ids_unprocessed(
+    fake: FakeWeChat, corp: tuple[str, str, str]
+) -> None:
+    ids = [f"u{i}" for i in range(250)]
+    failing = FailBatch(fake, '"u100"', 502)
+    async with client_with(failing, corp, max_retries=2) as client:
+        with pytest.raises(BatchError) as info:
+            await client.servicers.add(corp[2], ids, department_ids=[1])
+        error = info.value
+        assert error.unprocessed_userids == ids[100:200]
+        assert error.unprocessed_department_ids == []
+        assert [i.userid or i.department_id for i in error.result.items] == [
+            *ids[:100],
+            *ids[200:],
+            1,
+        ]
+        assert failing.attempts == 3
+        assert len(error.errors) == 1
+        assert isinstance(error.errors[0], TransportError)
+        assert error.errors[0].status_code == 502
+        assert set(fake.servicers(corp[2])) == set(ids[:100] + ids[200:])
+        # the client stays usable after a BatchError, and the unprocessed ids can be resent
+        failing.poison = "no longer failing"
+        retry = await client.servicers.add(corp[2], error.unprocessed_userids)
+        assert retry.ok
+
+
+async def test_a_fatal_error_stops_the_requests_not_yet_sent(
+    fake: FakeWeChat, corp: tuple[str, str, str]
+) -> None:
+    ids = [f"u{i}" for i in range(1000)]
+    failing = FailBatch(fake, '"open_kfid"', {"errcode": 48001, "errmsg": "api unauthorized"})
+    async with client_with(failing, corp, max_concurrency=1) as client:
+        with pytest.raises(BatchError) as info:
+            await client.servicers.add(corp[2], ids)
+    assert info.value.unprocessed_userids == ids
+    assert info.value.result.items == ()
+    assert failing.attempts == 1
+    assert fake.calls_to(ADD) == []
+
+
+async def test_every_id_is_either_processed_or_unprocessed_never_both(
+    fake: FakeWeChat, corp: tuple[str, str, str]
+) -> None:
+    ids = [f"u{i}" for i in range(1000)]
+    failing = FailBatch(fake, '"u300"', {"errcode": 45009, "errmsg": "frequency"})
+    async with client_with(failing, corp) as client:
+        with pytest.raises(BatchError) as info:
+            await client.servicers.add(corp[2], ids)
+    processed = [i.userid for i in info.value.result.items]
+    unprocessed = info.value.unprocessed_userids
+    assert sorted(processed + unprocessed) == sorted(ids)
+    assert not set(processed) & set(unprocessed)
+    assert unprocessed == ids[300:400]
+
+
+async def test_unreported_ids_get_errcode_none_and_count_as_failed(
+    fake: FakeWeChat, corp: tuple[str, str, str], secret_watch: set[str]
+) -> None:
+    secret_watch.add(SECRET)
+    script = Scripted(
+        {"errcode": 0, "result_list": [{"userid": "a", "errcode": 0, "errmsg": "success"}]}
+    )
+    async with WeComClient("ww", SECRET, http_client=script.client()) as client:
+        result = await client.servicers.add("wkid", ["a", "b"])
+    secret_watch.update(script.issued())
+    assert [(i.userid, i.errcode, i.ok) for i in result.items] == [
+        ("a", 0, True),
+        ("b", None, False),
+    ]
+    assert result.failed == [result.items[1]]
+
+
+async def test_cancelling_the_caller_mid_batch_cancels_promptly_and_keeps_the_client(
+    fake: FakeWeChat, wc: WeComClient, corp: tuple[str, str, str]
+) -> None:
+    fake.faults.latency = 5.0
+    with anyio.move_on_after(0.2) as scope:
+        await wc.servicers.add(corp[2], [f"u{i}" for i in range(1000)])
+    assert scope.cancelled_caught
+    fake.faults.latency = 0.0
+    result = await wc.servicers.add(corp[2], ["u1"])
+    assert result.ok
+
+
+def bad_arguments() -> Iterator[Any]:
+    yield pytest.param("", ["u1"], (), ValueError, id="empty open_kfid")
+    yield pytest.param("wk x", ["u1"], (), ValueError, id="spaced open_kfid")
+    yield pytest.param(None, ["u1"], (), TypeError, id="open_kfid None")
+    yield pytest.param("wk", "u1", (), TypeError, id="bare str userids")
+    yield pytest.param("wk", [""], (), ValueError, id="empty userid")
+    yield pytest.param("wk", [1], (), TypeError, id="int userid")
+    yield pytest.param("wk", None, (), TypeError, id="userids None")
+    yield pytest.param("wk", ["u1"], [True], TypeError, id="bool department")
+    yield pytest.param("wk", ["u1"], [0], ValueError, id="zero department")
+    yield pytest.param("wk", ["u1"], [-3], ValueError, id="negative department")
+    yield pytest.param("wk", ["u1"], ["2"], TypeError, id="str department")
+    yield pytest.param("wk", ["u1"], 5, TypeError, id="department not iterable")
+    yield pytest.param("wk", [], [], ValueError, id="nothing to do")
+
+
+@pytest.mark.parametrize(("kfid", "userids", "departments", "exc"), list(bad_arguments()))
+@pytest.mark.parametrize("method", ["add", "delete"])
+async def test_bad_arguments_raise_before_any_request(
+    fake: FakeWeChat,
+    wc: WeComClient,
+    method: str,
+    kfid: Any,
+    userids: Any,
+    departments: Any,
+    exc: type[Exception],
+) -> None:
+    with pytest.raises(exc):
+        await getattr(wc.servicers, method)(kfid, userids, department_ids=departments)
+    assert fake.calls == []
+
+
+async def test_list_with_a_bad_open_kfid_sends_nothing(fake: FakeWeChat, wc: WeComClient) -> None:
+    with pytest.raises(ValueError):
+        await wc.servicers.list("")
+    assert fake.calls == []

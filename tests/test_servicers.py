@@ -358,3 +358,16 @@ async def test_list_with_a_bad_open_kfid_sends_nothing(fake: FakeWeChat, wc: WeC
     with pytest.raises(ValueError):
         await wc.servicers.list("")
     assert fake.calls == []
+
+
+async def test_progress_is_reported_after_each_request_up_to_the_total(
+    wc: WeComClient, corp: tuple[str, str, str]
+) -> None:
+    seen: list[tuple[int, int]] = []
+    await wc.servicers.add(
+        corp[2], [f"u{i}" for i in range(250)], on_progress=lambda d, t: seen.append((d, t))
+    )
+    assert len(seen) == 3
+    assert [t for _, t in seen] == [250, 250, 250]
+    assert sorted(d for d, _ in seen) == [d for d, _ in seen]
+    assert seen[-1] == (250, 250)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from itertools import zip_longest
 from typing import Any
 
@@ -24,7 +24,10 @@ from .errors import (
 )
 from .models import BatchResult, Servicer, ServicerResult
 
-__all__ = ["MAX_IDS_PER_REQUEST", "Servicers"]
+__all__ = ["MAX_IDS_PER_REQUEST", "ProgressCallback", "Servicers"]
+
+#: Called as ``on_progress(ids_done, ids_total)`` after each request of a batch.
+ProgressCallback = Callable[[int, int], None]
 
 #: WeChat takes at most 100 userids and 100 department ids per add or delete request.
 MAX_IDS_PER_REQUEST = 100
@@ -47,6 +50,14 @@ class _BatchState:
     by_department: dict[int, ServicerResult] = attrs.Factory(dict)
     errors: list[WeChatError] = attrs.Factory(list)
     stopped: bool = False
+    total: int = 0
+    done: int = 0
+    on_progress: ProgressCallback | None = None
+
+    def advance(self, chunk: _Chunk) -> None:
+        self.done += len(chunk.userids) + len(chunk.department_ids)
+        if self.on_progress is not None:
+            self.on_progress(self.done, self.total)
 
 
 class Servicers:
@@ -72,11 +83,15 @@ class Servicers:
         userids: Iterable[str] = (),
         *,
         department_ids: Iterable[int] = (),
+        on_progress: ProgressCallback | None = None,
     ) -> BatchResult:
         """Make the members ``userids`` and the departments ``department_ids`` servicers of
         ``open_kfid``; returns one item per distinct id, or raises ``BatchError`` when some
-        requests failed as a whole (their ids are listed there as unprocessed)."""
-        return await self._batch("/cgi-bin/kf/servicer/add", open_kfid, userids, department_ids)
+        requests failed as a whole (their ids are listed there as unprocessed). ``on_progress``
+        is called with (ids done, ids in all) after each request, for progress bars."""
+        return await self._batch(
+            "/cgi-bin/kf/servicer/add", open_kfid, userids, department_ids, on_progress
+        )
 
     async def delete(
         self,
@@ -84,10 +99,13 @@ class Servicers:
         userids: Iterable[str] = (),
         *,
         department_ids: Iterable[int] = (),
+        on_progress: ProgressCallback | None = None,
     ) -> BatchResult:
         """Remove the members ``userids`` and the departments ``department_ids`` from the
         servicers of ``open_kfid``; same results and errors as :meth:`add`."""
-        return await self._batch("/cgi-bin/kf/servicer/del", open_kfid, userids, department_ids)
+        return await self._batch(
+            "/cgi-bin/kf/servicer/del", open_kfid, userids, department_ids, on_progress
+        )
 
     async def _batch(
         self,
@@ -95,6 +113,7 @@ class Servicers:
         open_kfid: str,
         userids: Iterable[str],
         department_ids: Iterable[int],
+        on_progress: ProgressCallback | None,
     ) -> BatchResult:
         kfid = _validate.token_like("open_kfid", open_kfid)
         users = _validate.userids(userids)
@@ -105,7 +124,7 @@ class Servicers:
             _Chunk(list(u or ()), list(d or ()))
             for u, d in zip_longest(_cut(users), _cut(departments))
         ]
-        state = _BatchState()
+        state = _BatchState(total=len(users) + len(departments), on_progress=on_progress)
         async with anyio.create_task_group() as group:
             for chunk in chunks:
                 group.start_soon(self._run_chunk, path, kfid, chunk, state)
@@ -115,6 +134,7 @@ class Servicers:
         async with self._limiter:
             # A fatal failure elsewhere means this request cannot succeed: leave it unsent.
             if state.stopped:
+                state.advance(chunk)
                 return
             payload: dict[str, Any] = {"open_kfid": kfid}
             if chunk.userids:
@@ -128,6 +148,7 @@ class Servicers:
                 state.errors.append(exc)
                 if isinstance(exc, _FATAL):
                     state.stopped = True
+            state.advance(chunk)
 
 
 def _cut(ids: list[Any]) -> builtins.list[list[Any]]:

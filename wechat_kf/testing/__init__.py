@@ -13,6 +13,16 @@ for our tests and yours.
 from __future__ import annotations
 
 from ._fake import Call, FakeWeChat, Faults
+from ._sandbox import Sandbox, sandbox
 from ._state import KfAccountState, OfficialAccountApp, WeComApp
 
-__all__ = ["Call", "FakeWeChat", "Faults", "KfAccountState", "OfficialAccountApp", "WeComApp"]
+__all__ = [
+    "Call",
+    "FakeWeChat",
+    "Faults",
+    "KfAccountState",
+    "OfficialAccountApp",
+    "Sandbox",
+    "WeComApp",
+    "sandbox",
+]

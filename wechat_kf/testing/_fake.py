@@ -143,11 +143,20 @@ class FakeWeChat:
         """Create departments in the corp."""
         self._corp(corpid).departments.update(department_ids)
 
-    def create_kf_account(self, corpid: str, name: str = "客服") -> str:
+    def create_kf_account(
+        self, corpid: str, name: str = "客服", *, open_kfid: str | None = None
+    ) -> str:
         """Create a 微信客服 account in the corp and return its open_kfid."""
-        open_kfid = "wk" + secrets.token_hex(15)
+        open_kfid = open_kfid or "wk" + secrets.token_hex(15)
         self._corp(corpid).kf_accounts[open_kfid] = KfAccountOfCorp(open_kfid, name)
         return open_kfid
+
+    def add_kf_account(self, appid: str, kf_account: str, nickname: str) -> KfAccountState:
+        """Seed a kf account of an Official Account directly, as if it had been added."""
+        state = KfAccountState(kf_account, nickname, self._next_kf_id)
+        self._next_kf_id += 1
+        self.official_accounts[appid].kf_accounts[kf_account] = state
+        return state
 
     def accept_invite(self, appid: str, kf_account: str) -> None:
         """The invited WeChat user accepts: the kf account becomes bound to them."""
@@ -494,9 +503,7 @@ class FakeWeChat:
             return error
         if len(app.kf_accounts) >= MAX_KF_ACCOUNTS:
             return self._error(65405, "account number exceeds limit")
-        name = payload["kf_account"]
-        app.kf_accounts[name] = KfAccountState(name, payload["nickname"], self._next_kf_id)
-        self._next_kf_id += 1
+        self.add_kf_account(app.appid, payload["kf_account"], payload["nickname"])
         return self._ok()
 
     def _kf_update(self, app: OfficialAccountApp, payload: Any) -> dict[str, Any]:

@@ -476,7 +476,7 @@ def fake_server(host: str, port: int) -> None:
     )
     click.echo(f"  WeCom corpid  {box.corpid}    secret {box.wecom_secret}")
     click.echo(f"  open_kfid     {box.open_kfid}    members user0001..user1000, departments 1..10")
-    uvicorn.run(box.fake.app, host=host, port=port, log_level="warning")
+    uvicorn.run(box.fake.app, host=host, port=port, log_level="warning", interface="asgi3")
 
 
 @main.command()

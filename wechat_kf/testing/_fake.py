@@ -213,8 +213,14 @@ class FakeWeChat:
         ``httpx.AsyncClient(transport=fake.transport)``."""
         return _InProcessTransport(self)
 
-    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The fake as an ASGI application, to serve over loopback (``wechat-kf fake-server``)."""
+    @property
+    def app(self) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+        """The fake as an ASGI 3 application, to serve over loopback (``wechat-kf fake-server``,
+        or ``uvicorn`` in your own tests)."""
+        return _AsgiApp(self)
+
+    async def serve_asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one ASGI connection (what :attr:`app` calls)."""
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
@@ -660,6 +666,16 @@ class FakeWeChat:
                 for kf in accounts
             ],
         }
+
+
+class _AsgiApp:
+    """An ASGI 3 callable (an instance with an async ``__call__``, as servers expect)."""
+
+    def __init__(self, fake: FakeWeChat) -> None:
+        self._fake = fake
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._fake.serve_asgi(scope, receive, send)
 
 
 class _InProcessTransport(httpx.AsyncBaseTransport):

@@ -1,0 +1,228 @@
+"""The wechat-kf command: demo, oa accounts, wecom servicers, fake-server; exit codes and --json."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+from click.testing import CliRunner, Result
+
+from tests._servers import serve
+from wechat_kf import WeComClient
+from wechat_kf.cli import main
+from wechat_kf.testing import sandbox
+from wechat_kf.testing._sandbox import (
+    SANDBOX_CORPID,
+    SANDBOX_OA_SECRET,
+    SANDBOX_OPEN_KFID,
+    SANDBOX_WECOM_SECRET,
+)
+
+KFID = ["--open-kfid", SANDBOX_OPEN_KFID]
+
+
+def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> Result:
+    clean = {"WECHAT_APPID": "", "WECHAT_SECRET": "", "WECOM_CORPID": "", "WECOM_SECRET": ""}
+    return CliRunner().invoke(main, list(args), input=stdin, env={**clean, **(env or {})})
+
+
+def no_secrets(result: Result) -> None:
+    for secret in (SANDBOX_OA_SECRET, SANDBOX_WECOM_SECRET):
+        assert secret not in result.output
+
+
+def test_demo_runs_the_whole_tour_and_exits_0() -> None:
+    result = run("demo")
+    assert result.exit_code == 0, result.output
+    assert "995" in result.stdout  # servicers added
+    assert "60111" in result.stdout  # the unknown ids, listed
+    assert "demo@gh_sandbox" in result.stdout
+    no_secrets(result)
+
+
+def test_oa_list_json_in_the_sandbox() -> None:
+    result = run("oa", "accounts", "list", "--sandbox", "--json")
+    assert result.exit_code == 0, result.output
+    accounts = json.loads(result.stdout)
+    assert [a["kf_account"] for a in accounts] == ["support@gh_sandbox", "sales@gh_sandbox"]
+
+
+def test_oa_add_prints_a_confirmation() -> None:
+    result = run("oa", "accounts", "add", "new@gh_sandbox", "--nickname", "新人", "--sandbox")
+    assert result.exit_code == 0, result.output
+    assert "added new@gh_sandbox" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("oa", "accounts", "online"),
+        ("oa", "accounts", "update", "support@gh_sandbox", "--nickname", "x"),
+        ("oa", "accounts", "delete", "sales@gh_sandbox"),
+        ("oa", "accounts", "invite", "sales@gh_sandbox", "--invite-wx", "someone"),
+    ],
+)
+def test_oa_commands_succeed_in_the_sandbox(args: tuple[str, ...]) -> None:
+    result = run(*args, "--sandbox", "--json")
+    assert result.exit_code == 0, result.output
+
+
+def test_oa_avatar_uploads_a_file(tmp_path: Path) -> None:
+    image = tmp_path / "a.jpg"
+    image.write_bytes(b"\xff\xd8\xff" + b"\0" * 100)
+    result = run("oa", "accounts", "avatar", "support@gh_sandbox", str(image), "--sandbox")
+    assert result.exit_code == 0, result.output
+
+
+def test_bad_argument_exits_2_with_one_line_and_no_traceback() -> None:
+    result = run("oa", "accounts", "add", "a@gh_sandbox", "--nickname", "x" * 17, "--sandbox")
+    assert result.exit_code == 2
+    assert "nickname" in result.stderr
+    assert "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_credentials_exit_2() -> None:
+    result = run("oa", "accounts", "list")
+    assert result.exit_code == 2
+    assert "WECHAT_APPID" in result.stderr
+
+
+def test_api_error_exits_1_with_errcode_errmsg_and_rid() -> None:
+    result = run("oa", "accounts", "add", "support@gh_sandbox", "--nickname", "x", "--sandbox")
+    assert result.exit_code == 1
+    line = result.stderr.strip()
+    assert "errcode=65406" in line
+    assert "rid=" in line
+    assert "Traceback" not in result.output
+
+
+def test_servicers_add_from_a_file_of_250_ids(tmp_path: Path) -> None:
+    ids = [f"user{i:04d}" for i in range(1, 246)] + [f"ghost{i}" for i in range(5)]
+    path = tmp_path / "ids.txt"
+    path.write_text("# onboarding\n" + "\n".join(ids) + "\n\n", encoding="utf-8")
+    result = run("wecom", "servicers", "add", *KFID, "--userids-file", str(path), "--sandbox")
+    assert result.exit_code == 1  # five ids are not members
+    assert "245 ok, 5 failed" in result.stdout
+    assert "ghost0" in result.stdout
+
+
+def test_servicers_add_reads_stdin_and_prints_json() -> None:
+    ids = "\n".join(f"user{i:04d}" for i in range(1, 251))
+    result = run(
+        "wecom", "servicers", "add", *KFID, "--userids-file", "-", "--department-id", "3",
+        "--sandbox", "--json", stdin=ids,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["ok"] is True
+    assert len(data["items"]) == 251
+    assert data["items"][-1] == {
+        "userid": None,
+        "department_id": 3,
+        "errcode": 0,
+        "errmsg": "success",
+    }
+
+
+def test_servicers_with_no_ids_is_a_usage_error() -> None:
+    result = run("wecom", "servicers", "add", *KFID, "--sandbox")
+    assert result.exit_code == 2
+
+
+def test_unknown_open_kfid_reports_every_id_unprocessed() -> None:
+    result = run(
+        "wecom", "servicers", "delete", "--open-kfid", "wknope", "--userid", "user0001",
+        "--sandbox", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert data["unprocessed_userids"] == ["user0001"]
+    assert "95000" in data["errors"][0]
+
+
+def test_servicers_list_table() -> None:
+    result = run("wecom", "servicers", "list", *KFID, "--sandbox")
+    assert result.exit_code == 0, result.output
+    assert "userid" in result.stdout
+
+
+def test_credentials_from_the_environment_against_a_base_url() -> None:
+    box = sandbox()
+    env = {"WECOM_CORPID": SANDBOX_CORPID, "WECOM_SECRET": SANDBOX_WECOM_SECRET}
+    with serve(box.fake.app) as base_url:
+        added = run(
+            "wecom", "servicers", "add", *KFID, "--userid", "user0001", "--base-url", base_url,
+            env=env,
+        )  # fmt: skip
+        refused = run(
+            "wecom", "servicers", "list", *KFID, "--base-url", base_url,
+            env={**env, "WECOM_SECRET": "wrong-secret-value"},
+        )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert box.fake.servicers(SANDBOX_OPEN_KFID) == {"user0001": 0}
+    assert refused.exit_code == 2
+    assert "credentials refused" in refused.stderr
+    assert "wrong-secret-value" not in refused.output
+    no_secrets(added)
+
+
+def test_python_dash_m_runs_the_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "wechat_kf", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert "wechat-kf" in done.stdout
+
+
+@pytest.fixture
+def fake_server() -> Iterator[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wechat_kf", "fake-server", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("fake-server did not start") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=10)
+    assert SANDBOX_OPEN_KFID in output
+    assert SANDBOX_WECOM_SECRET in output  # it prints what it accepts, so clients can use it
+
+
+def test_fake_server_serves_the_sdk_over_loopback(fake_server: str) -> None:
+    async def main_() -> int:
+        async with WeComClient(
+            SANDBOX_CORPID, SANDBOX_WECOM_SECRET, base_url=fake_server
+        ) as client:
+            result = await client.servicers.add(SANDBOX_OPEN_KFID, ["user0001", "user0002"])
+            assert result.ok
+            return len(await client.servicers.list(SANDBOX_OPEN_KFID))
+
+    assert anyio.run(main_) == 2

@@ -1,0 +1,386 @@
+"""FakeWeChat: each rule it enforces, each fault it injects, in-process and over a socket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from tests._servers import serve
+from wechat_kf import (
+    BatchError,
+    OfficialAccountClient,
+    TransportError,
+    WeComClient,
+)
+from wechat_kf.testing import FakeWeChat, sandbox
+
+pytestmark = pytest.mark.anyio
+
+OA = "https://api.weixin.qq.com"
+WECOM = "https://qyapi.weixin.qq.com"
+
+
+class Raw:
+    """Talks to the fake with plain httpx, so the SDK's own checks do not get in the way."""
+
+    def __init__(self, http: httpx.AsyncClient, fake: FakeWeChat) -> None:
+        self.http = http
+        self.fake = fake
+
+    async def get(self, url: str, **params: Any) -> dict[str, Any]:
+        response = await self.http.get(url, params=params)
+        return dict(response.json())
+
+    async def post(self, url: str, body: Any, **params: Any) -> dict[str, Any]:
+        response = await self.http.post(url, json=body, params=params)
+        return dict(response.json())
+
+    async def oa_token(self) -> str:
+        app = next(iter(self.fake.official_accounts.values()))
+        body = {"grant_type": "client_credential", "appid": app.appid, "secret": app.secret}
+        return str((await self.post(f"{OA}/cgi-bin/stable_token", body))["access_token"])
+
+    async def wecom_token(self) -> str:
+        app = next(iter(self.fake.wecom_apps.values()))
+        answer = await self.get(
+            f"{WECOM}/cgi-bin/gettoken", corpid=app.corpid, corpsecret=app.secret
+        )
+        return str(answer["access_token"])
+
+
+@pytest.fixture
+async def raw(fake: FakeWeChat, http: httpx.AsyncClient) -> Raw:
+    fake.register_official_account()
+    return Raw(http, fake)
+
+
+# -- tokens --------------------------------------------------------------------------------------
+
+
+async def test_stable_token_returns_the_same_token_while_valid(raw: Raw) -> None:
+    assert await raw.oa_token() == await raw.oa_token()
+
+
+async def test_forced_refresh_replaces_the_token_at_once_and_only_every_30_seconds(
+    raw: Raw, fake: FakeWeChat
+) -> None:
+    app = next(iter(fake.official_accounts.values()))
+    old = await raw.oa_token()
+    body = {
+        "grant_type": "client_credential",
+        "appid": app.appid,
+        "secret": app.secret,
+        "force_refresh": True,
+    }
+    new = (await raw.post(f"{OA}/cgi-bin/stable_token", body))["access_token"]
+    assert new != old
+    rejected = await raw.get(f"{OA}/cgi-bin/customservice/getkflist", access_token=old)
+    assert rejected["errcode"] == 40001
+    assert (await raw.post(f"{OA}/cgi-bin/stable_token", body))["errcode"] == 45009
+    fake.advance(31)
+    assert "access_token" in await raw.post(f"{OA}/cgi-bin/stable_token", body)
+
+
+async def test_classic_fetch_replaces_the_previous_token_after_a_grace_period(
+    raw: Raw, fake: FakeWeChat
+) -> None:
+    app = next(iter(fake.official_accounts.values()))
+    params = {"grant_type": "client_credential", "appid": app.appid, "secret": app.secret}
+    first = (await raw.get(f"{OA}/cgi-bin/token", **params))["access_token"]
+    second = (await raw.get(f"{OA}/cgi-bin/token", **params))["access_token"]
+    assert first != second
+    url = f"{OA}/cgi-bin/customservice/getkflist"
+    assert "errcode" not in await raw.get(url, access_token=first)
+    fake.advance(301)
+    assert (await raw.get(url, access_token=first))["errcode"] == 42001
+    assert "errcode" not in await raw.get(url, access_token=second)
+
+
+async def test_tokens_expire_with_42001(raw: Raw, fake: FakeWeChat) -> None:
+    token = await raw.oa_token()
+    fake.advance(7200)
+    answer = await raw.get(f"{OA}/cgi-bin/customservice/getkflist", access_token=token)
+    assert answer["errcode"] == 42001
+
+
+async def test_missing_and_unknown_tokens_are_refused(raw: Raw) -> None:
+    url = f"{OA}/cgi-bin/customservice/getkflist"
+    assert (await raw.get(url))["errcode"] == 41001
+    assert (await raw.get(url, access_token="made-up"))["errcode"] == 40001
+
+
+async def test_token_endpoints_check_the_credentials(raw: Raw, fake: FakeWeChat) -> None:
+    app = fake.register_wecom_app("ww1")
+    stable = f"{OA}/cgi-bin/stable_token"
+    base = {"grant_type": "client_credential"}
+    assert (await raw.post(stable, {**base, "appid": "nope", "secret": "x"}))["errcode"] == 40013
+    oa_app = next(iter(fake.official_accounts))
+    assert (await raw.post(stable, {**base, "appid": oa_app, "secret": "x"}))["errcode"] == 40125
+    assert (await raw.post(stable, {"appid": oa_app}))["errcode"] == 40002
+    gettoken = f"{WECOM}/cgi-bin/gettoken"
+    assert (await raw.get(gettoken, corpsecret="x"))["errcode"] == 41002
+    assert (await raw.get(gettoken, corpid="ww1"))["errcode"] == 41004
+    assert (await raw.get(gettoken, corpid="ww9", corpsecret="x"))["errcode"] == 40013
+    assert (await raw.get(gettoken, corpid="ww1", corpsecret="x"))["errcode"] == 40001
+    assert "access_token" in await raw.get(gettoken, corpid="ww1", corpsecret=app.secret)
+
+
+async def test_an_oa_token_is_not_a_wecom_token(raw: Raw, fake: FakeWeChat) -> None:
+    fake.register_wecom_app()
+    token = await raw.oa_token()
+    answer = await raw.get(f"{WECOM}/cgi-bin/kf/servicer/list", access_token=token, open_kfid="x")
+    assert answer["errcode"] == 40014
+
+
+async def test_token_fetch_count_and_redacted_call_log(raw: Raw, fake: FakeWeChat) -> None:
+    token = await raw.oa_token()
+    await raw.get(f"{OA}/cgi-bin/customservice/getkflist", access_token=token)
+    assert fake.token_fetches == 1
+    assert fake.calls[0].json["secret"] == "<redacted>"
+    assert fake.calls[1].params == {"access_token": "<redacted>"}
+    assert token not in repr(fake.calls)
+
+
+# -- kf accounts ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "errcode"),
+    [
+        ({"kf_account": "bad", "nickname": "n"}, 65404),
+        ({"kf_account": "toolongprefix@gh_fake", "nickname": "n"}, 65404),
+        ({"kf_account": "a@gh_other", "nickname": "n"}, 65401),
+        ({"kf_account": "a@gh_fake", "nickname": "x" * 17}, 65403),
+        ({"kf_account": "a@gh_fake", "nickname": ""}, 65403),
+    ],
+)
+async def test_kf_account_add_rules(raw: Raw, body: dict[str, Any], errcode: int) -> None:
+    token = await raw.oa_token()
+    answer = await raw.post(f"{OA}/customservice/kfaccount/add", body, access_token=token)
+    assert answer["errcode"] == errcode
+    assert "rid: " in answer["errmsg"]
+
+
+async def test_at_most_100_kf_accounts_and_no_duplicates(raw: Raw) -> None:
+    token = await raw.oa_token()
+    url = f"{OA}/customservice/kfaccount/add"
+    for i in range(100):
+        body = {"kf_account": f"k{i}@gh_fake", "nickname": "n"}
+        assert (await raw.post(url, body, access_token=token))["errcode"] == 0
+    dup = await raw.post(url, {"kf_account": "k1@gh_fake", "nickname": "n"}, access_token=token)
+    assert dup["errcode"] == 65406
+    more = await raw.post(url, {"kf_account": "k100@gh_fake", "nickname": "n"}, access_token=token)
+    assert more["errcode"] == 65405
+
+
+async def test_legacy_get_delete_is_accepted(raw: Raw, fake: FakeWeChat) -> None:
+    appid = next(iter(fake.official_accounts))
+    fake.add_kf_account(appid, "a@gh_fake", "n")
+    token = await raw.oa_token()
+    url = f"{OA}/customservice/kfaccount/del"
+    assert (await raw.get(url, access_token=token, kf_account="a@gh_fake"))["errcode"] == 0
+    assert fake.kf_accounts(appid) == {}
+
+
+async def test_invite_rules_and_acceptance(fake: FakeWeChat, oa: OfficialAccountClient) -> None:
+    appid = next(iter(fake.official_accounts))
+    await oa.kf_accounts.add("a@gh_fake", nickname="n")
+    await oa.kf_accounts.invite_worker("a@gh_fake", invite_wx="wx_a")
+    fake.accept_invite(appid, "a@gh_fake")
+    (account,) = await oa.kf_accounts.list()
+    assert (account.kf_wx, account.invite_status) == ("wx_a", None)
+    with pytest.raises(Exception) as info:
+        await oa.kf_accounts.invite_worker("a@gh_fake", invite_wx="wx_b")
+    assert getattr(info.value, "errcode", None) == 65412
+
+
+async def test_avatar_rules(raw: Raw, fake: FakeWeChat) -> None:
+    appid = next(iter(fake.official_accounts))
+    fake.add_kf_account(appid, "a@gh_fake", "n")
+    token = await raw.oa_token()
+    url = f"{OA}/customservice/kfaccount/uploadheadimg"
+    params = {"access_token": token, "kf_account": "a@gh_fake"}
+    wrong_field = await raw.http.post(url, params=params, files={"image": ("a.jpg", b"x")})
+    assert wrong_field.json()["errcode"] == 40005
+    big = await raw.http.post(
+        url, params=params, files={"media": ("a.jpg", b"x" * (5 << 20) + b"!")}
+    )
+    assert big.json()["errcode"] == 40009
+    ok = await raw.http.post(url, params=params, files={"media": ("a.jpg", b"\xff\xd8\xff")})
+    assert ok.json()["errcode"] == 0
+
+
+# -- servicers -----------------------------------------------------------------------------------
+
+
+async def test_servicer_calls_take_at_most_100_ids_and_a_known_open_kfid(
+    raw: Raw, fake: FakeWeChat, corp: tuple[str, str, str]
+) -> None:
+    token = await raw.wecom_token()
+    url = f"{WECOM}/cgi-bin/kf/servicer/add"
+    many = {"open_kfid": corp[2], "userid_list": [f"u{i}" for i in range(101)]}
+    assert (await raw.post(url, many, access_token=token))["errcode"] == 40058
+    unknown = {"open_kfid": "wknope", "userid_list": ["u1"]}
+    assert (await raw.post(url, unknown, access_token=token))["errcode"] == 95000
+    empty = {"open_kfid": corp[2]}
+    assert (await raw.post(url, empty, access_token=token))["errcode"] == 40058
+
+
+async def test_servicer_cap_of_2000_per_account(
+    fake: FakeWeChat, wc: WeComClient, corp: tuple[str, str, str]
+) -> None:
+    fake.add_members(corp[0], [f"m{i}" for i in range(2005)])
+    result = await wc.servicers.add(corp[2], [f"m{i}" for i in range(2005)])
+    assert len(result.succeeded) == 2000
+    assert {i.errcode for i in result.failed} == {95005}
+    assert len(fake.servicers(corp[2])) == 2000
+
+
+async def test_servicer_departments_capped_at_20_and_must_exist(
+    fake: FakeWeChat, wc: WeComClient, corp: tuple[str, str, str]
+) -> None:
+    result = await wc.servicers.add(corp[2], department_ids=[*range(1, 22), 999])
+    codes = [i.errcode for i in result.items]
+    assert codes[:20] == [0] * 20
+    assert codes[20:] == [95005, 60003]
+
+
+async def test_kf_account_list_pages(raw: Raw, fake: FakeWeChat) -> None:
+    app = fake.register_wecom_app()
+    for i in range(5):
+        fake.create_kf_account(app.corpid, f"kf{i}")
+    token = await raw.wecom_token()
+    url = f"{WECOM}/cgi-bin/kf/account/list"
+    page = await raw.post(url, {"offset": 3, "limit": 2}, access_token=token)
+    assert [a["name"] for a in page["account_list"]] == ["kf3", "kf4"]
+    assert (await raw.post(url, {"offset": 0, "limit": 0}, access_token=token))["errcode"] == 40058
+
+
+async def test_unknown_path_is_a_404(raw: Raw) -> None:
+    response = await raw.http.get(f"{OA}/cgi-bin/nothing")
+    assert response.status_code == 404
+
+
+# -- faults --------------------------------------------------------------------------------------
+
+
+async def test_busy_rate_answers_minus_one(raw: Raw, fake: FakeWeChat) -> None:
+    fake.faults.busy_rate = 1.0
+    assert (await raw.get(f"{OA}/cgi-bin/customservice/getkflist"))["errcode"] == -1
+
+
+async def test_http_error_rate_answers_502(raw: Raw, fake: FakeWeChat) -> None:
+    fake.faults.http_error_rate = 1.0
+    response = await raw.http.get(f"{OA}/cgi-bin/customservice/getkflist")
+    assert response.status_code == 502
+
+
+async def test_drop_rate_drops_the_connection_before_applying(raw: Raw, fake: FakeWeChat) -> None:
+    token = await raw.oa_token()
+    fake.faults.drop_rate = 1.0
+    with pytest.raises(httpx.RemoteProtocolError):
+        await raw.post(
+            f"{OA}/customservice/kfaccount/add",
+            {"kf_account": "a@gh_fake", "nickname": "n"},
+            access_token=token,
+        )
+    assert fake.kf_accounts(next(iter(fake.official_accounts))) == {}
+
+
+async def test_drop_after_rate_applies_then_drops(raw: Raw, fake: FakeWeChat) -> None:
+    token = await raw.oa_token()
+    fake.faults.drop_after_rate = 1.0
+    with pytest.raises(httpx.RemoteProtocolError):
+        await raw.post(
+            f"{OA}/customservice/kfaccount/add",
+            {"kf_account": "a@gh_fake", "nickname": "n"},
+            access_token=token,
+        )
+    assert list(fake.kf_accounts(next(iter(fake.official_accounts)))) == ["a@gh_fake"]
+
+
+async def test_revoke_every_n_calls(raw: Raw, fake: FakeWeChat) -> None:
+    token = await raw.oa_token()
+    fake.faults.revoke_every = 3
+    url = f"{OA}/cgi-bin/customservice/getkflist"
+    answers = [(await raw.get(url, access_token=token)).get("errcode") for _ in range(3)]
+    assert answers == [None, None, 40001]
+
+
+async def test_latency_range_delays_each_call(raw: Raw, fake: FakeWeChat) -> None:
+    fake.faults.latency = (0.05, 0.06)
+    started = anyio.current_time()
+    await raw.get(f"{OA}/cgi-bin/customservice/getkflist")
+    assert anyio.current_time() - started >= 0.05
+
+
+async def test_faults_are_reproducible_for_a_seed() -> None:
+    async def run(seed: int) -> list[int | None]:
+        fake = FakeWeChat(seed=seed)
+        fake.faults.busy_rate = 0.5
+        async with httpx.AsyncClient(transport=fake.transport) as http:
+            for _ in range(40):
+                await http.get(f"{OA}/cgi-bin/customservice/getkflist")
+        return [call.errcode for call in fake.calls]
+
+    assert await run(5) == await run(5)
+    assert await run(5) != await run(6)
+
+
+async def test_under_every_fault_each_id_has_one_outcome_matching_the_fakes_state(
+    fake: FakeWeChat, wc: WeComClient, corp: tuple[str, str, str]
+) -> None:
+    fake.faults.busy_rate = 0.2
+    fake.faults.http_error_rate = 0.05
+    fake.faults.drop_after_rate = 0.05
+    fake.faults.revoke_every = 7
+    ids = [f"u{i}" for i in range(1000)]
+    unprocessed: list[str] = []
+    try:
+        result = await wc.servicers.add(corp[2], ids)
+    except BatchError as exc:
+        result, unprocessed = exc.result, exc.unprocessed_userids
+    processed = [item.userid for item in result.items]
+    assert sorted(processed + unprocessed) == sorted(ids)
+    applied = set(fake.servicers(corp[2]))
+    succeeded = {item.userid for item in result.succeeded}
+    # what succeeded is applied; what is unprocessed may have been applied before a lost answer
+    assert succeeded <= applied <= succeeded | set(unprocessed)
+    assert len(result.succeeded) + len(unprocessed) >= 900
+
+
+# -- over a real socket --------------------------------------------------------------------------
+
+
+async def test_the_sdk_drives_the_fake_over_loopback(secret_watch: set[str]) -> None:
+    box = sandbox()
+    with serve(box.fake.app) as base_url:
+        async with OfficialAccountClient(box.appid, box.oa_secret, base_url=base_url) as oa:
+            await oa.kf_accounts.add("new@gh_sandbox", nickname="n")
+            accounts = await oa.kf_accounts.list()
+        async with WeComClient(box.corpid, box.wecom_secret, base_url=base_url) as wc:
+            result = await wc.servicers.add(box.open_kfid, box.members[:250])
+    secret_watch.update([box.oa_secret, box.wecom_secret, *box.fake.issued_tokens()])
+    assert "new@gh_sandbox" in [a.kf_account for a in accounts]
+    assert result.ok
+    assert len(box.fake.servicers(box.open_kfid)) == 250
+
+
+async def test_dropped_connections_over_loopback_are_retried_for_idempotent_calls(
+    secret_watch: set[str],
+) -> None:
+    box = sandbox()
+    with serve(box.fake.app) as base_url:
+        async with WeComClient(box.corpid, box.wecom_secret, base_url=base_url) as wc:
+            await wc.servicers.list(box.open_kfid)
+            box.fake.faults.drop_after_rate = 1.0
+            with pytest.raises(TransportError) as info:
+                await wc.servicers.list(box.open_kfid)
+            box.fake.faults.drop_after_rate = 0.0
+            assert await wc.servicers.list(box.open_kfid) == []
+    secret_watch.update([box.wecom_secret, *box.fake.issued_tokens()])
+    assert info.value.maybe_applied
+    assert len(box.fake.calls_to("/cgi-bin/kf/servicer/list")) == 1 + 4 + 1

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import anyio
 
-from .errors import InvalidResponseError
+from .errors import InvalidResponseError, TokenStoreError
 from .models import AccessToken
 from .stores import MemoryTokenStore, TokenStore
 
@@ -36,6 +37,10 @@ __all__ = [
 REFRESH_MARGIN = 300.0
 #: The platform allows a forced stable_token refresh at most once per 30 s per appid.
 FORCE_REFRESH_INTERVAL = 30.0
+#: After a shared store failed, how long to use the in-process fallback before trying it again.
+STORE_RETRY = 5.0
+
+logger = logging.getLogger("wechat_kf.tokens")
 
 
 @runtime_checkable
@@ -106,41 +111,102 @@ class _CachingTokenProvider(abc.ABC):
         self._key = key
         self._fetcher = fetch
         self._store: TokenStore = store if store is not None else MemoryTokenStore()
+        self._fallback = MemoryTokenStore()
+        self._outage_since: float | None = None
+        self._cached: AccessToken | None = None
         self._clock = clock
         self._lock: anyio.Lock | None = None
         self.fetch_count = 0
 
     async def get_token(self) -> str:
         """A cached token while it is fresh; otherwise one fetch, however many callers wait."""
-        token = await self._fresh_token()
-        if token is not None:
-            return token
+        # The token this process last saw is kept here too, so a shared store is read only on
+        # refresh, not once per call.
+        cached = self._cached
+        if cached is not None and cached.is_fresh(self._clock(), REFRESH_MARGIN):
+            return cached.value
+        store = self._current_store()
+        try:
+            return await self._refresh(store)
+        except TokenStoreError:
+            await self._store_failed(store)
+            return await self._refresh(self._fallback)
+
+    async def invalidate(self, token: str) -> None:
+        """Drop ``token`` from the cache and the store if it is still the one held there."""
+        if self._cached is None or self._cached.value != token:
+            return  # already dropped (a burst of rejections reaches the store once) or replaced
+        self._cached = None
+        store = self._current_store()
+        try:
+            await store.invalidate(self._key, token)
+        except TokenStoreError:
+            await self._store_failed(store)
+            await self._fallback.invalidate(self._key, token)
+
+    async def _refresh(self, store: TokenStore) -> str:
         if self._lock is None:
             self._lock = anyio.Lock()
         # Two levels: the local lock keeps this process's callers off the store while one of them
         # refreshes; the store's lock does the same across processes when the store is shared.
         async with self._lock:
-            token = await self._fresh_token()
-            if token is not None:
-                return token
-            async with self._store.refresh_lock(self._key):
-                token = await self._fresh_token()
+            while True:
+                token = await self._fresh_token(store)
                 if token is not None:
                     return token
-                fetched = await self._fetch()
-                self.fetch_count += 1
-                stored = await self._store.put(self._key, fetched)
-                return stored.value
+                async with store.refresh_lock(self._key) as held:
+                    token = await self._fresh_token(store)
+                    if token is not None:
+                        return token
+                    if not held:
+                        continue  # a new token arrived but is not usable: wait for the lock
+                    fetched = await self._fetch()
+                    self.fetch_count += 1
+                    stored = await store.put(self._key, fetched)
+                    return self._keep(store, stored)
 
-    async def invalidate(self, token: str) -> None:
-        """Drop ``token`` from the store if it is still the stored one."""
-        await self._store.invalidate(self._key, token)
-
-    async def _fresh_token(self) -> str | None:
-        token = await self._store.get(self._key)
-        if token is not None and token.is_fresh(self._clock(), REFRESH_MARGIN):
-            return token.value
+    async def _fresh_token(self, store: TokenStore) -> str | None:
+        now = self._clock()
+        if self._cached is not None and self._cached.is_fresh(now, REFRESH_MARGIN):
+            return self._cached.value
+        token = await store.get(self._key)
+        if token is not None and token.is_fresh(now, REFRESH_MARGIN):
+            return self._keep(store, token)
         return None
+
+    def _keep(self, store: TokenStore, token: AccessToken) -> str:
+        self._cached = token
+        self._store_ok(store)
+        return token.value
+
+    # A shared store that cannot be reached: fetching on our own is harmless for tokens that
+    # several holders may share (stable_token, WeCom), so those fall back to this process's
+    # memory, warning once per outage and trying the store again after a pause.
+
+    _local_fallback = True
+
+    def _current_store(self) -> TokenStore:
+        if self._outage_since is not None and self._clock() - self._outage_since < STORE_RETRY:
+            return self._fallback
+        return self._store
+
+    async def _store_failed(self, store: TokenStore) -> None:
+        if store is self._fallback or not self._local_fallback:
+            raise TokenStoreError(
+                "the token store is unreachable and this token kind must not be fetched "
+                "without it (a classic fetch would invalidate every other process's token)"
+            )
+        if self._outage_since is None:
+            logger.warning(
+                "token store unreachable; using an in-process token cache for %s until it is back",
+                self._key,
+            )
+        self._outage_since = self._clock()
+
+    def _store_ok(self, store: TokenStore) -> None:
+        if store is self._store and self._outage_since is not None:
+            logger.warning("token store reachable again for %s", self._key)
+            self._outage_since = None
 
     @abc.abstractmethod
     async def _fetch(self) -> AccessToken:
@@ -205,6 +271,8 @@ class OfficialAccountTokenProvider(_CachingTokenProvider):
         kind = "stable" if self.use_stable_token else "classic"
         self._path = "/cgi-bin/stable_token" if self.use_stable_token else "/cgi-bin/token"
         super().__init__(key=f"oa:{appid}:{kind}", fetch=fetch, store=store, clock=clock)
+        # A classic fetch replaces the token every other process holds: never fetch blind.
+        self._local_fallback = self.use_stable_token
         self._rejected: str | None = None
 
     async def invalidate(self, token: str) -> None:

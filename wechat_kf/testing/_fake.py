@@ -35,6 +35,7 @@ MAX_AVATAR_BYTES = 5 * 1024 * 1024
 CLASSIC_GRACE = 300.0
 _KF_ACCOUNT = re.compile(r"([A-Za-z0-9_]{1,10})@(\S{1,30})")
 _SECRET_KEYS = ("access_token", "secret", "corpsecret")
+_TOKEN_PATHS = ("/cgi-bin/stable_token", "/cgi-bin/token", "/cgi-bin/gettoken")
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -44,11 +45,13 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 @attrs.define
 class Faults:
     """Failures the fake injects, drawn from its seeded random generator: ``latency`` seconds
-    (a number, or a ``(low, high)`` range), the rate of ``-1`` busy answers, of HTTP 5xx, of
-    connections dropped before the request is applied (``drop_rate``) or after it was applied
-    (``drop_after_rate``), and ``revoke_every`` N business calls all tokens are revoked."""
+    (a number, or a ``(low, high)`` range) plus ``token_latency`` on the token endpoints, the rate
+    of ``-1`` busy answers, of HTTP 5xx, of connections dropped before the request is applied
+    (``drop_rate``) or after it was applied (``drop_after_rate``), and ``revoke_every`` N business
+    calls all tokens are revoked."""
 
     latency: float | tuple[float, float] = 0.0
+    token_latency: float = 0.0
     busy_rate: float = 0.0
     http_error_rate: float = 0.0
     http_error_status: int = 502
@@ -273,6 +276,8 @@ class FakeWeChat:
                 payload = None
         faults = self.faults
         await self._sleep()
+        if faults.token_latency > 0 and path in _TOKEN_PATHS:
+            await anyio.sleep(faults.token_latency)
         rand = self._random.random
         if rand() < faults.drop_rate:
             return self._log(method, path, query, payload, _Reply(0, {}, drop=True))

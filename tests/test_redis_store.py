@@ -1,0 +1,296 @@
+"""RedisTokenStore on a real redis-server: atomic writes, compare-and-delete, the lease lock, the
+fallback when Redis is down, and one token fetch across several OS processes.
+
+redis.asyncio runs on asyncio only, so these async tests run on asyncio alone."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from tests._redis import redis_server
+from tests._servers import serve
+from wechat_kf import (
+    AccessToken,
+    OfficialAccountClient,
+    TokenStoreError,
+    WeComClient,
+)
+from wechat_kf.stores import RedisTokenStore, TokenStore
+from wechat_kf.testing import FakeWeChat
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def store(redis: Redis) -> RedisTokenStore:
+    return RedisTokenStore(redis, prefix="t", lease=1.0)
+
+
+# -- the store itself ----------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_one_key_per_token_with_its_expiry_and_a_matching_ttl(
+    store: RedisTokenStore, redis: Redis
+) -> None:
+    expires_at = time.time() + 7200
+    await store.put("oa:wx1:stable", AccessToken("v1", expires_at))
+    raw = await redis.get("t:token:oa:wx1:stable")
+    assert json.loads(raw) == {"value": "v1", "expires_at": expires_at}
+    ttl = await redis.pttl("t:token:oa:wx1:stable")
+    assert 7190_000 < ttl <= 7200_000
+    assert await store.get("oa:wx1:stable") == AccessToken("v1", expires_at)
+    assert await store.get("oa:wx2:stable") is None
+    assert isinstance(store, TokenStore)
+
+
+@pytest.mark.anyio
+async def test_a_late_write_never_replaces_a_newer_token(store: RedisTokenStore) -> None:
+    now = time.time()
+    newer = AccessToken("newer", now + 7200)
+    await store.put("k", newer)
+    assert await store.put("k", AccessToken("older", now + 7000)) == newer
+    assert await store.get("k") == newer
+
+
+@pytest.mark.anyio
+async def test_invalidate_is_compare_and_delete(store: RedisTokenStore) -> None:
+    await store.put("k", AccessToken("current", time.time() + 100))
+    assert not await store.invalidate("k", "stale")
+    assert await store.get("k") is not None
+    assert await store.invalidate("k", "current")
+    assert await store.get("k") is None
+
+
+@pytest.mark.anyio
+async def test_only_the_owner_releases_the_lock_and_a_dead_owner_loses_it_with_the_lease(
+    store: RedisTokenStore, redis: Redis
+) -> None:
+    await redis.set("t:lock:k", "someone-else", px=300)
+    started = time.monotonic()
+    async with store.refresh_lock("k") as held:
+        assert held
+        waited = time.monotonic() - started
+        assert await redis.get("t:lock:k") != b"someone-else"
+    assert waited >= 0.25  # it had to wait for the other owner's lease to end
+    assert await redis.get("t:lock:k") is None  # released by its owner
+
+
+@pytest.mark.anyio
+async def test_a_waiter_reads_the_new_token_instead_of_waiting_for_the_lock(
+    store: RedisTokenStore, redis: Redis
+) -> None:
+    await redis.set("t:lock:k", "fetcher", px=5000)
+
+    async def publish() -> None:
+        await anyio.sleep(0.1)
+        await store.put("k", AccessToken("fresh", time.time() + 7200))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(publish)
+        with anyio.fail_after(2):
+            async with store.refresh_lock("k") as held:
+                assert not held
+    assert await redis.get("t:lock:k") == b"fetcher"
+
+
+@pytest.mark.anyio
+async def test_200_concurrent_calls_in_one_process_fetch_once(
+    store: RedisTokenStore, fake: FakeWeChat, http: httpx.AsyncClient
+) -> None:
+    app = fake.register_official_account()
+    fake.faults.token_latency = 0.05
+    async with (
+        OfficialAccountClient(app.appid, app.secret, token_store=store, http_client=http) as c,
+        anyio.create_task_group() as group,
+    ):
+        for _ in range(200):
+            group.start_soon(c.kf_accounts.list)
+    assert fake.token_fetches == 1
+
+
+@pytest.mark.anyio
+async def test_two_appids_never_share_a_token(
+    store: RedisTokenStore, fake: FakeWeChat, http: httpx.AsyncClient
+) -> None:
+    one = fake.register_official_account("wxone", wechat_id="gh_one")
+    two = fake.register_official_account("wxtwo", wechat_id="gh_two")
+    async with (
+        OfficialAccountClient(one.appid, one.secret, token_store=store, http_client=http) as a,
+        OfficialAccountClient(two.appid, two.secret, token_store=store, http_client=http) as b,
+    ):
+        await a.kf_accounts.add("x@gh_one", nickname="one")
+        await b.kf_accounts.add("x@gh_two", nickname="two")
+        token_a, token_b = await a.token_provider.get_token(), await b.token_provider.get_token()
+    assert token_a != token_b
+    assert fake.token_fetches == 2
+    assert list(fake.kf_accounts("wxone")) == ["x@gh_one"]
+    assert list(fake.kf_accounts("wxtwo")) == ["x@gh_two"]
+
+
+@pytest.fixture
+async def dead_store() -> AsyncIterator[RedisTokenStore]:
+    """A store whose Redis refuses connections (nothing listens on the port)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_connect_timeout=0.5)
+    yield RedisTokenStore(client)
+    await client.aclose()
+
+
+@pytest.mark.anyio
+async def test_redis_down_stable_token_falls_back_in_process_with_one_warning(
+    dead_store: RedisTokenStore,
+    fake: FakeWeChat,
+    http: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = fake.register_official_account()
+    async with OfficialAccountClient(
+        app.appid, app.secret, token_store=dead_store, http_client=http
+    ) as client:
+        for _ in range(3):
+            await client.kf_accounts.list()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "token store unreachable" in warnings[0].getMessage()
+    assert fake.token_fetches == 1
+
+
+@pytest.mark.anyio
+async def test_redis_down_wecom_token_falls_back(
+    dead_store: RedisTokenStore, fake: FakeWeChat, http: httpx.AsyncClient
+) -> None:
+    app = fake.register_wecom_app()
+    kfid = fake.create_kf_account(app.corpid)
+    async with WeComClient(
+        app.corpid, app.secret, token_store=dead_store, http_client=http
+    ) as client:
+        assert await client.servicers.list(kfid) == []
+
+
+@pytest.mark.anyio
+async def test_redis_down_classic_token_raises_token_store_error_and_never_fetches(
+    dead_store: RedisTokenStore, fake: FakeWeChat, http: httpx.AsyncClient
+) -> None:
+    app = fake.register_official_account()
+    async with OfficialAccountClient(
+        app.appid, app.secret, token_store=dead_store, use_stable_token=False, http_client=http
+    ) as client:
+        with pytest.raises(TokenStoreError, match="classic"):
+            await client.kf_accounts.list()
+    assert fake.token_fetches == 0
+
+
+# -- across OS processes -------------------------------------------------------------------------
+
+
+def start_worker(
+    base_url: str, redis_url: str, appid: str, secret: str, *extra: str
+) -> subprocess.Popen[str]:
+    command = [
+        sys.executable, "-m", "tests._redis_worker", "--base-url", base_url,
+        "--redis-url", redis_url, "--appid", appid, "--secret", secret, *extra,
+    ]  # fmt: skip
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+
+
+def finish(workers: list[subprocess.Popen[str]]) -> list[dict[str, object]]:
+    results = []
+    for worker in workers:
+        out, _ = worker.communicate(timeout=60)
+        assert worker.returncode == 0
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+@pytest.mark.parametrize("kind", ["stable", "classic"])
+def test_four_processes_on_a_cold_store_fetch_one_token_and_one_after_revocation(
+    redis_url: str, secret_watch: set[str], kind: str
+) -> None:
+    fake = FakeWeChat()
+    app = fake.register_official_account()
+    fake.faults.token_latency = 0.2  # a slow fetch, so all four processes find the cache cold
+    extra = ("--classic",) if kind == "classic" else ()
+    with serve(fake.app) as base_url:
+        first = finish([start_worker(base_url, redis_url, app.appid, app.secret, *extra)
+                        for _ in range(4)])  # fmt: skip
+        fetched_cold = fake.token_fetches
+        fake.revoke_tokens()
+        second = finish([start_worker(base_url, redis_url, app.appid, app.secret, *extra)
+                         for _ in range(4)])  # fmt: skip
+    secret_watch.update([app.secret, *fake.issued_tokens()])
+    assert [r["ok"] for r in first + second] == [100] * 8
+    assert fetched_cold == 1
+    assert fake.token_fetches == 2
+
+
+def test_killing_the_process_that_holds_the_lock_lets_another_take_over(
+    redis_url: str, secret_watch: set[str]
+) -> None:
+    fake = FakeWeChat()
+    app = fake.register_official_account()
+    fake.faults.token_latency = 30.0  # the first fetch hangs until its process is killed
+    args = ("--lease", "1.0", "--calls", "50")
+    with serve(fake.app) as base_url:
+        holder = start_worker(base_url, redis_url, app.appid, app.secret, *args)
+        lock = f"wechat_kf:lock:oa:{app.appid}:stable"
+        deadline = time.monotonic() + 20
+        while not _redis_has(redis_url, lock):
+            assert time.monotonic() < deadline, "the first worker never took the lock"
+            time.sleep(0.02)
+        others = [start_worker(base_url, redis_url, app.appid, app.secret, *args)
+                  for _ in range(3)]  # fmt: skip
+        time.sleep(0.3)
+        fake.faults.token_latency = 0.0
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.communicate(timeout=10)
+        results = finish(others)
+    secret_watch.update([app.secret, *fake.issued_tokens()])
+    assert [r["ok"] for r in results] == [50, 50, 50]
+    assert all(r["errors"] == [] for r in results)
+
+
+def _redis_has(url: str, key: str) -> bool:
+    async def check() -> bool:
+        client = Redis.from_url(url)
+        try:
+            return bool(await client.exists(key))
+        finally:
+            await client.aclose()
+
+    return anyio.run(check)

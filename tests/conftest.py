@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
-from wechat_kf import OfficialAccountClient, WeComClient, tokens
+from wechat_kf import (
+    AccessToken,
+    MemoryTokenStore,
+    OfficialAccountClient,
+    OfficialAccountTokenProvider,
+    StaticTokenProvider,
+    WeChatError,
+    WeComClient,
+    WeComTokenProvider,
+    tokens,
+)
 from wechat_kf._transport import Transport
-from wechat_kf.testing import FakeWeChat
+from wechat_kf.testing import Call, FakeWeChat
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -39,11 +50,49 @@ class _Capture(logging.Handler):
         self.texts.append(text)
 
 
+# Objects whose str and repr must never show a secret: every instance made during a test is kept.
+_WATCHED_CLASSES: tuple[type[Any], ...] = (
+    WeChatError,
+    OfficialAccountClient,
+    WeComClient,
+    OfficialAccountTokenProvider,
+    WeComTokenProvider,
+    StaticTokenProvider,
+    AccessToken,
+    MemoryTokenStore,
+    Call,
+)
+
+
+def _record_instances(monkeypatch: pytest.MonkeyPatch, cls: type[Any], into: list[Any]) -> None:
+    original = cls.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        into.append(self)
+
+    monkeypatch.setattr(cls, "__init__", init)
+
+
+def _texts(obj: Any) -> list[str]:
+    texts = [str(obj), repr(obj)]
+    if isinstance(obj, BaseException):
+        texts += [repr(arg) for arg in obj.args]
+    return texts
+
+
 @pytest.fixture(autouse=True)
-def secret_watch() -> Iterator[set[str]]:
-    """Captures every log record at DEBUG (ours, httpx's, httpcore's); tests and the ``fake``
-    fixture add the secrets and tokens in play, and the test fails if any record holds one."""
+def secret_watch(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
+    """Fails the test if a secret or token shows up where it must not: every log record at DEBUG
+    (ours, httpx's, httpcore's), and the str and repr of every exception, client, provider, store,
+    token and fake call made during the test. The secrets are those of every FakeWeChat made
+    during the test (its apps' secrets and every token it issued) plus what the test adds."""
     watched: set[str] = set()
+    fakes: list[FakeWeChat] = []
+    objects: list[Any] = []
+    _record_instances(monkeypatch, FakeWeChat, fakes)
+    for cls in _WATCHED_CLASSES:
+        _record_instances(monkeypatch, cls, objects)
     handler = _Capture()
     root = logging.getLogger()
     loggers = [logging.getLogger(name) for name in ("wechat_kf", "httpx", "httpcore")]
@@ -57,18 +106,22 @@ def secret_watch() -> Iterator[set[str]]:
         root.removeHandler(handler)
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
-    leaks = [(s, text) for s in watched if s for text in handler.texts if s in text]
+    for instance in fakes:
+        watched.update(instance.issued_tokens())
+        watched.update(app.secret for app in instance.official_accounts.values())
+        watched.update(app.secret for app in instance.wecom_apps.values())
+    secrets = [s for s in watched if s]
+    leaks = [(s, text) for s in secrets for text in handler.texts if s in text]
     assert not leaks, f"secret leaked into a log record: {leaks[0][1]!r}"
+    shown = [text for obj in objects for text in _texts(obj)]
+    leaks = [(s, text) for s in secrets for text in shown if s in text]
+    assert not leaks, f"secret leaked into a str or repr: {leaks[0][1]!r}"
 
 
 @pytest.fixture
-def fake(secret_watch: set[str]) -> Iterator[FakeWeChat]:
-    """A FakeWeChat whose secrets and issued tokens are watched for leaks."""
-    instance = FakeWeChat(seed=1234)
-    yield instance
-    secret_watch.update(instance.issued_tokens())
-    secret_watch.update(app.secret for app in instance.official_accounts.values())
-    secret_watch.update(app.secret for app in instance.wecom_apps.values())
+def fake() -> FakeWeChat:
+    """A FakeWeChat (its secrets and issued tokens are watched for leaks like every fake's)."""
+    return FakeWeChat(seed=1234)
 
 
 @pytest.fixture

@@ -62,8 +62,9 @@ class Faults:
 
 @attrs.frozen
 class Call:
-    """One request the fake received, secrets redacted: method, path, query, JSON body, and the
-    errcode (or HTTP status for injected failures) it answered."""
+    """One request the fake received, secrets redacted: method, path, query, JSON body, the
+    errcode and HTTP status it answered, and whether the connection was dropped instead (then
+    the client never saw the answer; ``status`` is 0 when nothing was applied)."""
 
     method: str
     path: str
@@ -71,6 +72,12 @@ class Call:
     json: Any
     errcode: int | None
     status: int
+    dropped: bool = False
+
+    @property
+    def delivered_ok(self) -> bool:
+        """True when the client received a success: HTTP 200, errcode 0 or absent, not dropped."""
+        return self.status == 200 and not self.errcode and not self.dropped
 
 
 class _Drop(Exception):
@@ -82,6 +89,10 @@ class _Reply:
     status: int
     body: dict[str, Any]
     drop: bool = False
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _redact(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -98,6 +109,8 @@ class FakeWeChat:
     def __init__(self, *, seed: int = 0, token_ttl: int = 7200) -> None:
         self.faults = Faults()
         self.token_ttl = token_ttl
+        #: Servicers per 微信客服 account (2,000 by the current docs; 500 by an older one).
+        self.servicer_cap = MAX_SERVICERS
         self.calls: list[Call] = []
         self.token_fetches = 0
         self._random = random.Random(seed)
@@ -288,8 +301,7 @@ class FakeWeChat:
             reply = _Reply(200, self._error(-1, "system error"))
             return self._log(method, path, query, payload, reply)
         reply = self._route(method, path, query, payload, files)
-        if rand() < faults.drop_after_rate:
-            reply.drop = True
+        reply.drop = rand() < faults.drop_after_rate
         return self._log(method, path, query, payload, reply)
 
     # -- internals -------------------------------------------------------------------------
@@ -306,7 +318,9 @@ class FakeWeChat:
     ) -> _Reply:
         errcode = reply.body.get("errcode") if reply.status == 200 else None
         body = _redact(payload) if isinstance(payload, dict) else payload
-        self.calls.append(Call(method, path, _redact(query), body, errcode, reply.status))
+        self.calls.append(
+            Call(method, path, _redact(query), body, errcode, reply.status, reply.drop)
+        )
         return reply
 
     def _error(self, errcode: int, text: str) -> dict[str, Any]:
@@ -602,17 +616,21 @@ class FakeWeChat:
         kf, users, departments = checked
         results: list[dict[str, Any]] = []
         for userid in users:
-            if userid not in corp.members:
+            if not isinstance(userid, str) or not userid:
+                results.append({"userid": userid, **self._error(40003, "invalid userid")})
+            elif userid not in corp.members:
                 results.append({"userid": userid, **self._error(60111, "userid not found")})
             elif userid in kf.servicers:
                 results.append({"userid": userid, "errcode": 0, "errmsg": "ignored"})
-            elif len(kf.servicers) >= MAX_SERVICERS:
+            elif len(kf.servicers) >= self.servicer_cap:
                 results.append({"userid": userid, **self._error(95005, "servicer limit reached")})
             else:
                 kf.servicers[userid] = 0
                 results.append({"userid": userid, "errcode": 0, "errmsg": "success"})
         for department in departments:
-            if department not in corp.departments:
+            if not _positive_int(department):
+                item = self._error(60123, "invalid department id")
+            elif department not in corp.departments:
                 item = self._error(60003, "department not found")
             elif department in kf.departments:
                 item = {"errcode": 0, "errmsg": "ignored"}
@@ -631,14 +649,18 @@ class FakeWeChat:
         kf, users, departments = checked
         results: list[dict[str, Any]] = []
         for userid in users:
-            if userid not in corp.members:
+            if not isinstance(userid, str) or not userid:
+                results.append({"userid": userid, **self._error(40003, "invalid userid")})
+            elif userid not in corp.members:
                 results.append({"userid": userid, **self._error(60111, "userid not found")})
             elif kf.servicers.pop(userid, None) is None:
                 results.append({"userid": userid, **self._error(95014, "not a servicer")})
             else:
                 results.append({"userid": userid, "errcode": 0, "errmsg": "success"})
         for department in departments:
-            if department in kf.departments:
+            if not _positive_int(department):
+                item = self._error(60123, "invalid department id")
+            elif department in kf.departments:
                 kf.departments.remove(department)
                 item = {"errcode": 0, "errmsg": "success"}
             else:

@@ -6,6 +6,7 @@ WeCom (企业微信) 微信客服 servicers through :class:`WeComClient`, on asy
 
 from __future__ import annotations
 
+from ._serde import from_data, to_data
 from .clients import OfficialAccountClient, WeComClient
 from .errors import (
     AccessTokenError,
@@ -85,4 +86,6 @@ __all__ = [
     "WeComClient",
     "WeComTokenProvider",
     "__version__",
+    "from_data",
+    "to_data",
 ]

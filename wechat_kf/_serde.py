@@ -20,7 +20,7 @@ from .models import BatchResult, InviteStatus, KfAccount, ServicerStatus
 
 T = TypeVar("T")
 
-converter = cattrs.Converter(forbid_extra_keys=False)
+converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=False)
 
 
 def _structure_str(value: object, _: object) -> str:
@@ -60,6 +60,13 @@ def _lenient_enum(cls: type[enum.Enum]) -> Any:
 
 converter.register_structure_hook(str, _structure_str)
 converter.register_structure_hook(int, _structure_int)
+# Direct hooks for the optional forms: the generic union dispatch costs more than the fields.
+converter.register_structure_hook(
+    str | None, lambda value, _: None if value is None else _structure_str(value, _)
+)
+converter.register_structure_hook(
+    int | None, lambda value, _: None if value is None else _structure_int(value, _)
+)
 converter.register_structure_hook(datetime, _structure_datetime)
 converter.register_unstructure_hook(datetime, lambda value: int(value.timestamp()))
 converter.register_structure_hook(InviteStatus, _lenient_enum(InviteStatus))
@@ -81,6 +88,22 @@ converter.register_unstructure_hook(
 )
 
 
+def to_data(obj: Any) -> Any:
+    """Any wechat_kf model, ``BatchResult`` or list of them as plain JSON-able data (dicts, lists,
+    str, int, None): datetimes become unix seconds and enums their values."""
+    return converter.unstructure(obj)
+
+
+def from_data(cls: type[T], data: Any) -> T:
+    """The inverse of :func:`to_data`: ``from_data(KfAccount, d)``, ``from_data(list[Servicer],
+    items)``, ``from_data(BatchResult, d)``. Raises ``InvalidResponseError`` for data of another
+    shape."""
+    try:
+        return converter.structure(data, cls)
+    except Exception as exc:
+        raise InvalidResponseError(f"not a {cls}: {_describe(exc)}") from exc
+
+
 def structure_list(body: Mapping[str, Any], key: str, cls: type[T], *, path: str) -> list[T]:
     """The models in ``body[key]`` (a missing key is an empty list), or InvalidResponseError."""
     items = body.get(key, [])
@@ -88,8 +111,9 @@ def structure_list(body: Mapping[str, Any], key: str, cls: type[T], *, path: str
         return []
     if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items):
         raise InvalidResponseError(f"{key!r} is not a list of objects", path=path)
+    hook = converter.get_structure_hook(cls)
     try:
-        return [converter.structure(item, cls) for item in items]
+        return [hook(item, cls) for item in items]
     except Exception as exc:
         raise InvalidResponseError(
             f"{key!r} does not have the documented shape: {_describe(exc)}", path=path

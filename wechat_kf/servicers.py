@@ -183,7 +183,7 @@ def _outcome(
 ) -> ServicerResult:
     if item is None:
         return ServicerResult(userid, department_id, None, _NOT_REPORTED)
-    return ServicerResult(userid, department_id, item.errcode, item.errmsg)
+    return item  # found by this very id, so it already names it
 
 
 def _finish(users: list[str], departments: list[int], state: _BatchState) -> BatchResult:

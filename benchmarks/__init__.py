@@ -1,0 +1,1 @@
+"""wechat_kf's measured claims: run ``python -m benchmarks`` after ``pip install -e '.[bench]'``."""

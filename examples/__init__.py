@@ -1,0 +1,1 @@
+"""Runnable examples: FastAPI and aiohttp services and a resumable worker (see README)."""

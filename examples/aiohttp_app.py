@@ -1,0 +1,74 @@
+"""wechat_kf in an aiohttp service: the clients open and close with the app (``cleanup_ctx``).
+
+wechat-kf fake-server --port 8765
+WECHAT_KF_FAKE=http://127.0.0.1:8765 python -m examples.aiohttp_app
+curl localhost:8080/kf-accounts
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+
+import httpx
+from aiohttp import web
+
+from examples.common import Answer, batch_answer, error_answer, open_clients
+from wechat_kf import BatchError, OfficialAccountClient, WeChatError, WeComClient, to_data
+
+OA = web.AppKey("oa", OfficialAccountClient)
+WECOM = web.AppKey("wecom", WeComClient)
+
+
+def respond(answer: Answer) -> web.Response:
+    status, headers, body = answer
+    return web.json_response(body, status=status, headers=headers)
+
+
+async def kf_accounts(request: web.Request) -> web.Response:
+    return web.json_response(to_data(await request.app[OA].kf_accounts.list()))
+
+
+async def add_servicers(request: web.Request) -> web.Response:
+    change = await request.json()
+    if not isinstance(change, dict):
+        raise TypeError("the body must be a JSON object")
+    try:
+        result = await request.app[WECOM].servicers.add(
+            request.match_info["open_kfid"],
+            change.get("userids", []),
+            department_ids=change.get("department_ids", []),
+        )
+    except BatchError as exc:
+        return respond(batch_answer(exc.result, exc))
+    return respond(batch_answer(result))
+
+
+@web.middleware
+async def wechat_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except (ValueError, TypeError, WeChatError) as exc:
+        return respond(error_answer(exc))
+
+
+def create_app(transport: httpx.AsyncBaseTransport | None = None) -> web.Application:
+    """The service; ``transport`` sends every WeChat call to a FakeWeChat (tests)."""
+
+    async def clients(app: web.Application) -> AsyncIterator[None]:
+        # One client of each kind per process, for the life of the app.
+        async with AsyncExitStack() as stack:
+            app[OA], app[WECOM] = await open_clients(stack, transport)
+            yield
+
+    app = web.Application(middlewares=[wechat_errors])
+    app.cleanup_ctx.append(clients)
+    app.router.add_get("/kf-accounts", kf_accounts)
+    app.router.add_post("/servicers/{open_kfid}", add_servicers)
+    return app
+
+
+if __name__ == "__main__":
+    web.run_app(create_app(), host="127.0.0.1", port=8080)

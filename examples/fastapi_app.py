@@ -1,0 +1,81 @@
+"""wechat_kf in a FastAPI service: the clients open and close with the app (its lifespan) and
+reach the routes through dependencies.
+
+    wechat-kf fake-server --port 8765
+    WECHAT_KF_FAKE=http://127.0.0.1:8765 uvicorn examples.fastapi_app:app --port 8000
+    curl localhost:8000/kf-accounts
+    curl -X POST localhost:8000/servicers/wkSANDBOX0000000000000000000001 \\
+         -H 'content-type: application/json' -d '{"userids": ["user0001", "ghost"]}'
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the route annotations at runtime,
+# and the dependencies are local to create_app.
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Annotated, Any
+
+import httpx
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from examples.common import Answer, batch_answer, error_answer, open_clients
+from wechat_kf import BatchError, OfficialAccountClient, WeChatError, WeComClient, to_data
+
+
+class ServicerChange(BaseModel):
+    userids: list[str] = []
+    department_ids: list[int] = []
+
+
+def respond(answer: Answer) -> JSONResponse:
+    status, headers, body = answer
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def create_app(transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    """The service; ``transport`` sends every WeChat call to a FakeWeChat (tests)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            app.state.oa, app.state.wecom = await open_clients(stack, transport)
+            yield
+
+    app = FastAPI(lifespan=lifespan)
+
+    def official_account(request: Request) -> OfficialAccountClient:
+        client: OfficialAccountClient = request.app.state.oa
+        return client
+
+    def wecom(request: Request) -> WeComClient:
+        client: WeComClient = request.app.state.wecom
+        return client
+
+    @app.get("/kf-accounts")
+    async def kf_accounts(
+        oa: Annotated[OfficialAccountClient, Depends(official_account)],
+    ) -> Any:
+        return to_data(await oa.kf_accounts.list())
+
+    @app.post("/servicers/{open_kfid}")
+    async def add_servicers(
+        open_kfid: str, change: ServicerChange, wc: Annotated[WeComClient, Depends(wecom)]
+    ) -> JSONResponse:
+        try:
+            result = await wc.servicers.add(
+                open_kfid, change.userids, department_ids=change.department_ids
+            )
+        except BatchError as exc:
+            return respond(batch_answer(exc.result, exc))
+        return respond(batch_answer(result))
+
+    async def failed(request: Request, exc: Exception) -> JSONResponse:
+        return respond(error_answer(exc))
+
+    for kind in (ValueError, TypeError, WeChatError):
+        app.add_exception_handler(kind, failed)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,243 @@
+"""The examples work: FastAPI through httpx.ASGITransport with its lifespan, aiohttp through its
+test client, the worker on both backends including a resume after a crash."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from examples import aiohttp_app, fastapi_app
+from examples.worker import onboard, read_journal
+from wechat_kf import (
+    BatchResult,
+    KfAccount,
+    OnlineKfAccount,
+    Servicer,
+    ServicerResult,
+    WeComClient,
+    from_data,
+    to_data,
+)
+from wechat_kf.testing import Sandbox, sandbox
+
+pytestmark = pytest.mark.anyio
+KFID = "wkSANDBOX0000000000000000000001"
+
+
+@pytest.fixture
+def box() -> Sandbox:
+    return sandbox()
+
+
+# -- FastAPI -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def fastapi_client(box: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
+    app = fastapi_app.create_app(box.fake.transport)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            yield client
+
+
+async def test_fastapi_lists_kf_accounts(fastapi_client: httpx.AsyncClient) -> None:
+    response = await fastapi_client.get("/kf-accounts")
+    assert response.status_code == 200
+    assert [a["kf_account"] for a in response.json()] == ["support@gh_sandbox", "sales@gh_sandbox"]
+
+
+async def test_fastapi_adds_servicers_200_when_all_succeed(
+    fastapi_client: httpx.AsyncClient, box: Sandbox
+) -> None:
+    response = await fastapi_client.post(f"/servicers/{KFID}", json={"userids": ["user0001"]})
+    assert response.status_code == 200
+    assert response.json()["ok"] is True
+    assert box.fake.servicers(KFID) == {"user0001": 0}
+
+
+async def test_fastapi_answers_207_with_the_failed_ids(fastapi_client: httpx.AsyncClient) -> None:
+    response = await fastapi_client.post(
+        f"/servicers/{KFID}", json={"userids": ["user0001", "ghost"]}
+    )
+    assert response.status_code == 207
+    body = response.json()
+    assert [(i["userid"], i["errcode"]) for i in body["items"]] == [
+        ("user0001", 0),
+        ("ghost", 60111),
+    ]
+
+
+async def test_fastapi_reports_unprocessed_ids_with_207(fastapi_client: httpx.AsyncClient) -> None:
+    response = await fastapi_client.post("/servicers/wkUNKNOWN", json={"userids": ["user0001"]})
+    assert response.status_code == 207
+    assert response.json()["unprocessed_userids"] == ["user0001"]
+
+
+async def test_fastapi_bad_input_is_422(fastapi_client: httpx.AsyncClient) -> None:
+    response = await fastapi_client.post(f"/servicers/{KFID}", json={"userids": []})
+    assert response.status_code == 422
+    assert "nothing to do" in response.json()["detail"]
+
+
+async def test_fastapi_rate_limit_is_429_with_retry_after(box: Sandbox) -> None:
+    def quota(request: httpx.Request) -> httpx.Response:
+        if "token" in request.url.path:
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 7200})
+        return httpx.Response(200, json={"errcode": 45009, "errmsg": "quota rid: q1"})
+
+    app = fastapi_app.create_app(httpx.MockTransport(quota))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            response = await client.get("/kf-accounts")
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "60"
+    assert response.json()["rid"] == "q1"
+
+
+async def test_fastapi_credentials_refused_is_502() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"errcode": 40125, "errmsg": "invalid appsecret"})
+
+    app = fastapi_app.create_app(httpx.MockTransport(refuse))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            response = await client.get("/kf-accounts")
+    assert response.status_code == 502
+    assert response.json()["errcode"] == 40125
+
+
+# -- aiohttp (asyncio only: aiohttp is built on asyncio) -----------------------------------------
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_aiohttp_app_lists_and_adds_through_its_test_client(box: Sandbox) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    async with TestClient(TestServer(aiohttp_app.create_app(box.fake.transport))) as client:
+        listed = await client.get("/kf-accounts")
+        assert listed.status == 200
+        assert len(await listed.json()) == 2
+        added = await client.post(f"/servicers/{KFID}", json={"userids": ["user0002", "ghost"]})
+        assert added.status == 207
+        assert (await added.json())["items"][1]["errcode"] == 60111
+        bad = await client.post(f"/servicers/{KFID}", json={"userids": "user0002"})
+        assert bad.status == 422
+    assert box.fake.servicers(KFID) == {"user0002": 0}
+
+
+# -- the worker ----------------------------------------------------------------------------------
+
+
+class CrashAfter(httpx.AsyncBaseTransport):
+    """Passes ``allowed`` servicer requests to the fake, then hangs as a dying process would."""
+
+    def __init__(self, box: Sandbox, allowed: int) -> None:
+        self.inner = box.fake.transport
+        self.allowed = allowed
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if "/servicer/add" in request.url.path:
+            if self.allowed == 0:
+                await anyio.sleep_forever()
+            self.allowed -= 1
+        return await self.inner.handle_async_request(request)
+
+
+async def run_worker(box: Sandbox, transport: Any, ids: list[str], journal: Path) -> Any:
+    async with (
+        httpx.AsyncClient(transport=transport) as http,
+        WeComClient(box.corpid, box.wecom_secret, http_client=http, max_concurrency=2) as client,
+    ):
+        return await onboard(client, KFID, ids, journal, batch=200)
+
+
+async def test_worker_resumes_after_a_crash_and_applies_every_id_once(
+    box: Sandbox, tmp_path: Path
+) -> None:
+    ids = [*box.members[:900], "ghost1", "ghost2"]
+    journal = tmp_path / "applied.jsonl"
+    with anyio.move_on_after(2) as crash:  # the process dies during the third batch
+        await run_worker(box, CrashAfter(box, allowed=4), ids, journal)
+    assert crash.cancelled_caught
+    recorded = read_journal(journal)
+    assert len(recorded) == 400  # two full batches were journaled before the crash
+
+    summary = await run_worker(box, box.fake.transport, ids, journal)
+    assert summary.skipped == 400
+    assert (summary.succeeded, summary.refused, summary.unprocessed) == (500, 2, [])
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert sorted(line["userid"] for line in lines) == sorted(ids)  # each id recorded once
+    assert set(box.fake.servicers(KFID)) == set(box.members[:900])
+    resent = [
+        u
+        for c in box.fake.calls_to("/cgi-bin/kf/servicer/add")
+        if c.delivered_ok
+        for u in c.json["userid_list"]
+    ]
+    assert not set(resent[:400]) & set(resent[400:])  # the journaled ids were not sent again
+
+
+async def test_worker_runs_as_a_command_on_both_backends(
+    box: Sandbox, tmp_path: Path, anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from examples import common, worker
+
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("\n".join(box.members[:250]) + "\n", encoding="utf-8")
+    original = common.open_clients
+
+    async def with_fake(stack: Any, transport: Any = None) -> Any:
+        return await original(stack, box.fake.transport)
+
+    monkeypatch.setattr(worker, "open_clients", with_fake)
+    argv = ["--open-kfid", KFID, "--userids-file", str(ids_file), "--journal",
+            str(tmp_path / "j.jsonl"), "--backend", anyio_backend]  # fmt: skip
+    code = await anyio.to_thread.run_sync(worker.main, argv)
+    assert code == 0
+    assert len(box.fake.servicers(KFID)) == 250
+
+
+# -- plain data in and out -----------------------------------------------------------------------
+
+
+async def test_models_and_batch_results_round_trip_through_plain_data(box: Sandbox) -> None:
+    async with (
+        httpx.AsyncClient(transport=box.fake.transport) as http,
+        WeComClient(box.corpid, box.wecom_secret, http_client=http) as wc,
+    ):
+        result = await wc.servicers.add(KFID, ["user0001", "ghost"], department_ids=[1])
+        servicers = await wc.servicers.list(KFID)
+    data = to_data(result)
+    assert json.loads(json.dumps(data)) == data
+    assert from_data(BatchResult, data) == result
+    assert from_data(list[Servicer], to_data(servicers)) == servicers
+    item = ServicerResult(userid="a", errcode=0, errmsg="ok")
+    assert from_data(ServicerResult, to_data(item)) == item
+    online = OnlineKfAccount(kf_account="a@b", status=1, kf_id="1", accepted_case=2)
+    assert from_data(OnlineKfAccount, to_data(online)) == online
+
+
+def test_kf_account_round_trip_keeps_the_aware_expiry() -> None:
+    from datetime import datetime, timezone
+
+    from wechat_kf import InviteStatus
+
+    account = KfAccount(
+        kf_account="a@gh",
+        kf_id="1001",
+        invite_expire_time=datetime(2026, 12, 1, tzinfo=timezone.utc),
+        invite_status=InviteStatus.WAITING,
+    )
+    data = to_data(account)
+    assert data["invite_expire_time"] == 1796083200  # 2026-12-01T00:00:00Z
+    assert data["invite_status"] == "waiting"
+    assert from_data(KfAccount, data) == account

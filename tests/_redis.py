@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests._servers import free_port, wait_for_port
 
 
 @contextmanager
@@ -30,7 +24,7 @@ def redis_server() -> Iterator[str]:
             pytest.fail("redis-server is required (WECHAT_KF_REQUIRE_REDIS=1) but not installed")
         pytest.skip("redis-server is not installed")
     with tempfile.TemporaryDirectory() as workdir:
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir,
              "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
@@ -38,15 +32,7 @@ def redis_server() -> Iterator[str]:
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        raise RuntimeError("redis-server did not start") from None
-                    time.sleep(0.02)
+            wait_for_port(port, process, "redis-server")
             yield f"redis://127.0.0.1:{port}/0"
         finally:
             process.terminate()

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import anyio
 import pytest
 from click.testing import CliRunner, Result
 
-from tests._servers import serve
+from tests._servers import free_port, serve, wait_for_port
 from wechat_kf import WeComClient
 from wechat_kf.cli import main
 from wechat_kf.testing import sandbox
@@ -188,9 +186,7 @@ def test_python_dash_m_runs_the_command() -> None:
 
 @pytest.fixture
 def fake_server() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "wechat_kf", "fake-server", "--port", str(port)],
         stdout=subprocess.PIPE,
@@ -199,15 +195,7 @@ def fake_server() -> Iterator[str]:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("fake-server did not start") from None
-                time.sleep(0.05)
+        wait_for_port(port, process, "fake-server")
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()

@@ -21,7 +21,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests._redis import redis_server
-from tests._servers import serve
+from tests._servers import free_port, serve
 from wechat_kf import (
     AccessToken,
     OfficialAccountClient,
@@ -162,12 +162,7 @@ async def test_two_appids_never_share_a_token(
 @pytest.fixture
 async def dead_store() -> AsyncIterator[RedisTokenStore]:
     """A store whose Redis refuses connections (nothing listens on the port)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    client = Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_connect_timeout=0.5)
+    client = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)
     yield RedisTokenStore(client)
     await client.aclose()
 

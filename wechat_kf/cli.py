@@ -27,7 +27,7 @@ from ._serde import converter
 from .clients import OfficialAccountClient, WeComClient
 from .errors import APIError, BatchError, CredentialError, WeChatError
 from .models import BatchResult, KfAccount, OnlineKfAccount, Servicer
-from .testing import Faults, sandbox
+from .testing import Faults, Sandbox, sandbox
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -91,46 +91,60 @@ def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
-async def _http(stack: AsyncExitStack, transport: httpx.AsyncBaseTransport) -> httpx.AsyncClient:
-    return await stack.enter_async_context(httpx.AsyncClient(transport=transport))
+Client = TypeVar("Client", OfficialAccountClient, WeComClient)
+
+# Per client class: the option naming the app, the environment variables, sandbox credentials.
+_PLATFORMS: dict[type[Any], tuple[str, str, Callable[[Sandbox], tuple[str, str]]]] = {
+    OfficialAccountClient: ("appid", "WECHAT_APPID", lambda box: (box.appid, box.oa_secret)),
+    WeComClient: ("corpid", "WECOM_CORPID", lambda box: (box.corpid, box.wecom_secret)),
+}
 
 
-async def _oa_client(
-    stack: AsyncExitStack,
-    appid: str | None,
-    secret: str | None,
-    base_url: str | None,
-    use_sandbox: bool,
-) -> OfficialAccountClient:
-    if use_sandbox:
+async def _open_client(stack: AsyncExitStack, cls: type[Client], opts: dict[str, Any]) -> Client:
+    """The client a command asked for: the sandbox's, or one from the credentials given."""
+    id_name, env_name, sandbox_credentials = _PLATFORMS[cls]
+    options: dict[str, Any] = {}
+    if opts["sandbox"]:
         box = sandbox()
-        http = await _http(stack, box.fake.transport)
-        client = OfficialAccountClient(box.appid, box.oa_secret, http_client=http)
+        app_id, secret = sandbox_credentials(box)
+        http = httpx.AsyncClient(transport=box.fake.transport)
+        options["http_client"] = await stack.enter_async_context(http)
     else:
-        if not appid or not secret:
-            raise _fail("give --appid and --secret (or WECHAT_APPID / WECHAT_SECRET)", 2)
-        extra = {"base_url": base_url} if base_url else {}
-        client = OfficialAccountClient(appid, secret, **extra)  # type: ignore[arg-type]
-    return await stack.enter_async_context(client)
+        app_id, secret = opts[id_name], opts["secret"]
+        if not app_id or not secret:
+            secret_env = env_name.split("_")[0] + "_SECRET"
+            raise _fail(f"give --{id_name} and --secret (or {env_name} / {secret_env})", 2)
+        if opts["base_url"]:
+            options["base_url"] = opts["base_url"]
+    return await stack.enter_async_context(cls(app_id, secret, **options))
 
 
-async def _wecom_client(
-    stack: AsyncExitStack,
-    corpid: str | None,
-    secret: str | None,
-    base_url: str | None,
-    use_sandbox: bool,
-) -> WeComClient:
-    if use_sandbox:
-        box = sandbox()
-        http = await _http(stack, box.fake.transport)
-        client = WeComClient(box.corpid, box.wecom_secret, http_client=http)
-    else:
-        if not corpid or not secret:
-            raise _fail("give --corpid and --secret (or WECOM_CORPID / WECOM_SECRET)", 2)
-        extra = {"base_url": base_url} if base_url else {}
-        client = WeComClient(corpid, secret, **extra)  # type: ignore[arg-type]
-    return await stack.enter_async_context(client)
+def _listing(
+    opts: dict[str, Any],
+    cls: type[Client],
+    fetch: Callable[[Client], Awaitable[Sequence[Any]]],
+    render: Callable[[Any], Table],
+) -> None:
+    """Fetch a list and print it as a table, or as JSON with --json."""
+
+    async def main_() -> int:
+        async with AsyncExitStack() as stack:
+            items = await fetch(await _open_client(stack, cls, opts))
+        if opts["as_json"]:
+            _print_json(converter.unstructure(list(items)))
+        else:
+            _out().print(render(items))
+        return 0
+
+    _run(main_)
+
+
+def _credentials(id_name: str, id_help: str, env_name: str, secret_env: str) -> Callable[[F], F]:
+    def decorate(func: F) -> F:
+        func = click.option("--secret", envvar=secret_env, help="The app's secret.")(func)
+        return click.option(f"--{id_name}", envvar=env_name, help=id_help)(func)
+
+    return decorate
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -241,22 +255,12 @@ def _oa_command(name: str, help_text: str) -> Callable[[F], F]:
     """An ``oa accounts`` subcommand with credentials and the common options."""
 
     def decorate(func: F) -> F:
-        func = _common(func)
-        func = click.option("--secret", envvar="WECHAT_SECRET", help="AppSecret.")(func)
-        func = click.option("--appid", envvar="WECHAT_APPID", help="Official Account appid.")(func)
+        func = _credentials("appid", "Official Account appid.", "WECHAT_APPID", "WECHAT_SECRET")(
+            _common(func)
+        )
         return oa_accounts.command(name, help=help_text)(func)  # type: ignore[return-value]
 
     return decorate
-
-
-async def _with_oa(
-    opts: dict[str, Any], action: Callable[[OfficialAccountClient], Awaitable[Any]]
-) -> Any:
-    async with AsyncExitStack() as stack:
-        client = await _oa_client(
-            stack, opts["appid"], opts["secret"], opts["base_url"], opts["sandbox"]
-        )
-        return await action(client)
 
 
 def _oa_action(
@@ -265,7 +269,8 @@ def _oa_action(
     done: str,
 ) -> None:
     async def main_() -> int:
-        await _with_oa(opts, action)
+        async with AsyncExitStack() as stack:
+            await action(await _open_client(stack, OfficialAccountClient, opts))
         if opts["as_json"]:
             _print_json({"ok": True})
         else:
@@ -277,30 +282,12 @@ def _oa_action(
 
 @_oa_command("list", "List the kf accounts.")
 def oa_list(**opts: Any) -> None:
-    async def main_() -> int:
-        accounts: list[KfAccount] = await _with_oa(opts, lambda c: c.kf_accounts.list())
-        if opts["as_json"]:
-            _print_json(converter.unstructure(accounts))
-        else:
-            _out().print(_accounts_table(accounts))
-        return 0
-
-    _run(main_)
+    _listing(opts, OfficialAccountClient, lambda c: c.kf_accounts.list(), _accounts_table)
 
 
 @_oa_command("online", "List the kf accounts that are online.")
 def oa_online(**opts: Any) -> None:
-    async def main_() -> int:
-        accounts: list[OnlineKfAccount] = await _with_oa(
-            opts, lambda c: c.kf_accounts.list_online()
-        )
-        if opts["as_json"]:
-            _print_json(converter.unstructure(accounts))
-        else:
-            _out().print(_online_table(accounts))
-        return 0
-
-    _run(main_)
+    _listing(opts, OfficialAccountClient, lambda c: c.kf_accounts.list_online(), _online_table)
 
 
 @click.argument("kf_account")
@@ -362,11 +349,13 @@ def wecom_servicers() -> None:
 
 
 def _wecom_command(name: str, help_text: str) -> Callable[[F], F]:
+    """A ``wecom servicers`` subcommand with credentials, --open-kfid and the common options."""
+
     def decorate(func: F) -> F:
-        func = _common(func)
-        func = click.option("--open-kfid", required=True, help="The 微信客服 account.")(func)
-        func = click.option("--secret", envvar="WECOM_SECRET", help="The app's secret.")(func)
-        func = click.option("--corpid", envvar="WECOM_CORPID", help="The corp id.")(func)
+        func = click.option("--open-kfid", required=True, help="The 微信客服 account.")(
+            _common(func)
+        )
+        func = _credentials("corpid", "The corp id.", "WECOM_CORPID", "WECOM_SECRET")(func)
         return wecom_servicers.command(name, help=help_text)(func)  # type: ignore[return-value]
 
     return decorate
@@ -374,19 +363,7 @@ def _wecom_command(name: str, help_text: str) -> Callable[[F], F]:
 
 @_wecom_command("list", "List the servicers of a 微信客服 account.")
 def servicers_list(open_kfid: str, **opts: Any) -> None:
-    async def main_() -> int:
-        async with AsyncExitStack() as stack:
-            client = await _wecom_client(
-                stack, opts["corpid"], opts["secret"], opts["base_url"], opts["sandbox"]
-            )
-            servicers = await client.servicers.list(open_kfid)
-        if opts["as_json"]:
-            _print_json(converter.unstructure(servicers))
-        else:
-            _out().print(_servicers_table(servicers))
-        return 0
-
-    _run(main_)
+    _listing(opts, WeComClient, lambda c: c.servicers.list(open_kfid), _servicers_table)
 
 
 def _batch_options(func: F) -> F:
@@ -413,9 +390,7 @@ def _batch_command(delete: bool) -> Callable[..., None]:
 
         async def main_() -> int:
             async with AsyncExitStack() as stack:
-                client = await _wecom_client(
-                    stack, opts["corpid"], opts["secret"], opts["base_url"], opts["sandbox"]
-                )
+                client = await _open_client(stack, WeComClient, opts)
                 call = client.servicers.delete if delete else client.servicers.add
                 label = "deleting servicers" if delete else "adding servicers"
                 error: BatchError | None = None

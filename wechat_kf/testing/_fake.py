@@ -609,6 +609,14 @@ class FakeWeChat:
             return self._error(40058, "too many ids in one call")
         return kf, users, departments
 
+    def _refuse_userid(self, corp: Corp, userid: Any) -> dict[str, Any] | None:
+        """The result item for a malformed or unknown userid, or None for a member."""
+        if not isinstance(userid, str) or not userid:
+            return {"userid": userid, **self._error(40003, "invalid userid")}
+        if userid not in corp.members:
+            return {"userid": userid, **self._error(60111, "userid not found")}
+        return None
+
     def _servicer_add(self, corp: Corp, payload: Any) -> dict[str, Any]:
         checked = self._servicer_request(corp, payload)
         if isinstance(checked, dict):
@@ -616,10 +624,9 @@ class FakeWeChat:
         kf, users, departments = checked
         results: list[dict[str, Any]] = []
         for userid in users:
-            if not isinstance(userid, str) or not userid:
-                results.append({"userid": userid, **self._error(40003, "invalid userid")})
-            elif userid not in corp.members:
-                results.append({"userid": userid, **self._error(60111, "userid not found")})
+            refused = self._refuse_userid(corp, userid)
+            if refused:
+                results.append(refused)
             elif userid in kf.servicers:
                 results.append({"userid": userid, "errcode": 0, "errmsg": "ignored"})
             elif len(kf.servicers) >= self.servicer_cap:
@@ -649,10 +656,9 @@ class FakeWeChat:
         kf, users, departments = checked
         results: list[dict[str, Any]] = []
         for userid in users:
-            if not isinstance(userid, str) or not userid:
-                results.append({"userid": userid, **self._error(40003, "invalid userid")})
-            elif userid not in corp.members:
-                results.append({"userid": userid, **self._error(60111, "userid not found")})
+            refused = self._refuse_userid(corp, userid)
+            if refused:
+                results.append(refused)
             elif kf.servicers.pop(userid, None) is None:
                 results.append({"userid": userid, **self._error(95014, "not a servicer")})
             else:

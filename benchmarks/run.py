@@ -9,12 +9,9 @@ import json
 import math
 import os
 import platform
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timezone
@@ -25,6 +22,8 @@ import anyio
 import httpx
 
 from benchmarks._server import APPID, CORPID, OA_SECRET, OPEN_KFID, WECOM_SECRET
+from tests._redis import redis_process
+from tests._servers import free_port, wait_for_port
 from wechat_kf import OfficialAccountClient, WeComClient
 
 HERE = Path(__file__).resolve().parent
@@ -32,24 +31,6 @@ ROOT = HERE.parent
 
 
 # -- plumbing ------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen[Any], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"{what} did not start") from None
-            time.sleep(0.05)
 
 
 @contextlib.contextmanager
@@ -64,27 +45,6 @@ def fake_server(members: int) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[str | None]:
-    """A throwaway redis-server on loopback, or None when the binary is missing."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        yield None
-        return
-    port = free_port()
-    with tempfile.TemporaryDirectory() as workdir:
-        process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir, "--save", ""],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            wait_for_port(port, process, "redis-server")
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
 
 
 def admin(base_url: str, **config: Any) -> dict[str, Any]:
@@ -244,7 +204,7 @@ def bench_token_storm(base_url: str, calls: int, processes: int) -> dict[str, An
     anyio.run(storm)
     single = admin(base_url)["token_fetches"] - before
     result: dict[str, Any] = {"calls": calls, "one_process_fetches": single}
-    with redis_server() as redis_url:
+    with redis_process() as redis_url:
         if redis_url is None:
             result["redis"] = "skipped: redis-server not installed"
             return result

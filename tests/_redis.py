@@ -1,4 +1,4 @@
-"""A real redis-server on a free loopback port, for the tests that need one."""
+"""A real redis-server on a free loopback port, for the tests (and benchmarks) that need one."""
 
 from __future__ import annotations
 
@@ -9,20 +9,17 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pytest
-
 from tests._servers import free_port, wait_for_port
 
 
 @contextmanager
-def redis_server() -> Iterator[str]:
-    """Start redis-server in a temporary directory; yield its URL; stop it afterwards. Skips when
-    the binary is missing, unless WECHAT_KF_REQUIRE_REDIS=1 (CI), where that is a failure."""
+def redis_process() -> Iterator[str | None]:
+    """Start redis-server in a temporary directory and yield its URL (None when the binary is
+    not installed); stop it afterwards."""
     binary = shutil.which("redis-server")
     if binary is None:
-        if os.environ.get("WECHAT_KF_REQUIRE_REDIS") == "1":
-            pytest.fail("redis-server is required (WECHAT_KF_REQUIRE_REDIS=1) but not installed")
-        pytest.skip("redis-server is not installed")
+        yield None
+        return
     with tempfile.TemporaryDirectory() as workdir:
         port = free_port()
         process = subprocess.Popen(
@@ -37,3 +34,17 @@ def redis_server() -> Iterator[str]:
         finally:
             process.terminate()
             process.wait(timeout=10)
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """:func:`redis_process` for a test: skips when the binary is missing, unless
+    WECHAT_KF_REQUIRE_REDIS=1 (CI), where that is a failure."""
+    import pytest
+
+    with redis_process() as url:
+        if url is None:
+            if os.environ.get("WECHAT_KF_REQUIRE_REDIS") == "1":
+                pytest.fail("redis-server is required (WECHAT_KF_REQUIRE_REDIS=1), not installed")
+            pytest.skip("redis-server is not installed")
+        yield url

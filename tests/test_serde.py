@@ -109,7 +109,7 @@ def test_batch_result_views() -> None:
     bad = ServicerResult(department_id=2, errcode=60003, errmsg="no")
     unknown = ServicerResult(userid="c", errcode=None)
     result = BatchResult([good, ignored, bad, unknown])
-    assert result.items == (good, ignored, bad, unknown)
+    assert result.items == [good, ignored, bad, unknown]
     assert result.succeeded == [good, ignored]
     assert result.failed == [bad, unknown]
     assert not result.ok

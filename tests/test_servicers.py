@@ -273,7 +273,7 @@ async def test_a_fatal_error_stops_the_requests_not_yet_sent(
         with pytest.raises(BatchError) as info:
             await client.servicers.add(corp[2], ids)
     assert info.value.unprocessed_userids == ids
-    assert info.value.result.items == ()
+    assert info.value.result.items == []
     assert failing.attempts == 1
     assert fake.calls_to(ADD) == []
 

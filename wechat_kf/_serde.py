@@ -16,7 +16,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn
 
 from .errors import InvalidResponseError
-from .models import BatchResult, InviteStatus, KfAccount, ServicerStatus
+from .models import InviteStatus, KfAccount, ServicerStatus
 
 T = TypeVar("T")
 
@@ -83,9 +83,6 @@ def _structure_kf_account(value: Any, cls: type[KfAccount]) -> KfAccount:
 
 
 converter.register_structure_hook(KfAccount, _structure_kf_account)
-converter.register_unstructure_hook(
-    BatchResult, lambda result: {"items": converter.unstructure(list(result.items))}
-)
 
 
 def to_data(obj: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from datetime import datetime
 
 import attrs
@@ -106,12 +107,16 @@ class ServicerResult:
         return self.errcode == 0
 
 
+def _as_list(items: Iterable[ServicerResult]) -> list[ServicerResult]:
+    return list(items)
+
+
 @attrs.frozen
 class BatchResult:
     """The outcome of a servicer add or delete: one item per distinct id that was processed, in
     input order (userids, then department ids)."""
 
-    items: tuple[ServicerResult, ...] = attrs.field(converter=tuple[ServicerResult, ...])
+    items: list[ServicerResult] = attrs.field(factory=list, converter=_as_list)
 
     @property
     def ok(self) -> bool:

@@ -19,6 +19,7 @@ import anyio
 import click
 import httpx
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -29,7 +30,6 @@ from .errors import APIError, BatchError, CredentialError, WeChatError
 from .models import BatchResult, KfAccount, OnlineKfAccount, Servicer
 from .testing import Faults, Sandbox, sandbox
 
-T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -39,7 +39,7 @@ class _Exit(Exception):
 
 
 def _out() -> Console:
-    return Console(soft_wrap=True, highlight=False)
+    return Console(soft_wrap=True, highlight=False, markup=False)
 
 
 def _err() -> Console:
@@ -47,7 +47,8 @@ def _err() -> Console:
 
 
 def _fail(message: str, code: int) -> _Exit:
-    _err().print(f"[red]error:[/red] {message}", markup=True)
+    # The message may quote WeChat's errmsg: never let it be read as markup.
+    _err().print(f"[red]error:[/red] {escape(message)}", markup=True)
     return _Exit(code)
 
 
@@ -494,7 +495,7 @@ async def _demo(count: int) -> int:
     summary.add_row("servicers now listed", str(len([s for s in listed if s.userid])))
     summary.add_row("servicer requests", str(len(fake.calls_to("/cgi-bin/kf/servicer/add"))))
     summary.add_row("busy answers retried", str(sum(1 for c in fake.calls if c.errcode == -1)))
-    summary.add_row("token fetches", str(fake.token_fetches))
+    summary.add_row("token fetches (one per app)", str(fake.token_fetches))
     summary.add_row("elapsed", f"{time.perf_counter() - started:.2f} s")
     out.rule("summary")
     out.print(summary)

@@ -31,22 +31,18 @@ class TokenStore(Protocol):
 
     async def get(self, key: str) -> AccessToken | None:
         """The token stored under ``key``, or None."""
-        ...
 
     async def put(self, key: str, token: AccessToken) -> AccessToken:
         """Store ``token`` unless a token that expires later is already there; return the token
         that is stored afterwards (so a slow fetch never replaces a newer token)."""
-        ...
 
     async def invalidate(self, key: str, value: str) -> bool:
         """Drop the token under ``key`` only if its value is ``value``; True if it was dropped."""
-        ...
 
     def refresh_lock(self, key: str) -> AbstractAsyncContextManager[bool]:
         """Wait for the right to fetch the token for ``key``; yields True while it is held, or
         False when another holder stored a new token meanwhile (read it instead of fetching).
         Raises ``TokenStoreError`` when the store cannot be reached."""
-        ...
 
 
 class MemoryTokenStore:

@@ -50,11 +50,9 @@ class TokenProvider(Protocol):
 
     async def get_token(self) -> str:
         """A token that is valid now, fetching one if need be."""
-        ...
 
     async def invalidate(self, token: str) -> None:
         """WeChat rejected ``token``: drop it, but only if it is still the cached one."""
-        ...
 
 
 class TokenFetcher(Protocol):

@@ -11,6 +11,7 @@ from typing import Any
 import uvicorn
 
 from wechat_kf.testing import FakeWeChat
+from wechat_kf.testing._fake import read_body
 
 APPID, OA_SECRET = "wxbench000000001", "bench-oa-secret-0123456789"
 CORPID, WECOM_SECRET = "wwbench000000001", "bench-wecom-secret-0123456789"
@@ -38,12 +39,7 @@ def admin_app(fake: FakeWeChat) -> Any:
         if scope["type"] != "http" or not scope["path"].startswith("/_admin/"):
             await inner(scope, receive, send)
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         if scope["path"] == "/_admin/config":
             config = json.loads(body or b"{}")
             if "latency" in config:

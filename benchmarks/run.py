@@ -23,7 +23,7 @@ import httpx
 
 from benchmarks._server import APPID, CORPID, OA_SECRET, OPEN_KFID, WECOM_SECRET
 from tests._redis import redis_process
-from tests._servers import free_port, wait_for_port
+from tests._servers import free_port, listening
 from wechat_kf import OfficialAccountClient, WeComClient
 
 HERE = Path(__file__).resolve().parent
@@ -38,13 +38,8 @@ def fake_server(members: int) -> Iterator[str]:
     """FakeWeChat under uvicorn in a separate process; yields its base URL."""
     port = free_port()
     command = [sys.executable, "-m", "benchmarks._server", "--port", str(port)]
-    process = subprocess.Popen([*command, "--members", str(members)], cwd=ROOT)
-    try:
-        wait_for_port(port, process, "the fake server")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with listening([*command, "--members", str(members)], port, "the fake server", cwd=ROOT) as s:
+        yield s.url
 
 
 def admin(base_url: str, **config: Any) -> dict[str, Any]:

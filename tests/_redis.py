@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tests._servers import free_port, wait_for_port
+from tests._servers import free_port, listening
 
 
 @contextmanager
@@ -22,18 +22,11 @@ def redis_process() -> Iterator[str | None]:
         return
     with tempfile.TemporaryDirectory() as workdir:
         port = free_port()
-        process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir,
-             "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            wait_for_port(port, process, "redis-server")
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+        command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir,
+                   "--save", "", "--appendonly", "no", "--protected-mode", "yes"]  # fmt: skip
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        with listening(command, port, "redis-server", scheme="redis", **quiet) as server:
+            yield f"{server.url}/0"
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import attrs
 import uvicorn
 
 
@@ -31,6 +32,33 @@ def wait_for_port(port: int, process: subprocess.Popen[Any], what: str) -> None:
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError(f"{what} did not start") from None
             time.sleep(0.02)
+
+
+@attrs.define
+class Running:
+    """A server process started by :func:`listening`; ``output`` is what it printed, once it
+    has stopped (when its stdout was piped)."""
+
+    process: subprocess.Popen[Any]
+    url: str
+    output: str = ""
+
+
+@contextmanager
+def listening(
+    command: list[str], port: int, what: str, scheme: str = "http", **popen: Any
+) -> Iterator[Running]:
+    """Start ``command`` (a server that will listen on ``port``), wait until it accepts
+    connections, and stop it afterwards."""
+    process = subprocess.Popen(command, **popen)
+    running = Running(process, f"{scheme}://127.0.0.1:{port}")
+    try:
+        wait_for_port(port, process, what)
+        yield running
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=10)
+        running.output = output or ""
 
 
 @contextmanager

@@ -13,7 +13,7 @@ import anyio
 import pytest
 from click.testing import CliRunner, Result
 
-from tests._servers import free_port, serve, wait_for_port
+from tests._servers import free_port, listening, serve
 from wechat_kf import WeComClient
 from wechat_kf.cli import main
 from wechat_kf.testing import sandbox
@@ -187,21 +187,19 @@ def test_python_dash_m_runs_the_command() -> None:
 @pytest.fixture
 def fake_server() -> Iterator[str]:
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "wechat_kf", "fake-server", "--port", str(port)],
+    command = [sys.executable, "-m", "wechat_kf", "fake-server", "--port", str(port)]
+    with listening(
+        command,
+        port,
+        "fake-server",
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        wait_for_port(port, process, "fake-server")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=10)
-    assert SANDBOX_OPEN_KFID in output
-    assert SANDBOX_WECOM_SECRET in output  # it prints what it accepts, so clients can use it
+    ) as server:
+        yield server.url
+    assert SANDBOX_OPEN_KFID in server.output
+    assert SANDBOX_WECOM_SECRET in server.output  # it prints what it accepts, for clients
 
 
 def test_fake_server_serves_the_sdk_over_loopback(fake_server: str) -> None:

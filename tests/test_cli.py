@@ -128,6 +128,7 @@ def test_servicers_add_reads_stdin_and_prints_json() -> None:
         "department_id": 3,
         "errcode": 0,
         "errmsg": "success",
+        "already": False,
     }
 
 

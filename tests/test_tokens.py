@@ -42,6 +42,7 @@ class Fetcher:
         self.tokens = list(tokens)
         self.expires_in = expires_in
         self.calls: list[tuple[str, str, Mapping[str, Any] | None]] = []
+        self.once: list[bool] = []
 
     async def __call__(
         self,
@@ -51,8 +52,10 @@ class Fetcher:
         params: Mapping[str, str] | None = None,
         json: Mapping[str, Any] | None = None,
         idempotent: bool,
+        once: bool = False,
     ) -> Mapping[str, Any]:
         self.calls.append((method, path, json if json is not None else params))
+        self.once.append(once)
         await anyio.sleep(0.01)
         token = self.tokens.pop(0) if len(self.tokens) > 1 else self.tokens[0]
         return {"access_token": token, "expires_in": self.expires_in}

@@ -43,9 +43,20 @@ async def test_busy_errcode_is_retried_then_succeeds(scripted: Scripted) -> None
     assert len(scripted.business_requests) == 3
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 429])
-async def test_http_5xx_and_429_are_retried(scripted: Scripted, status: int) -> None:
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 429])
+async def test_http_5xx_and_429_are_retried_for_an_idempotent_call(
+    scripted: Scripted, status: int
+) -> None:
     scripted.business.append(httpx.Response(status, text="<html>bad gateway</html>"))
+    async with oa_client(scripted) as client:
+        await client.kf_accounts.update("a@gh_x", nickname="n")
+    assert len(scripted.business_requests) == 2
+
+
+async def test_http_429_to_a_non_idempotent_call_is_retried_because_it_was_refused(
+    scripted: Scripted,
+) -> None:
+    scripted.business.append(httpx.Response(429))
     async with oa_client(scripted) as client:
         await client.kf_accounts.add("a@gh_x", nickname="n")
     assert len(scripted.business_requests) == 2

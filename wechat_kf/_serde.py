@@ -8,6 +8,7 @@ any other type is an error, which :func:`structure` reports as ``InvalidResponse
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -22,6 +23,20 @@ T = TypeVar("T")
 
 converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=False)
 
+# ASCII digits only: str.isdigit() also accepts "²" and other digits int() refuses, and a bound on
+# the length keeps int() away from its 4,300-digit limit.
+_INT_TEXT = re.compile(r"\s*-?[0-9]{1,19}\s*", re.ASCII)
+
+
+def as_int(value: object) -> int | None:
+    """``value`` as an int when it is one (never a bool) or a plain decimal string such as
+    ``"40001"`` (WeChat's documents disagree on the type); None for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _INT_TEXT.fullmatch(value):
+        return int(value)
+    return None
+
 
 def _structure_str(value: object, _: object) -> str:
     # WeChat sends ids sometimes as numbers; a bool is never a legitimate id.
@@ -33,11 +48,17 @@ def _structure_str(value: object, _: object) -> str:
 
 
 def _structure_int(value: object, _: object) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
+    number = as_int(value)
+    if number is None:
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return number
+
+
+def _structure_bool(value: object, _: object) -> bool:
+    # Registered on its own: bool is an int, so the int hook would otherwise claim it.
+    if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise TypeError(f"expected an integer, got {type(value).__name__}")
+    raise TypeError(f"expected a boolean, got {type(value).__name__}")
 
 
 def _structure_datetime(value: object, _: object) -> datetime:
@@ -60,6 +81,7 @@ def _lenient_enum(cls: type[enum.Enum]) -> Any:
 
 converter.register_structure_hook(str, _structure_str)
 converter.register_structure_hook(int, _structure_int)
+converter.register_structure_hook(bool, _structure_bool)
 # Direct hooks for the optional forms: the generic union dispatch costs more than the fields.
 converter.register_structure_hook(
     str | None, lambda value, _: None if value is None else _structure_str(value, _)

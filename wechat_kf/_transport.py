@@ -2,6 +2,8 @@
 
 It knows nothing of kf accounts or servicers: a resource calls :meth:`Transport.request` with a
 path and gets the decoded JSON body of a successful answer, or a typed :class:`WeChatError`.
+Each attempt runs under one deadline (connect, send, headers and the whole body); whatever goes
+wrong in it becomes a WeChatError, and one place decides whether to try again.
 """
 
 from __future__ import annotations
@@ -12,20 +14,22 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from contextlib import aclosing
 from typing import Any
 
 import anyio
+import attrs
 import httpx
 
+from ._body import ACCEPT_ENCODING, MAX_BODY_BYTES, read_body
 from ._retry import BASE_DELAY, RETRYABLE_ERRCODES, Failure, retry_delay
+from ._serde import as_int
 from .errors import (
     TOKEN_ERRCODES,
     AccessTokenError,
-    APIError,
     ClientClosedError,
     InvalidResponseError,
     TransportError,
+    WeChatError,
     api_error,
     token_endpoint_error,
 )
@@ -35,8 +39,6 @@ __all__ = ["MAX_BODY_BYTES", "Transport", "check_base_url", "redact"]
 
 logger = logging.getLogger("wechat_kf.transport")
 
-#: A WeChat answer is a few kilobytes; anything this large is not one.
-MAX_BODY_BYTES = 8 * 1024 * 1024
 #: Connections the client opens (and keeps idle) when it owns the httpx client.
 DEFAULT_CONNECTIONS = 100
 
@@ -93,18 +95,42 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _classify(exc: httpx.TransportError) -> Failure | None:
-    """Which retryable failure a network error is; None for one that retrying cannot fix."""
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_UNFIXABLE = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.ProxyError)
+
+
+def _classify(exc: Exception) -> Failure | None:
+    """Which retryable failure an exception of the exchange is; None for one that retrying
+    cannot fix (and for anything that is not a network error)."""
+    if isinstance(exc, _NEVER_SENT):
         return Failure.NOT_SENT
-    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.ProxyError)):
-        return None
-    return Failure.MAYBE_SENT
+    if isinstance(exc, httpx.TransportError) and not isinstance(exc, _UNFIXABLE):
+        return Failure.MAYBE_SENT
+    return None
+
+
+@attrs.frozen
+class _Failed:
+    """An attempt that failed: what the retry policy sees (None: never retried) and what the
+    caller receives once the policy gives up."""
+
+    failure: Failure | None
+    error: WeChatError
+    reason: str
+
+
+@attrs.frozen
+class _TokenRejected:
+    """A business call answered 40001 / 40014 / 42001: the token must be replaced."""
+
+    errcode: int
+    errmsg: str
 
 
 class Transport:
     """Sends API calls for one client: builds the URL, adds the access token on every attempt,
-    decodes the body, maps errcodes to exceptions and retries per :func:`retry_delay`."""
+    bounds each attempt by ``timeout``, decodes the body, maps errcodes to exceptions and retries
+    per :func:`retry_delay`."""
 
     #: The first retry waits about this long; each further one twice as long.
     backoff_base: float = BASE_DELAY
@@ -118,6 +144,7 @@ class Transport:
         max_retries: int,
     ) -> None:
         self.base_url = check_base_url(base_url)
+        self.timeout = float(timeout)
         self.max_retries = max_retries
         self._owns_client = http_client is None
         if http_client is None:
@@ -145,7 +172,8 @@ class Transport:
         idempotent: bool | None = None,
     ) -> dict[str, Any]:
         """Call a business API with the access token and return the JSON body of its success;
-        ``idempotent`` (default: True for GET) allows retrying a request that may have arrived."""
+        ``idempotent`` (default: True for GET) allows repeating a request that may have been
+        applied (a 5xx, a lost answer, an expired deadline)."""
         if self._token_provider is None:  # pragma: no cover - the clients always bind one
             raise RuntimeError("no token provider bound to this transport")
         return await self._send(
@@ -155,6 +183,7 @@ class Transport:
             json=json,
             files=files,
             idempotent=method == "GET" if idempotent is None else idempotent,
+            once=False,
             provider=self._token_provider,
         )
 
@@ -166,11 +195,20 @@ class Transport:
         params: Mapping[str, str] | None = None,
         json: Mapping[str, Any] | None = None,
         idempotent: bool,
+        once: bool = False,
     ) -> Mapping[str, Any]:
         """Call a token endpoint (a :class:`~wechat_kf.tokens.TokenFetcher`): same retries, and an
-        errcode that means wrong configuration raises ``CredentialError`` at once."""
+        errcode that means wrong configuration raises ``CredentialError`` at once; ``once``
+        sends the request again only if it never left (a forced refresh)."""
         return await self._send(
-            method, path, params=params, json=json, files=None, idempotent=idempotent, provider=None
+            method,
+            path,
+            params=params,
+            json=json,
+            files=None,
+            idempotent=idempotent,
+            once=once,
+            provider=None,
         )
 
     async def _send(
@@ -182,6 +220,7 @@ class Transport:
         json: Mapping[str, Any] | None,
         files: Mapping[str, tuple[str, bytes, str]] | None,
         idempotent: bool,
+        once: bool,
         provider: TokenProvider | None,
     ) -> dict[str, Any]:
         url = self.base_url + path
@@ -196,112 +235,141 @@ class Transport:
             if provider is not None:
                 token = await provider.get_token()
                 query["access_token"] = token
-            started = time.perf_counter()
-            failure: Failure | None
-            try:
-                status, raw = await self._exchange(method, url, path, query, json, files)
-            except httpx.TransportError as exc:
-                failure = _classify(exc)
-                maybe_applied = failure is not Failure.NOT_SENT
-                reason = f"{type(exc).__name__} on {method} {path}"
-                delay = self._delay(failure, attempt, idempotent)
-                if delay is None:
-                    raise TransportError(reason, path=path, maybe_applied=maybe_applied) from exc
-                self._log_retry(method, path, attempt, reason, delay)
-                await anyio.sleep(delay)
-                continue
-            elapsed = (time.perf_counter() - started) * 1000
-            if status == 429 or status >= 500:
-                failure = Failure.HTTP_429 if status == 429 else Failure.HTTP_5XX
-                logger.debug(
-                    "%s %s attempt=%d status=%d ms=%.1f", method, path, attempt, status, elapsed
-                )
-                delay = self._delay(failure, attempt, idempotent)
-                if delay is None:
-                    raise TransportError(
-                        f"HTTP {status} on {method} {path}",
-                        path=path,
-                        maybe_applied=status != 429,
-                        status_code=status,
-                    )
-                self._log_retry(method, path, attempt, f"HTTP {status}", delay)
-                await anyio.sleep(delay)
-                continue
-            body = _decode(raw, status, path)
-            errcode, errmsg = _errcode(body, path)
-            if token is not None:
-                errmsg = errmsg.replace(token, "<redacted>")
-            logger.debug(
-                "%s %s attempt=%d errcode=%d ms=%.1f", method, path, attempt, errcode, elapsed
+            request = self._http.build_request(
+                method,
+                url,
+                params=query,
+                json=json,
+                files=files,
+                headers={"Accept-Encoding": ACCEPT_ENCODING},
             )
-            if errcode == 0:
-                return body
-            if provider is not None and token is not None and errcode in TOKEN_ERRCODES:
+            outcome = await self._attempt(request, method, path, attempt, token)
+            if isinstance(outcome, dict):
+                return outcome
+            if isinstance(outcome, _TokenRejected):
+                assert provider is not None
+                assert token is not None
                 if refreshed:
-                    raise AccessTokenError(errcode, errmsg, path=path)
+                    raise AccessTokenError(outcome.errcode, outcome.errmsg, path=path)
                 # A rejected token costs a refresh, not one of the retries.
                 refreshed = True
                 attempt -= 1
-                logger.warning("%s %s: token rejected (%d), refreshing", method, path, errcode)
+                logger.warning(
+                    "%s %s: token rejected (%d), refreshing", method, path, outcome.errcode
+                )
                 await provider.invalidate(token)
                 continue
-            failure = RETRYABLE_ERRCODES.get(errcode)
-            delay = None if failure is None else self._delay(failure, attempt, idempotent)
+            delay = None
+            if outcome.failure is not None:
+                delay = retry_delay(
+                    outcome.failure,
+                    attempt,
+                    max_retries=self.max_retries,
+                    idempotent=idempotent,
+                    once=once,
+                    base=self.backoff_base,
+                )
             if delay is None:
-                raise self._error(errcode, errmsg, path, provider)
-            self._log_retry(method, path, attempt, f"errcode {errcode}", delay)
+                raise outcome.error
+            logger.warning(
+                "%s %s attempt=%d failed (%s); retrying in %.2fs",
+                method,
+                path,
+                attempt,
+                outcome.reason,
+                delay,
+            )
             await anyio.sleep(delay)
 
-    async def _exchange(
-        self,
-        method: str,
-        url: str,
-        path: str,
-        query: Mapping[str, str],
-        json: Mapping[str, Any] | None,
-        files: Mapping[str, tuple[str, bytes, str]] | None,
-    ) -> tuple[int, bytes]:
-        request = self._http.build_request(method, url, params=query, json=json, files=files)
+    async def _attempt(
+        self, request: httpx.Request, method: str, path: str, attempt: int, token: str | None
+    ) -> dict[str, Any] | _Failed | _TokenRejected:
+        """One request under the deadline: the body of a success, or what went wrong."""
+        started = time.perf_counter()
+        answer: tuple[int, bytes] | None = None
+        with anyio.move_on_after(self.timeout):
+            try:
+                answer = await self._exchange(request, path)
+            except InvalidResponseError:
+                raise
+            except Exception as exc:
+                return self._exchange_failed(exc, method, path)
+        elapsed = (time.perf_counter() - started) * 1000
+        if answer is None:
+            error = TransportError(
+                f"no complete answer to {method} {path} within {self.timeout:g} s",
+                path=path,
+                maybe_applied=True,
+            )
+            return _Failed(Failure.DEADLINE, error, f"no answer within {self.timeout:g} s")
+        status, raw = answer
+        if status == 429 or status >= 500:
+            logger.debug(
+                "%s %s attempt=%d status=%d ms=%.1f", method, path, attempt, status, elapsed
+            )
+            error = TransportError(
+                f"HTTP {status} on {method} {path}",
+                path=path,
+                # 429 is a refusal before processing; a 5xx may come after the request applied.
+                maybe_applied=status != 429,
+                status_code=status,
+            )
+            return _Failed(
+                Failure.HTTP_429 if status == 429 else Failure.HTTP_5XX, error, f"HTTP {status}"
+            )
+        body = _decode(raw, status, path)
+        errcode, errmsg = _errcode(body, path)
+        if token is not None:
+            errmsg = errmsg.replace(token, "<redacted>")
+        logger.debug("%s %s attempt=%d errcode=%d ms=%.1f", method, path, attempt, errcode, elapsed)
+        if errcode == 0:
+            return body
+        if token is not None and errcode in TOKEN_ERRCODES:
+            return _TokenRejected(errcode, errmsg)
+        if token is None:
+            api = token_endpoint_error(errcode, errmsg, path)
+        else:
+            api = api_error(errcode, errmsg, path)
+        return _Failed(RETRYABLE_ERRCODES.get(errcode), api, f"errcode {errcode}")
+
+    def _exchange_failed(self, exc: Exception, method: str, path: str) -> _Failed:
+        """What an exception raised by the exchange means; nothing but a WeChatError leaves."""
+        if self.closed:
+            return _Failed(None, ClientClosedError("the client is closed"), "closed")
+        if isinstance(exc, httpx.DecodingError):
+            error: WeChatError = InvalidResponseError("the body does not decode", path=path)
+            return _Failed(None, error, "undecodable body")
+        failure = _classify(exc)
+        error = TransportError(
+            f"{type(exc).__name__} on {method} {path}",
+            path=path,
+            maybe_applied=failure is not Failure.NOT_SENT,
+        )
+        error.__cause__ = exc
+        return _Failed(failure, error, type(exc).__name__)
+
+    async def _exchange(self, request: httpx.Request, path: str) -> tuple[int, bytes]:
+        """Send ``request`` and read its answer, bounded in size and decoded by us (httpx's own
+        decoding has no bound on what it inflates)."""
         response = await self._http.send(request, stream=True, follow_redirects=False)
         try:
-            chunks: list[bytes] = []
-            size = 0
-            async with aclosing(response.aiter_bytes()) as stream:  # type: ignore[type-var]
-                async for chunk in stream:
-                    size += len(chunk)
-                    if size > MAX_BODY_BYTES:
-                        raise InvalidResponseError(
-                            f"response body larger than {MAX_BODY_BYTES} bytes",
-                            path=path,
-                            status_code=response.status_code,
-                        )
-                    chunks.append(chunk)
+            status = response.status_code
+            # The stream itself, not aiter_raw(): a response a transport built in memory was
+            # already read (and decoded, without a bound) by httpx, but its stream still holds
+            # the raw bytes.
+            stream = response.stream
+            if not isinstance(stream, httpx.AsyncByteStream):
+                raise TypeError("the http_client's transport returned a sync stream")
+            body = await read_body(
+                stream,
+                content_encoding=response.headers.get("content-encoding", ""),
+                decode=200 <= status < 300,
+                path=path,
+                status=status,
+            )
         finally:
             await response.aclose()
-        return response.status_code, b"".join(chunks)
-
-    def _delay(self, failure: Failure | None, attempt: int, idempotent: bool) -> float | None:
-        if failure is None:
-            return None
-        return retry_delay(
-            failure,
-            attempt,
-            max_retries=self.max_retries,
-            idempotent=idempotent,
-            base=self.backoff_base,
-        )
-
-    @staticmethod
-    def _error(errcode: int, errmsg: str, path: str, provider: TokenProvider | None) -> APIError:
-        if provider is None:
-            return token_endpoint_error(errcode, errmsg, path)
-        return api_error(errcode, errmsg, path)
-
-    @staticmethod
-    def _log_retry(method: str, path: str, attempt: int, reason: str, delay: float) -> None:
-        logger.warning(
-            "%s %s attempt=%d failed (%s); retrying in %.2fs", method, path, attempt, reason, delay
-        )
+        return status, body
 
     async def aclose(self) -> None:
         """Refuse further calls and close the httpx client if this transport created it."""
@@ -327,10 +395,8 @@ def _decode(raw: bytes, status: int, path: str) -> dict[str, Any]:
 
 
 def _errcode(body: Mapping[str, Any], path: str) -> tuple[int, str]:
-    errcode = body.get("errcode", 0)
-    if isinstance(errcode, str) and errcode.strip().lstrip("-").isdigit():
-        errcode = int(errcode)
-    if isinstance(errcode, bool) or not isinstance(errcode, int):
+    errcode = as_int(body.get("errcode", 0))
+    if errcode is None:
         raise InvalidResponseError("errcode is not an integer", path=path)
     errmsg = body.get("errmsg", "")
     return errcode, errmsg if isinstance(errmsg, str) else str(errmsg)

@@ -21,7 +21,17 @@ _KF_ACCOUNT = re.compile(r"[A-Za-z0-9_]{1,10}@\S{1,30}")
 def _require_str(name: str, value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    _require_utf8(name, value)
     return value
+
+
+def _require_utf8(name: str, value: str) -> None:
+    # A lone surrogate passes every str check but fails when the request body is encoded,
+    # possibly after other requests of a batch were already sent.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} {value!r} does not encode as UTF-8") from None
 
 
 def kf_account(value: object) -> str:
@@ -52,7 +62,8 @@ def token_like(name: str, value: object) -> str:
 
 
 def userids(values: object) -> list[str]:
-    """Distinct non-empty userids in first-seen order, from any iterable but a bare str."""
+    """Distinct non-empty userids that encode as UTF-8, in first-seen order, from any iterable
+    but a bare str."""
     if isinstance(values, (str, bytes, bytearray, memoryview)):
         raise TypeError("userids must be an iterable of str, not a single string")
     if not isinstance(values, Iterable):
@@ -63,6 +74,7 @@ def userids(values: object) -> list[str]:
             raise TypeError(f"every userid must be a str, not {type(value).__name__}")
         if not value:
             raise ValueError("a userid must not be empty")
+        _require_utf8("userid", value)
         seen.setdefault(value)
     return list(seen)
 

@@ -52,11 +52,13 @@ def _fail(message: str, code: int) -> _Exit:
     return _Exit(code)
 
 
-def _describe(error: WeChatError) -> str:
+def _describe(error: Exception) -> str:
     if isinstance(error, APIError):
         rid = error.rid or "-"
         return f"errcode={error.errcode} errmsg={error.errmsg!r} rid={rid} path={error.path}"
-    return str(error)
+    if isinstance(error, WeChatError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
 
 
 def _run(main: Callable[[], Awaitable[int]]) -> None:

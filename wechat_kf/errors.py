@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -66,7 +66,19 @@ __all__ = [
 
 
 class WeChatError(Exception):
-    """The base of every error wechat_kf raises on purpose; catch it to catch them all."""
+    """The base of every error wechat_kf raises on purpose; catch it to catch them all. Every one
+    pickles with all its attributes, so it crosses process pools and task queues intact."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default rebuilds from self.args, which our keyword-only constructors do not accept.
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
+
+
+def _restore(cls: type[WeChatError], args: tuple[Any, ...], state: dict[str, Any]) -> WeChatError:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class APIError(WeChatError):
@@ -193,17 +205,18 @@ class InvalidResponseError(WeChatError):
 
 
 class BatchError(WeChatError):
-    """Some servicer requests failed as a whole: ``result`` holds the outcome of every id that was
-    processed, ``unprocessed_userids`` / ``unprocessed_department_ids`` every id that was not (in
-    input order), and ``errors`` the failures that left them so. Processed plus unprocessed is
-    exactly the input."""
+    """Some servicer requests failed as a whole, or the caller's callback raised: ``result`` holds
+    the outcome of every id that was processed, ``unprocessed_userids`` /
+    ``unprocessed_department_ids`` every id that was not (in input order), and ``errors`` what
+    stopped them (WeChatErrors, and whatever the callback raised, which is also the
+    ``__cause__``). Processed plus unprocessed is exactly the input."""
 
     def __init__(
         self,
         result: BatchResult,
         unprocessed_userids: Sequence[str],
         unprocessed_department_ids: Sequence[int],
-        errors: Sequence[WeChatError],
+        errors: Sequence[Exception],
     ) -> None:
         self.result = result
         self.unprocessed_userids = list(unprocessed_userids)
@@ -329,13 +342,17 @@ ERRCODES: dict[int, ErrcodeInfo] = {
 
 TOKEN_ERRCODES = frozenset({40001, 40014, 42001})
 
-_RID = re.compile(r"rid:\s*([0-9A-Za-z_\-]+)")
+# OA writes "rid: 6582f5c2-1a2b3c4d"; WeCom (and older OA answers) "hint: [1559277777_1_abcdef]".
+_RID = re.compile(r"rid:\s*([0-9A-Za-z_\-]+)|hint:\s*\[\s*([^\]\s]+)\s*\]")
 
 
 def parse_rid(errmsg: str) -> str | None:
-    """The request id WeChat appends to errmsg as ``rid: <id>``, or None."""
+    """The request id WeChat puts in errmsg, as ``rid: <id>`` (Official Account) or
+    ``hint: [<id>]`` (WeCom), or None."""
     match = _RID.search(errmsg)
-    return match.group(1) if match else None
+    if match is None:
+        return None
+    return match.group(1) or match.group(2)
 
 
 def api_error(errcode: int, errmsg: str, path: str | None) -> APIError:

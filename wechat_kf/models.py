@@ -22,18 +22,26 @@ __all__ = [
 
 @attrs.frozen(repr=False)
 class AccessToken:
-    """An access token and when it expires (unix seconds); its repr never shows the value."""
+    """An access token, when it expires and, optionally, when to replace it (unix seconds); without
+    ``refresh_at`` it is replaced ``margin`` seconds before expiry. Its repr never shows the
+    value."""
 
     value: str
     expires_at: float
+    refresh_at: float | None = None
 
     def is_fresh(self, now: float, margin: float = 300.0) -> bool:
-        """True while the token is more than ``margin`` seconds away from expiring."""
+        """True until ``refresh_at``, or without one while ``margin`` seconds away from expiry."""
+        if self.refresh_at is not None:
+            return now < self.refresh_at
         return now < self.expires_at - margin
 
     def __repr__(self) -> str:
         hidden = f"<redacted {len(self.value)} chars>"
-        return f"AccessToken(value={hidden}, expires_at={self.expires_at!r})"
+        return (
+            f"AccessToken(value={hidden}, expires_at={self.expires_at!r}, "
+            f"refresh_at={self.refresh_at!r})"
+        )
 
 
 class InviteStatus(str, enum.Enum):
@@ -94,17 +102,21 @@ class Servicer:
 @attrs.frozen
 class ServicerResult:
     """The outcome for one id of a servicer add or delete: WeChat's per-item errcode and errmsg,
-    or ``errcode=None`` when the server did not report that id at all."""
+    or ``errcode=None`` when the server did not report that id at all. ``already`` is True when
+    WeChat said the id was already in the state asked for (add: errmsg "ignored"; delete: errcode
+    95014, not a servicer), which is a success that keeps WeChat's errcode and errmsg."""
 
     userid: str | None = None
     department_id: int | None = None
     errcode: int | None = None
     errmsg: str = ""
+    already: bool = False
 
     @property
     def ok(self) -> bool:
-        """True when WeChat reported errcode 0 for this id (its errmsg may say "ignored")."""
-        return self.errcode == 0
+        """True when WeChat reported errcode 0 for this id, or that it was already in the state
+        asked for (``already``)."""
+        return self.errcode == 0 or self.already
 
 
 def _as_list(items: Iterable[ServicerResult]) -> list[ServicerResult]:

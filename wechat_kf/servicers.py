@@ -16,6 +16,7 @@ from ._transport import Transport
 from .errors import (
     AccessTokenError,
     BatchError,
+    ClientClosedError,
     CredentialError,
     InvalidResponseError,
     OpenKfidError,
@@ -32,8 +33,18 @@ ProgressCallback = Callable[[int, int], None]
 #: WeChat takes at most 100 userids and 100 department ids per add or delete request.
 MAX_IDS_PER_REQUEST = 100
 #: Failures after which no further request of the batch can succeed.
-_FATAL = (CredentialError, PermissionDeniedError, OpenKfidError, AccessTokenError)
+_FATAL = (
+    CredentialError,
+    PermissionDeniedError,
+    OpenKfidError,
+    AccessTokenError,
+    ClientClosedError,
+)
 _NOT_REPORTED = "not reported by the server"
+_ADD = "/cgi-bin/kf/servicer/add"
+_DELETE = "/cgi-bin/kf/servicer/del"
+#: delete's "user is not a servicer": the id is already where the caller wants it.
+_NOT_A_SERVICER = 95014
 
 
 @attrs.define
@@ -48,16 +59,31 @@ class _BatchState:
 
     by_userid: dict[str, ServicerResult] = attrs.Factory(dict)
     by_department: dict[int, ServicerResult] = attrs.Factory(dict)
-    errors: list[WeChatError] = attrs.Factory(list)
+    errors: list[Exception] = attrs.Factory(list)
     stopped: bool = False
     total: int = 0
     done: int = 0
     on_progress: ProgressCallback | None = None
+    callback_error: Exception | None = None
+
+    def fail(self, error: Exception) -> None:
+        """Record what left a request's ids unprocessed; a fatal one stops the batch."""
+        self.errors.append(error)
+        if isinstance(error, _FATAL) or not isinstance(error, WeChatError):
+            self.stopped = True
 
     def advance(self, chunk: _Chunk) -> None:
         self.done += len(chunk.userids) + len(chunk.department_ids)
-        if self.on_progress is not None:
+        if self.on_progress is None or self.callback_error is not None:
+            return
+        try:
             self.on_progress(self.done, self.total)
+        except Exception as exc:
+            # The caller's code failed, not the batch: stop sending and report it with every
+            # outcome known so far, instead of letting it tear the task group down.
+            self.callback_error = exc
+            self.errors.append(exc)
+            self.stopped = True
 
 
 class Servicers:
@@ -89,9 +115,7 @@ class Servicers:
         ``open_kfid``; returns one item per distinct id, or raises ``BatchError`` when some
         requests failed as a whole (their ids are listed there as unprocessed). ``on_progress``
         is called with (ids done, ids in all) after each request, for progress bars."""
-        return await self._batch(
-            "/cgi-bin/kf/servicer/add", open_kfid, userids, department_ids, on_progress
-        )
+        return await self._batch(_ADD, open_kfid, userids, department_ids, on_progress)
 
     async def delete(
         self,
@@ -102,10 +126,9 @@ class Servicers:
         on_progress: ProgressCallback | None = None,
     ) -> BatchResult:
         """Remove the members ``userids`` and the departments ``department_ids`` from the
-        servicers of ``open_kfid``; same results and errors as :meth:`add`."""
-        return await self._batch(
-            "/cgi-bin/kf/servicer/del", open_kfid, userids, department_ids, on_progress
-        )
+        servicers of ``open_kfid``; same results and errors as :meth:`add`. An id that is already
+        not a servicer (95014) is a success, so a re-run or a retry after a lost answer is clean."""
+        return await self._batch(_DELETE, open_kfid, userids, department_ids, on_progress)
 
     async def _batch(
         self,
@@ -115,6 +138,8 @@ class Servicers:
         department_ids: Iterable[int],
         on_progress: ProgressCallback | None,
     ) -> BatchResult:
+        if self._transport.closed:
+            raise ClientClosedError("the client is closed")
         kfid = _validate.token_like("open_kfid", open_kfid)
         users = _validate.userids(userids)
         departments = _validate.department_ids(department_ids)
@@ -144,10 +169,10 @@ class Servicers:
             try:
                 body = await self._transport.request("POST", path, json=payload, idempotent=True)
                 _record(body, chunk, state, path)
-            except WeChatError as exc:
-                state.errors.append(exc)
-                if isinstance(exc, _FATAL):
-                    state.stopped = True
+            except Exception as exc:
+                # Whatever fails inside one request leaves exactly its ids unprocessed; a task
+                # group must never turn it into an ExceptionGroup that hides applied ids.
+                state.fail(exc)
             state.advance(chunk)
 
 
@@ -161,10 +186,12 @@ def _record(body: Mapping[str, Any], chunk: _Chunk, state: _BatchState, path: st
     by_userid: dict[str, ServicerResult] = {}
     by_department: dict[int, ServicerResult] = {}
     for item in reported:
-        if item.userid is not None:
+        item = _settled(item, path)
+        if item.userid:
             by_userid.setdefault(item.userid, item)
         elif item.department_id is not None:
-            by_department.setdefault(item.department_id, item)
+            # Some SDKs send a department's outcome with an empty "userid": "".
+            by_department.setdefault(item.department_id, attrs.evolve(item, userid=None))
         else:
             raise InvalidResponseError(
                 "a result_list item has neither userid nor department_id", path=path
@@ -176,6 +203,15 @@ def _record(body: Mapping[str, Any], chunk: _Chunk, state: _BatchState, path: st
         state.by_department[department] = _outcome(
             by_department.get(department), department_id=department
         )
+
+
+def _settled(item: ServicerResult, path: str) -> ServicerResult:
+    """``item`` marked ``already`` when WeChat says the id was already in the state asked for."""
+    if path == _ADD and item.errcode == 0 and item.errmsg == "ignored":
+        return attrs.evolve(item, already=True)
+    if path == _DELETE and item.errcode == _NOT_A_SERVICER:
+        return attrs.evolve(item, already=True)
+    return item
 
 
 def _outcome(
@@ -201,6 +237,7 @@ def _finish(users: list[str], departments: list[int], state: _BatchState) -> Bat
         else:
             unprocessed_departments.append(department)
     result = BatchResult(items)
-    if unprocessed_users or unprocessed_departments:
-        raise BatchError(result, unprocessed_users, unprocessed_departments, state.errors)
+    if unprocessed_users or unprocessed_departments or state.callback_error is not None:
+        error = BatchError(result, unprocessed_users, unprocessed_departments, state.errors)
+        raise error from state.callback_error
     return result

@@ -170,7 +170,10 @@ class RedisTokenStore:
     async def put(self, key: str, token: AccessToken) -> AccessToken:
         """Store ``token`` with a TTL to its expiry, unless a later-expiring one is there."""
         ttl_ms = max(1, int((token.expires_at - time.time()) * 1000))
-        payload = json.dumps({"value": token.value, "expires_at": token.expires_at})
+        data: dict[str, Any] = {"value": token.value, "expires_at": token.expires_at}
+        if token.refresh_at is not None:
+            data["refresh_at"] = token.refresh_at
+        payload = json.dumps(data)
         stored = await self._call(
             self._put(keys=[self._token_key(key)], args=[payload, token.expires_at, ttl_ms])
         )
@@ -216,6 +219,11 @@ def _decode(raw: object) -> AccessToken | None:
         return None
     try:
         data = json.loads(raw)  # type: ignore[arg-type]
-        return AccessToken(value=str(data["value"]), expires_at=float(data["expires_at"]))
-    except (ValueError, KeyError, TypeError):
+        refresh_at = data.get("refresh_at")
+        return AccessToken(
+            value=str(data["value"]),
+            expires_at=float(data["expires_at"]),
+            refresh_at=None if refresh_at is None else float(refresh_at),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None  # an unreadable entry is as good as none: fetch a fresh token

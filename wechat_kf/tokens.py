@@ -12,15 +12,17 @@ which the transport supplies with its retry policy for busy answers, 5xx and net
 from __future__ import annotations
 
 import abc
+import copy
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import anyio
 
-from .errors import InvalidResponseError, TokenStoreError
+from .errors import InvalidResponseError, TokenStoreError, WeChatError
 from .models import AccessToken
 from .stores import MemoryTokenStore, TokenStore
 
@@ -35,6 +37,11 @@ __all__ = [
 
 #: How long before expiry a cached token is replaced.
 REFRESH_MARGIN = 300.0
+#: A token that arrives with less than ten margins to live is replaced when this share of its
+#: lifetime is left (WeCom hands out the same token, with what it has left, until it expires).
+SHORT_LIFETIME_MARGIN = 0.1
+#: However short a token's life, it is not re-fetched sooner than this after it arrived.
+MIN_REFETCH_INTERVAL = 5.0
 #: The platform allows a forced stable_token refresh at most once per 30 s per appid.
 FORCE_REFRESH_INTERVAL = 30.0
 #: After a shared store failed, how long to use the in-process fallback before trying it again.
@@ -67,6 +74,7 @@ class TokenFetcher(Protocol):
         params: Mapping[str, str] | None = None,
         json: Mapping[str, Any] | None = None,
         idempotent: bool,
+        once: bool = False,
     ) -> Mapping[str, Any]: ...
 
 
@@ -114,6 +122,9 @@ class _CachingTokenProvider(abc.ABC):
         self._cached: AccessToken | None = None
         self._clock = clock
         self._lock: anyio.Lock | None = None
+        # The last failed refresh, shared with the callers that waited for it.
+        self._failures = 0
+        self._last_failure: WeChatError | None = None
         self.fetch_count = 0
 
     async def get_token(self) -> str:
@@ -145,23 +156,38 @@ class _CachingTokenProvider(abc.ABC):
     async def _refresh(self, store: TokenStore) -> str:
         if self._lock is None:
             self._lock = anyio.Lock()
+        failures = self._failures
         # Two levels: the local lock keeps this process's callers off the store while one of them
         # refreshes; the store's lock does the same across processes when the store is shared.
         async with self._lock:
-            while True:
+            if self._failures != failures and self._last_failure is not None:
+                # The refresh this caller waited for failed: share its outcome rather than queue
+                # another full fetch behind it (each is bounded, but 20 in a row are not).
+                raise copy.copy(self._last_failure)
+            try:
+                token = await self._refresh_locked(store)
+            except WeChatError as exc:
+                self._failures += 1
+                self._last_failure = copy.copy(exc)  # no traceback kept alive
+                raise
+            self._last_failure = None
+            return token
+
+    async def _refresh_locked(self, store: TokenStore) -> str:
+        while True:
+            token = await self._fresh_token(store)
+            if token is not None:
+                return token
+            async with store.refresh_lock(self._key) as held:
                 token = await self._fresh_token(store)
                 if token is not None:
                     return token
-                async with store.refresh_lock(self._key) as held:
-                    token = await self._fresh_token(store)
-                    if token is not None:
-                        return token
-                    if not held:
-                        continue  # a new token arrived but is not usable: wait for the lock
-                    fetched = await self._fetch()
-                    self.fetch_count += 1
-                    stored = await store.put(self._key, fetched)
-                    return self._keep(store, stored)
+                if not held:
+                    continue  # a new token arrived but is not usable: wait for the lock
+                fetched = await self._fetch()
+                self.fetch_count += 1
+                stored = await store.put(self._key, fetched)
+                return self._keep(store, stored)
 
     async def _fresh_token(self, store: TokenStore) -> str | None:
         now = self._clock()
@@ -217,17 +243,35 @@ class _CachingTokenProvider(abc.ABC):
         params: Mapping[str, str] | None = None,
         json: Mapping[str, Any] | None = None,
         idempotent: bool = True,
+        once: bool = False,
     ) -> AccessToken:
         body = await self._fetcher(
-            method, self._path, params=params, json=json, idempotent=idempotent
+            method, self._path, params=params, json=json, idempotent=idempotent, once=once
         )
         value = body.get("access_token")
-        expires_in = body.get("expires_in", 7200)
+        expires_in = body.get("expires_in")
         if not isinstance(value, str) or not value:
             raise InvalidResponseError("token response has no access_token", path=self._path)
-        if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
-            raise InvalidResponseError("token response has no numeric expires_in", path=self._path)
-        return AccessToken(value=value, expires_at=self._clock() + float(expires_in))
+        if (
+            isinstance(expires_in, bool)
+            or not isinstance(expires_in, (int, float))
+            or not math.isfinite(expires_in)
+            or expires_in <= 0
+        ):
+            raise InvalidResponseError(
+                "token response's expires_in is not a finite positive number", path=self._path
+            )
+        return _expiring(value, float(expires_in), self._clock())
+
+
+def _expiring(value: str, lifetime: float, now: float) -> AccessToken:
+    """A token that lives ``lifetime`` seconds from ``now``: replaced REFRESH_MARGIN before it
+    expires or, when it came with little time left, shortly before, but never re-fetched sooner
+    than MIN_REFETCH_INTERVAL (so a short-lived token costs a few fetches, not one per call)."""
+    expires_at = now + lifetime
+    margin = min(REFRESH_MARGIN, lifetime * SHORT_LIFETIME_MARGIN)
+    refresh_at = max(expires_at - margin, min(now + MIN_REFETCH_INTERVAL, expires_at))
+    return AccessToken(value=value, expires_at=expires_at, refresh_at=refresh_at)
 
 
 def _secret_digest(secret: str) -> str:
@@ -240,6 +284,10 @@ def _check_credential(name: str, value: object) -> str:
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
     if not value or value != value.strip() or any(ch.isspace() for ch in value):
         raise ValueError(f"{name} must be a non-empty string without whitespace")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} does not encode as UTF-8") from None
     return value
 
 
@@ -298,8 +346,8 @@ class OfficialAccountTokenProvider(_CachingTokenProvider):
         }
         if force:
             body["force_refresh"] = True
-        # A forced refresh invalidates the previous token: never send it twice by accident.
-        return await self._call("POST", json=body, idempotent=not force)
+        # A forced refresh invalidates the previous token: sent again only if it never left.
+        return await self._call("POST", json=body, idempotent=not force, once=force)
 
     def _may_force(self) -> bool:
         last = _last_forced_refresh.get(self.appid)

@@ -46,25 +46,32 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 class Faults:
     """Failures the fake injects, drawn from its seeded random generator: ``latency`` seconds
     (a number, or a ``(low, high)`` range) plus ``token_latency`` on the token endpoints, the rate
-    of ``-1`` busy answers, of HTTP 5xx, of connections dropped before the request is applied
-    (``drop_rate``) or after it was applied (``drop_after_rate``), and ``revoke_every`` N business
-    calls all tokens are revoked."""
+    of ``-1`` busy answers, of HTTP ``http_error_status`` answers before the request is applied
+    (``http_error_rate``) or after it was applied (``http_error_after_rate``, as a gateway that
+    timed out on a slow backend), of connections dropped before the request is applied
+    (``drop_rate``) or after it was applied (``drop_after_rate``), of answers that never come
+    after the request was applied (``stall_rate``: the client's timeout must end the wait), and
+    ``revoke_every`` N business calls all tokens are revoked. A rate left at 0 draws nothing
+    from the generator, so adding a fault keeps the others' sequence for a seed."""
 
     latency: float | tuple[float, float] = 0.0
     token_latency: float = 0.0
     busy_rate: float = 0.0
     http_error_rate: float = 0.0
+    http_error_after_rate: float = 0.0
     http_error_status: int = 502
     drop_rate: float = 0.0
     drop_after_rate: float = 0.0
+    stall_rate: float = 0.0
     revoke_every: int | None = None
 
 
 @attrs.frozen
 class Call:
     """One request the fake received, secrets redacted: method, path, query, JSON body, the
-    errcode and HTTP status it answered, and whether the connection was dropped instead (then
-    the client never saw the answer; ``status`` is 0 when nothing was applied)."""
+    errcode and HTTP status it answered, and whether the connection was dropped or the answer
+    stalled instead (then the client never saw the answer; ``status`` is 0 when nothing was
+    applied)."""
 
     method: str
     path: str
@@ -73,11 +80,13 @@ class Call:
     errcode: int | None
     status: int
     dropped: bool = False
+    stalled: bool = False
 
     @property
     def delivered_ok(self) -> bool:
-        """True when the client received a success: HTTP 200, errcode 0 or absent, not dropped."""
-        return self.status == 200 and not self.errcode and not self.dropped
+        """True when the client received a success: HTTP 200, errcode 0 or absent, not dropped,
+        not stalled."""
+        return self.status == 200 and not self.errcode and not self.dropped and not self.stalled
 
 
 class _Drop(Exception):
@@ -89,6 +98,7 @@ class _Reply:
     status: int
     body: dict[str, Any]
     drop: bool = False
+    stall: bool = False
 
 
 async def read_body(receive: Receive) -> bytes:
@@ -263,6 +273,11 @@ class FakeWeChat:
         reply = await self.handle(
             scope["method"], scope["path"], query, body, headers.get("content-type", "")
         )
+        if reply.stall:
+            # Never answer; stop waiting once the client has given up and gone.
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            return
         payload = json.dumps(reply.body, ensure_ascii=False).encode()
         await send(
             {
@@ -306,7 +321,12 @@ class FakeWeChat:
             reply = _Reply(200, self._error(-1, "system error"))
             return self._log(method, path, query, payload, reply)
         reply = self._route(method, path, query, payload, files)
-        reply.drop = rand() < faults.drop_after_rate
+        if faults.http_error_after_rate and rand() < faults.http_error_after_rate:
+            reply = _Reply(faults.http_error_status, {"error": "injected after applying"})
+        elif faults.stall_rate and rand() < faults.stall_rate:
+            reply.stall = True
+        else:
+            reply.drop = rand() < faults.drop_after_rate
         return self._log(method, path, query, payload, reply)
 
     # -- internals -------------------------------------------------------------------------
@@ -324,7 +344,7 @@ class FakeWeChat:
         errcode = reply.body.get("errcode") if reply.status == 200 else None
         body = _redact(payload) if isinstance(payload, dict) else payload
         self.calls.append(
-            Call(method, path, _redact(query), body, errcode, reply.status, reply.drop)
+            Call(method, path, _redact(query), body, errcode, reply.status, reply.drop, reply.stall)
         )
         return reply
 
@@ -732,6 +752,8 @@ class _InProcessTransport(httpx.AsyncBaseTransport):
             body,
             request.headers.get("content-type", ""),
         )
+        if reply.stall:
+            await anyio.sleep_forever()  # until the client's deadline cancels the request
         if reply.drop:
             raise httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.", request=request

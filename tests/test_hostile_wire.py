@@ -1,0 +1,447 @@
+"""Against a hostile server on a real loopback socket: every call ends in bounded time with a
+WeChatError, nothing that may have been applied is sent again unless the call is idempotent, and
+every id of a batch gets its true outcome. Each test runs under anyio.fail_after, so a regression
+fails instead of hanging the suite."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import tracemalloc
+import zlib
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from tests._servers import serve
+from tests._wire import WireConn, WireRequest, WireServer, response
+from wechat_kf import (
+    AccessTokenError,
+    BatchError,
+    InvalidResponseError,
+    OfficialAccountClient,
+    StaticTokenProvider,
+    TransportError,
+    WeChatError,
+    WeComClient,
+)
+from wechat_kf._body import MAX_BODY_BYTES
+from wechat_kf.testing import FakeWeChat, Faults
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "wire-secret-never-shown-0123456789"
+TOKEN = "wire-token-never-shown-abcdefghijklmnopqrstuvwxyz"
+TOKEN_PATHS = {"/cgi-bin/stable_token", "/cgi-bin/token", "/cgi-bin/gettoken"}
+LIST = "/cgi-bin/customservice/getkflist"
+ADD = "/cgi-bin/kf/servicer/add"
+OK = {"errcode": 0, "errmsg": "ok"}
+#: Generous slack over a computed bound: the machines are noisy, the old failures took minutes.
+SLACK = 1.0
+
+
+@pytest.fixture(autouse=True)
+def _watch_wire_secrets(secret_watch: set[str]) -> None:
+    secret_watch.update({SECRET, TOKEN})
+
+
+def with_tokens(business: Any) -> Any:
+    """A script that answers the token endpoints with TOKEN and hands the rest to ``business``."""
+
+    def script(request: WireRequest, conn: WireConn) -> None:
+        if request.path in TOKEN_PATHS:
+            conn.send(response(200, {"access_token": TOKEN, "expires_in": 7200}))
+        else:
+            business(request, conn)
+
+    return script
+
+
+def oa(server: WireServer, **options: Any) -> OfficialAccountClient:
+    return OfficialAccountClient("wxwire", SECRET, base_url=server.url, **options)
+
+
+def servicer_results(request: WireRequest) -> dict[str, Any]:
+    ids = request.json.get("userid_list", [])
+    results = [{"userid": u, "errcode": 0, "errmsg": "success"} for u in ids]
+    return {"errcode": 0, "errmsg": "ok", "result_list": results}
+
+
+# -- Time: nothing waits without a bound -----------------------------------------------------
+
+
+def drip_body(request: WireRequest, conn: WireConn) -> None:
+    conn.send(response(200, b"", {"Content-Length": "2000"}))
+    conn.drip(b" " * 2000, every=0.05)
+
+
+def drip_headers(request: WireRequest, conn: WireConn) -> None:
+    conn.drip(response(200, OK) + b" " * 2000, every=0.05)
+
+
+@pytest.mark.parametrize("script", [drip_body, drip_headers], ids=["body", "headers"])
+@pytest.mark.parametrize("max_retries", [0, 1])
+async def test_a_dripping_server_is_cut_off_at_the_attempt_deadline(
+    script: Any, max_retries: int
+) -> None:
+    timeout = 0.5
+    with WireServer(with_tokens(script)) as server:
+        async with oa(server, timeout=timeout, max_retries=max_retries) as client:
+            with anyio.fail_after(10):
+                started = anyio.current_time()
+                with pytest.raises(TransportError) as info:
+                    await client.kf_accounts.list()
+                elapsed = anyio.current_time() - started
+    # The documented worst case: (max_retries + 1) x timeout, plus backoff (milliseconds here).
+    assert elapsed < (max_retries + 1) * timeout + SLACK
+    assert elapsed >= (max_retries + 1) * timeout * 0.9
+    assert info.value.maybe_applied
+    assert len(server.requests_to(LIST)) == max_retries + 1
+
+
+async def test_a_dripping_answer_to_a_non_idempotent_call_is_not_resent() -> None:
+    with WireServer(with_tokens(drip_body)) as server:
+        async with oa(server, timeout=0.3, max_retries=3) as client:
+            with anyio.fail_after(10), pytest.raises(TransportError) as info:
+                await client.kf_accounts.add("a@gh_wire", nickname="n")
+    assert info.value.maybe_applied
+    assert len(server.requests_to("/customservice/kfaccount/add")) == 1
+
+
+async def test_a_silent_token_endpoint_fails_every_waiting_caller_within_one_bound() -> None:
+    silent = threading.Event()
+    silent.set()
+
+    def script(request: WireRequest, conn: WireConn) -> None:
+        if request.path in TOKEN_PATHS and silent.is_set():
+            conn.stall()
+        elif request.path in TOKEN_PATHS:
+            conn.send(response(200, {"access_token": TOKEN, "expires_in": 7200}))
+        else:
+            conn.send(response(200, {"kf_list": []}))
+
+    timeout, max_retries = 0.3, 1
+    outcomes: list[BaseException | None] = []
+
+    async def call(client: OfficialAccountClient) -> None:
+        try:
+            await client.kf_accounts.list()
+            outcomes.append(None)
+        except WeChatError as exc:
+            outcomes.append(exc)
+
+    with WireServer(script) as server:
+        async with oa(server, timeout=timeout, max_retries=max_retries) as client:
+            with anyio.fail_after(10):
+                started = anyio.current_time()
+                async with anyio.create_task_group() as group:
+                    for _ in range(20):
+                        group.start_soon(call, client)
+                elapsed = anyio.current_time() - started
+                # One fetch (with its retry) failed, and its outcome went to every waiter.
+                assert len(server.requests_to("/cgi-bin/stable_token")) == max_retries + 1
+                silent.clear()
+                assert await client.kf_accounts.list() == []  # answers again: works again
+    assert len(outcomes) == 20
+    assert all(isinstance(outcome, TransportError) for outcome in outcomes)
+    assert elapsed < (max_retries + 1) * timeout + SLACK
+
+
+# -- Decoding is bounded ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [
+        ("gzip", b'{"errcode": 0, "kf_list": []}'),  # says gzip, is plain
+        ("br", b'{"errcode": 0, "kf_list": []}'),  # an encoding we never asked for
+        ("deflate", b"\x00\x01garbage"),
+    ],
+)
+async def test_a_body_that_does_not_decode_as_announced_is_an_invalid_response(
+    encoding: str, body: bytes
+) -> None:
+    def script(request: WireRequest, conn: WireConn) -> None:
+        conn.send(response(200, body, {"Content-Encoding": encoding}))
+
+    with WireServer(with_tokens(script)) as server:
+        async with oa(server, timeout=2.0) as client:
+            with anyio.fail_after(10), pytest.raises(InvalidResponseError):
+                await client.kf_accounts.list()
+    assert len(server.requests_to(LIST)) == 1
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "gzip, gzip", "identity"])
+async def test_encoded_answers_that_fit_the_cap_are_read(encoding: str) -> None:
+    payload = b'{"errcode": 0, "kf_list": [{"kf_account": "a@gh_wire"}]}'
+    body = payload
+    for coding in [c.strip() for c in encoding.split(",")]:
+        if coding == "gzip":
+            body = gzip.compress(body)
+        elif coding == "deflate":
+            body = zlib.compress(body)
+
+    def script(request: WireRequest, conn: WireConn) -> None:
+        conn.send(response(200, body, {"Content-Encoding": encoding}))
+
+    with WireServer(with_tokens(script)) as server:
+        async with oa(server, timeout=2.0) as client:
+            with anyio.fail_after(10):
+                accounts = await client.kf_accounts.list()
+    assert [a.kf_account for a in accounts] == ["a@gh_wire"]
+
+
+def _gzip_of_zeros(size: int) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    block = bytes(1024 * 1024)
+    parts = [packer.compress(block) for _ in range(size // len(block))]
+    return b"".join([*parts, packer.flush()])
+
+
+@pytest.fixture(scope="module")
+def bombs() -> dict[str, bytes]:
+    """A gzip layer that inflates to 64 MiB, and two layers of it."""
+    single = _gzip_of_zeros(64 * 1024 * 1024)
+    return {"gzip": single, "gzip, gzip": gzip.compress(single, 9)}
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "gzip, gzip"])
+async def test_a_gzip_bomb_costs_at_most_the_cap_in_memory(
+    bombs: dict[str, bytes], encoding: str
+) -> None:
+    body = bombs[encoding]
+
+    def script(request: WireRequest, conn: WireConn) -> None:
+        conn.send(response(200, body, {"Content-Encoding": encoding}))
+
+    with WireServer(with_tokens(script)) as server:
+        async with oa(server, timeout=5.0) as client:
+            tracemalloc.start()
+            try:
+                tracemalloc.reset_peak()
+                baseline = tracemalloc.get_traced_memory()[0]
+                with anyio.fail_after(20), pytest.raises(InvalidResponseError) as info:
+                    await client.kf_accounts.list()
+                peak = tracemalloc.get_traced_memory()[1] - baseline
+            finally:
+                tracemalloc.stop()
+    assert "larger than" in str(info.value)
+    assert peak < MAX_BODY_BYTES + 4 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
+
+
+# -- A request that may have been applied is repeated only if it is idempotent --------------
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_a_5xx_after_applying_an_add_is_not_resent(status: int) -> None:
+    applied: list[str] = []
+
+    def script(request: WireRequest, conn: WireConn) -> None:
+        applied.append(request.json["kf_account"])
+        conn.send(response(status, b"<html>gateway timeout</html>", {"Content-Type": "text/html"}))
+
+    with WireServer(with_tokens(script)) as server:
+        async with oa(server, timeout=2.0, max_retries=3) as client:
+            with anyio.fail_after(10), pytest.raises(TransportError) as info:
+                await client.kf_accounts.add("a@gh_wire", nickname="n")
+    assert applied == ["a@gh_wire"]
+    assert info.value.maybe_applied
+    assert info.value.status_code == status
+
+
+async def test_a_gateway_that_applies_then_answers_504_leaves_the_caller_a_transport_error() -> (
+    None
+):
+    fake = FakeWeChat(seed=5)
+    app = fake.register_official_account()
+    with serve(fake.app) as base_url:
+        async with OfficialAccountClient(app.appid, app.secret, base_url=base_url) as client:
+            await client.kf_accounts.list()
+            fake.faults = Faults(http_error_after_rate=1.0, http_error_status=504)
+            with anyio.fail_after(10), pytest.raises(TransportError) as info:
+                await client.kf_accounts.add("a@gh_fake", nickname="n")
+    # Applied once, reported as "may have applied", never KfAccountExistsError from a resend.
+    assert "a@gh_fake" in fake.kf_accounts(app.appid)
+    assert len(fake.calls_to("/customservice/kfaccount/add")) == 1
+    assert info.value.status_code == 504
+    assert info.value.maybe_applied
+
+
+async def test_a_502_to_a_forced_stable_token_refresh_is_sent_once() -> None:
+    def script(request: WireRequest, conn: WireConn) -> None:
+        if request.path == "/cgi-bin/stable_token" and request.json.get("force_refresh"):
+            conn.send(response(502, b"bad gateway", {"Content-Type": "text/plain"}))
+        elif request.path == "/cgi-bin/stable_token":
+            conn.send(response(200, {"access_token": TOKEN, "expires_in": 7200}))
+        else:  # WeChat keeps rejecting the token, so the provider decides to force
+            conn.send(response(200, {"errcode": 40001, "errmsg": "invalid credential"}))
+
+    with WireServer(script) as server:
+        async with oa(server, timeout=2.0, max_retries=3) as client:
+            with anyio.fail_after(10):
+                with pytest.raises(TransportError) as info:
+                    await client.kf_accounts.list()
+                with pytest.raises(AccessTokenError):
+                    await client.kf_accounts.list()  # within 30 s: no second forced refresh
+    forced = [r for r in server.requests_to("/cgi-bin/stable_token") if r.json.get("force_refresh")]
+    assert len(forced) == 1
+    assert info.value.status_code == 502
+
+
+# -- Batches: every id's true outcome --------------------------------------------------------
+
+
+@pytest.fixture
+def users() -> list[str]:
+    return [f"u{i:03d}" for i in range(250)]
+
+
+async def test_an_undecodable_answer_leaves_exactly_its_requests_ids_unprocessed(
+    users: list[str],
+) -> None:
+    def script(request: WireRequest, conn: WireConn) -> None:
+        body = servicer_results(request)
+        if "u100" in request.json["userid_list"]:  # the second request of three
+            conn.send(response(200, OK, {"Content-Encoding": "gzip"}))
+        else:
+            conn.send(response(200, body))
+
+    with WireServer(with_tokens(script)) as server:
+        async with WeComClient("wwwire", SECRET, base_url=server.url) as client:
+            with anyio.fail_after(10), pytest.raises(BatchError) as info:
+                await client.servicers.add("wkwire", users)
+    error = info.value
+    assert error.unprocessed_userids == users[100:200]
+    assert [item.userid for item in error.result.items] == users[:100] + users[200:]
+    assert all(isinstance(e, InvalidResponseError) for e in error.errors)
+
+
+@pytest.mark.parametrize("errcode", ["²", "--1", "1" * 5000, 1.5, None, [0], {"a": 1}, True])
+async def test_a_garbage_errcode_in_a_batch_leaves_its_ids_unprocessed(
+    users: list[str], errcode: object
+) -> None:
+    def script(request: WireRequest, conn: WireConn) -> None:
+        if "u000" in request.json["userid_list"]:
+            conn.send(response(200, {"errcode": errcode, "errmsg": "?"}))
+        else:
+            conn.send(response(200, servicer_results(request)))
+
+    with WireServer(with_tokens(script)) as server:
+        async with WeComClient("wwwire", SECRET, base_url=server.url) as client:
+            with anyio.fail_after(10), pytest.raises(BatchError) as info:
+                await client.servicers.add("wkwire", users)
+    assert info.value.unprocessed_userids == users[:100]
+    assert len(info.value.result.items) == 150
+
+
+@pytest.fixture
+def corp_fake() -> tuple[FakeWeChat, str, str, str, list[str]]:
+    fake = FakeWeChat(seed=11)
+    app = fake.register_wecom_app()
+    ids = [f"user{i:04d}" for i in range(1000)]
+    fake.add_members(app.corpid, ids)
+    kfid = fake.create_kf_account(app.corpid)
+    return fake, app.corpid, app.secret, kfid, ids
+
+
+async def test_deleting_with_30_percent_of_answers_lost_reports_every_id_deleted(
+    corp_fake: tuple[FakeWeChat, str, str, str, list[str]],
+) -> None:
+    fake, corpid, secret, kfid, ids = corp_fake
+    with serve(fake.app) as base_url:
+        async with WeComClient(corpid, secret, base_url=base_url, max_retries=10) as client:
+            with anyio.fail_after(30):
+                assert (await client.servicers.add(kfid, ids)).ok
+                fake.faults = Faults(drop_after_rate=0.3)
+                deleted = await client.servicers.delete(kfid, ids)
+                again = await client.servicers.delete(kfid, ids)  # the offboarding job re-run
+    assert fake.servicers(kfid) == {}
+    assert any(call.dropped for call in fake.calls_to("/cgi-bin/kf/servicer/del"))
+    assert deleted.ok
+    assert [item.userid for item in deleted.items] == ids
+    assert {item.errcode for item in deleted.items if item.already} <= {95014}
+    assert any(item.already for item in deleted.items)  # answers were lost, then retried
+    assert again.ok
+    assert all(item.already and item.errcode == 95014 for item in again.items)
+    assert all("not a servicer" in item.errmsg for item in again.items)
+
+
+async def test_a_raising_on_progress_stops_the_batch_and_reports_every_applied_id(
+    corp_fake: tuple[FakeWeChat, str, str, str, list[str]],
+) -> None:
+    fake, corpid, secret, kfid, ids = corp_fake
+    boom = RuntimeError("progress bar crashed")
+    calls: list[int] = []
+
+    def on_progress(done: int, total: int) -> None:
+        calls.append(done)
+        raise boom
+
+    async with (
+        httpx.AsyncClient(transport=fake.transport) as http,
+        WeComClient(corpid, secret, http_client=http, max_concurrency=2) as client,
+    ):
+        with anyio.fail_after(10), pytest.raises(BatchError) as info:
+            await client.servicers.add(kfid, ids, on_progress=on_progress)
+        assert (await client.servicers.add(kfid, ["user0001"])).ok  # still usable
+    error = info.value
+    assert error.__cause__ is boom
+    assert boom in error.errors
+    assert len(calls) == 1  # never called again once it raised
+    processed = [item.userid for item in error.result.items]
+    assert sorted(processed + error.unprocessed_userids) == ids
+    assert error.unprocessed_userids  # the requests not yet sent were not sent
+    assert set(fake.servicers(kfid)) == {item.userid for item in error.result.succeeded}
+
+
+async def test_a_raising_on_progress_after_the_last_request_still_raises_batch_error(
+    corp_fake: tuple[FakeWeChat, str, str, str, list[str]],
+) -> None:
+    fake, corpid, secret, kfid, ids = corp_fake
+
+    def on_progress(done: int, total: int) -> None:
+        if done == total:
+            raise ValueError("bad total")
+
+    async with (
+        httpx.AsyncClient(transport=fake.transport) as http,
+        WeComClient(corpid, secret, http_client=http) as client,
+    ):
+        with anyio.fail_after(10), pytest.raises(BatchError) as info:
+            await client.servicers.add(kfid, ids[:150], on_progress=on_progress)
+    assert info.value.unprocessed_userids == []
+    assert len(info.value.result.succeeded) == 150
+    assert isinstance(info.value.__cause__, ValueError)
+
+
+async def test_a_stalled_answer_in_a_batch_is_retried_within_the_deadline(
+    corp_fake: tuple[FakeWeChat, str, str, str, list[str]],
+) -> None:
+    fake, corpid, secret, kfid, ids = corp_fake
+    fake.faults = Faults(stall_rate=0.3)
+    with serve(fake.app) as base_url:
+        async with WeComClient(
+            corpid, secret, base_url=base_url, timeout=0.3, max_retries=10
+        ) as client:
+            with anyio.fail_after(30):
+                result = await client.servicers.add(kfid, ids)
+    assert result.ok
+    assert set(fake.servicers(kfid)) == set(ids)
+    assert any(call.stalled for call in fake.calls_to(ADD))
+
+
+async def test_a_static_token_business_call_on_a_dropped_connection_is_a_transport_error() -> None:
+    def script(request: WireRequest, conn: WireConn) -> None:
+        conn.send(b'HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{"errc')
+        conn.close()
+
+    with WireServer(script) as server:
+        async with OfficialAccountClient(
+            token_provider=StaticTokenProvider(TOKEN), base_url=server.url, max_retries=1
+        ) as client:
+            with anyio.fail_after(10), pytest.raises(TransportError) as info:
+                await client.kf_accounts.add("a@gh_wire", nickname="n")
+    assert info.value.maybe_applied
+    assert len(server.requests) == 1

@@ -131,3 +131,79 @@ def test_module_docstring_draws_the_tree() -> None:
     assert errors.__doc__ is not None
     for name in ("WeChatError", "APIError", "TransportError", "InvalidResponseError", "BatchError"):
         assert name in errors.__doc__
+
+
+def test_wecom_hint_is_parsed_as_the_rid() -> None:
+    errmsg = (
+        "invalid credential, hint: [1559277777_1_abcdef], from ip: 1.2.3.4, "
+        "more info at https://open.work.weixin.qq.com/devtool/query?e=40014"
+    )
+    assert parse_rid(errmsg) == "1559277777_1_abcdef"
+    assert api_error(40014, errmsg, "/cgi-bin/kf/servicer/add").rid == "1559277777_1_abcdef"
+    assert parse_rid("invalid appsecret rid: 6582f5c2-1a2b3c4d") == "6582f5c2-1a2b3c4d"
+    assert parse_rid("no id here") is None
+
+
+def _every_kind_of_error() -> list[WeChatError]:
+    from wechat_kf import BatchError, BatchResult, ServicerResult
+    from wechat_kf.errors import (
+        ClientClosedError,
+        InvalidResponseError,
+        TokenStoreError,
+        TransportError,
+    )
+
+    api = [api_error(code, f"text {code} rid: r-{code}", "/p") for code in ERRCODES]
+    transport = TransportError(
+        "HTTP 504 on POST /x", path="/x", maybe_applied=True, status_code=504
+    )
+    result = BatchResult([ServicerResult("u1", None, 0, "success")])
+    return [
+        *api,
+        token_endpoint_error(40125, "invalid appsecret", "/cgi-bin/token"),
+        transport,
+        InvalidResponseError("body is not JSON", path="/y", status_code=200),
+        BatchError(result, ["u2"], [3], [transport]),
+        TokenStoreError("Redis unreachable"),
+        ClientClosedError("the client is closed"),
+    ]
+
+
+def _attributes(error: BaseException) -> dict[str, object]:
+    def plain(value: object) -> object:
+        if isinstance(value, BaseException):
+            return _attributes(value)
+        if isinstance(value, list):
+            return [plain(item) for item in value]
+        return value
+
+    state = {name: plain(value) for name, value in vars(error).items()}
+    return {"type": type(error), "args": error.args, "str": str(error), **state}
+
+
+@pytest.mark.parametrize("error", _every_kind_of_error(), ids=lambda e: type(e).__name__)
+def test_every_error_pickles_with_all_its_attributes(error: WeChatError) -> None:
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(error))
+    assert _attributes(copy) == _attributes(error)
+
+
+def _raise_transport_error() -> None:
+    from wechat_kf.errors import TransportError
+
+    raise TransportError("HTTP 502 on GET /x", path="/x", maybe_applied=False, status_code=502)
+
+
+def test_a_process_pool_worker_raising_a_transport_error_does_not_break_the_pool() -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from wechat_kf.errors import TransportError
+
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        with pytest.raises(TransportError) as info:
+            pool.submit(_raise_transport_error).result(timeout=60)
+        assert pool.submit(int, "7").result(timeout=60) == 7  # the pool still works
+    assert info.value.status_code == 502
+    assert info.value.path == "/x"
+    assert info.value.maybe_applied is False

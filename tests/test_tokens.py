@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,16 +10,18 @@ import anyio
 import httpx
 import pytest
 
-from tests._scripted import SECRET, Scripted
+from tests._scripted import SECRET, Reply, Scripted
 from wechat_kf import (
     AccessToken,
     AccessTokenError,
     CredentialError,
+    InvalidResponseError,
     MemoryTokenStore,
     OfficialAccountClient,
     OfficialAccountTokenProvider,
     RateLimitError,
     StaticTokenProvider,
+    WeChatError,
     WeComClient,
     WeComTokenProvider,
 )
@@ -297,3 +300,108 @@ def test_providers_refuse_blank_credentials(bad: str) -> None:
 def test_static_provider_refuses_a_blank_token(bad: str) -> None:
     with pytest.raises(ValueError):
         StaticTokenProvider(bad)
+
+
+def _stable_forced(request: httpx.Request) -> bool:
+    return request.url.path == "/cgi-bin/stable_token" and b"force_refresh" in request.content
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        {"errcode": -1, "errmsg": "system busy"},
+        {"errcode": 45011, "errmsg": "minute quota"},
+        httpx.Response(429),
+        httpx.Response(502),
+        httpx.ReadTimeout("lost"),
+    ],
+    ids=["busy", "45011", "429", "502", "read-timeout"],
+)
+async def test_a_forced_refresh_is_never_sent_again_by_the_retry_policy(
+    secret_watch: set[str], reply: Reply
+) -> None:
+    secret_watch.add(SECRET)
+    same = {"access_token": f"tok-same-{SECRET}", "expires_in": 7200}
+    # The token is rejected; a normal fetch returns it again, so the provider forces once.
+    script = Scripted(
+        *[{"errcode": 40001, "errmsg": "invalid credential"}] * 3,
+        token_replies=(same, same, reply),
+    )
+    async with OfficialAccountClient(
+        "wx-forced-once", SECRET, http_client=script.client(), max_retries=3
+    ) as client:
+        with pytest.raises(WeChatError) as info:
+            await client.kf_accounts.list()
+    assert sum(_stable_forced(r) for r in script.requests) == 1
+    assert not isinstance(info.value, CredentialError)  # a busy platform is no bad secret
+
+
+@pytest.mark.parametrize("expires_in", [300, 120, 30])
+async def test_a_token_that_arrives_with_less_than_the_margin_is_used_not_refetched_per_call(
+    expires_in: int,
+) -> None:
+    clock, fetch = Clock(), Fetcher("t1", "t2", expires_in=expires_in)
+    provider = WeComTokenProvider("ww-short", "secret", fetch=fetch, clock=clock)
+    async with anyio.create_task_group() as group:
+        for _ in range(100):
+            group.start_soon(provider.get_token)
+    for _ in range(50):
+        assert await provider.get_token() == "t1"
+    clock.now += expires_in * 0.85
+    assert await provider.get_token() == "t1"
+    assert len(fetch.calls) == 1
+    clock.now += expires_in * 0.1  # shortly before it expires: replaced
+    assert await provider.get_token() == "t2"
+    assert len(fetch.calls) == 2
+
+
+async def test_a_token_handed_out_again_with_what_it_has_left_costs_a_few_fetches() -> None:
+    clock = Clock()
+    issued_at = clock.now
+    fetches: list[float] = []
+
+    async def wecom_like(
+        method: str, path: str, *, idempotent: bool, once: bool = False, **_: Any
+    ) -> Mapping[str, Any]:
+        # WeCom returns the same token while it is valid, with the time it has left.
+        nonlocal issued_at
+        fetches.append(clock.now)
+        left = issued_at + 7200 - clock.now
+        if left <= 0:
+            issued_at, left = clock.now, 7200
+        return {"access_token": f"tok-{issued_at}", "expires_in": left}
+
+    provider = WeComTokenProvider("ww-left", "secret", fetch=wecom_like, clock=clock)
+    for _ in range(7400):
+        await provider.get_token()
+        clock.now += 1.0
+    assert 3 <= len(fetches) <= 7, fetches
+
+
+@pytest.mark.parametrize(
+    "expires_in",
+    [0, -5, float("nan"), float("inf"), "7200", None, True, [7200]],
+    ids=repr,
+)
+async def test_expires_in_that_is_not_a_finite_positive_number_is_an_invalid_response(
+    secret_watch: set[str], expires_in: object
+) -> None:
+    secret_watch.add(SECRET)
+    # Written by hand: WeChat's JSON may say NaN or Infinity, which httpx would refuse to write.
+    body = json.dumps({"access_token": f"tok-x-{SECRET}", "expires_in": expires_in})
+    script = Scripted(token_replies=(httpx.Response(200, content=body.encode()),))
+    async with OfficialAccountClient(
+        "wx", SECRET, http_client=script.client(), max_retries=0
+    ) as client:
+        with pytest.raises(InvalidResponseError) as info:
+            await client.kf_accounts.list()
+    assert "expires_in" in str(info.value)
+    assert script.business_requests == []
+
+
+async def test_a_missing_expires_in_is_an_invalid_response(secret_watch: set[str]) -> None:
+    secret_watch.add(SECRET)
+    script = Scripted(token_replies=({"access_token": f"tok-y-{SECRET}"},))
+    async with OfficialAccountClient("wx", SECRET, http_client=script.client()) as client:
+        with pytest.raises(InvalidResponseError):
+            await client.kf_accounts.list()

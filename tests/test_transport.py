@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -309,3 +311,99 @@ def test_redact_masks_every_secret_parameter() -> None:
     assert redact(text) == (
         "GET /x?access_token=<redacted>&corpsecret=<redacted>&secret=<redacted>&corpid=ww1"
     )
+
+
+NON_IDEMPOTENT = {
+    "add": lambda c: c.kf_accounts.add("a@gh_x", nickname="n"),
+    "invite_worker": lambda c: c.kf_accounts.invite_worker("a@gh_x", invite_wx="wx_b"),
+    "delete": lambda c: c.kf_accounts.delete("a@gh_x"),
+    "upload_avatar": lambda c: c.kf_accounts.upload_avatar("a@gh_x", b"\xff\xd8\xff jpeg"),
+}
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+@pytest.mark.parametrize("call", NON_IDEMPOTENT.values(), ids=NON_IDEMPOTENT.keys())
+async def test_http_5xx_to_a_non_idempotent_call_is_sent_once_and_may_have_applied(
+    scripted: Scripted, call: Any, status: int
+) -> None:
+    scripted.business.extend([httpx.Response(status)] * 4)
+    async with oa_client(scripted, max_retries=3) as client:
+        with pytest.raises(TransportError) as info:
+            await call(client)
+    assert len(scripted.business_requests) == 1
+    assert info.value.maybe_applied is True
+    assert info.value.status_code == status
+
+
+GARBAGE_ERRCODES = ["²", "--1", "1" * 5000, "-", " ", "0x10", 1.5, None, [], {}, True, "٣"]
+
+
+@pytest.mark.parametrize("errcode", GARBAGE_ERRCODES, ids=repr)
+async def test_an_errcode_of_any_json_value_is_an_invalid_response_never_a_bare_error(
+    scripted: Scripted, errcode: object
+) -> None:
+    scripted.business.append({"errcode": errcode, "errmsg": "?"})
+    async with oa_client(scripted) as client:
+        with pytest.raises(InvalidResponseError):
+            await client.kf_accounts.list()
+    assert len(scripted.business_requests) == 1
+
+
+@pytest.mark.parametrize("errcode", GARBAGE_ERRCODES, ids=repr)
+async def test_a_garbage_errcode_from_a_token_endpoint_is_an_invalid_response(
+    scripted: Scripted, errcode: object
+) -> None:
+    scripted.token_replies.append({"errcode": errcode, "errmsg": "?"})
+    async with oa_client(scripted) as client:
+        with pytest.raises(InvalidResponseError):
+            await client.kf_accounts.list()
+
+
+@pytest.mark.parametrize("errcode", ["40001", " 45009 ", "-1"])
+async def test_an_errcode_sent_as_a_decimal_string_still_maps(
+    scripted: Scripted, errcode: str
+) -> None:
+    scripted.business.extend([{"errcode": errcode, "errmsg": "x"}] * 5)
+    async with oa_client(scripted, max_retries=1) as client:
+        with pytest.raises(APIError) as info:
+            await client.kf_accounts.list()
+    assert info.value.errcode == int(errcode)
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (httpx.DecodingError("bad gzip"), InvalidResponseError),
+        (httpx.TooManyRedirects("loop"), TransportError),
+        (httpx.StreamError("stream"), TransportError),
+        (httpx.WriteError("broken pipe"), TransportError),
+        (RuntimeError("a transport bug"), TransportError),
+        (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), TransportError),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else v.__name__,
+)
+async def test_every_exception_of_the_exchange_leaves_as_a_wechat_error(
+    scripted: Scripted, raised: Exception, expected: type[Exception]
+) -> None:
+    scripted.business.append(raised)
+    async with oa_client(scripted) as client:
+        with pytest.raises(expected):
+            await client.kf_accounts.add("a@gh_x", nickname="n")
+    assert len(scripted.business_requests) == 1
+
+
+async def test_an_encoded_answer_built_in_memory_is_decoded_by_the_sdk(
+    scripted: Scripted,
+) -> None:
+    body = gzip.compress(b'{"kf_list": [{"kf_account": "a@gh_x"}]}')
+    scripted.business.append(
+        httpx.Response(200, content=body, headers={"Content-Encoding": "gzip"})
+    )
+    async with oa_client(scripted) as client:
+        assert [a.kf_account for a in await client.kf_accounts.list()] == ["a@gh_x"]
+
+
+async def test_the_sdk_asks_only_for_encodings_it_can_bound(scripted: Scripted) -> None:
+    async with oa_client(scripted) as client:
+        await client.kf_accounts.list()
+    assert {r.headers["accept-encoding"] for r in scripted.requests} == {"gzip, deflate"}

@@ -362,9 +362,12 @@ def api_error(errcode: int, errmsg: str, path: str | None) -> APIError:
 
 
 def token_endpoint_error(errcode: int, errmsg: str, path: str | None) -> APIError:
-    """The exception for an errcode a token endpoint answered: a quota is a RateLimitError, and
-    anything else means the configuration is wrong (40001 from WeCom gettoken is a bad secret)."""
+    """The exception for an errcode a token endpoint answered: a quota is a RateLimitError, a busy
+    platform (-1) an APIError, and anything else means the configuration is wrong (40001 from
+    WeCom gettoken is a bad secret)."""
     info = ERRCODES.get(errcode)
     if info is not None and info.exception is RateLimitError:
         return RateLimitError(errcode, errmsg, path=path)
+    if errcode == -1:  # busy, still after the retries: nothing wrong with the configuration
+        return APIError(errcode, errmsg, path=path)
     return CredentialError(errcode, errmsg, path=path)

@@ -12,6 +12,7 @@ import pytest
 from tests._scripted import SECRET, Scripted
 from wechat_kf import (
     BatchError,
+    ClientClosedError,
     OpenKfidError,
     ServicerStatus,
     TransportError,
@@ -170,13 +171,60 @@ async def test_delete_removes_and_reports_non_servicers(
     fake: FakeWeChat, wc: WeComClient, corp: tuple[str, str, str]
 ) -> None:
     await wc.servicers.add(corp[2], ["u1", "u2"], department_ids=[4])
-    result = await wc.servicers.delete(corp[2], ["u1", "u3"], department_ids=[4])
-    assert [(i.userid or i.department_id, i.errcode) for i in result.items] == [
-        ("u1", 0),
-        ("u3", 95014),
-        (4, 0),
+    result = await wc.servicers.delete(corp[2], ["u1", "u3"], department_ids=[4, 5])
+    assert [(i.userid or i.department_id, i.errcode, i.ok) for i in result.items] == [
+        ("u1", 0, True),
+        ("u3", 95014, True),  # already not a servicer: done, with WeChat's code kept
+        (4, 0, True),
+        (5, 95014, True),
     ]
+    assert [i.already for i in result.items] == [False, True, False, True]
+    assert result.ok
     assert fake.servicers(corp[2]) == {"u2": 0}
+
+
+async def test_95014_is_a_failure_on_add_and_other_delete_errors_stay_failures(
+    wc: WeComClient, corp: tuple[str, str, str]
+) -> None:
+    result = await wc.servicers.delete(corp[2], ["u1", "not-a-member"])
+    assert [(i.errcode, i.ok) for i in result.items] == [(95014, True), (60111, False)]
+    script = Scripted(
+        {"result_list": [{"userid": "u1", "errcode": 95014, "errmsg": "not a servicer"}]}
+    )
+    async with WeComClient("ww", SECRET, http_client=script.client()) as client:
+        added = await client.servicers.add("wk", ["u1"])
+    assert not added.ok
+    assert not added.items[0].already
+
+
+async def test_a_batch_on_a_closed_client_raises_client_closed_error(
+    fake: FakeWeChat, wc: WeComClient, corp: tuple[str, str, str]
+) -> None:
+    await wc.aclose()
+    for call in (wc.servicers.add, wc.servicers.delete):
+        with pytest.raises(ClientClosedError):
+            await call(corp[2], ["u1"])
+    assert fake.calls == []
+
+
+async def test_a_department_item_with_an_empty_userid_is_the_departments_outcome(
+    secret_watch: set[str],
+) -> None:
+    secret_watch.add(SECRET)
+    items = [
+        {"userid": "u1", "errcode": 0, "errmsg": "success"},
+        {"userid": "", "department_id": 2, "errcode": 0, "errmsg": "success"},
+        {"userid": "", "department_id": 3, "errcode": 60003, "errmsg": "department not found"},
+    ]
+    script = Scripted({"errcode": 0, "errmsg": "ok", "result_list": items})
+    async with WeComClient("ww", SECRET, http_client=script.client()) as client:
+        result = await client.servicers.add("wk", ["u1"], department_ids=[2, 3])
+    secret_watch.update(script.issued())
+    assert [(i.userid, i.department_id, i.errcode) for i in result.items] == [
+        ("u1", None, 0),
+        (None, 2, 0),
+        (None, 3, 60003),
+    ]
 
 
 async def test_list_returns_members_with_status_and_departments(
@@ -336,6 +384,9 @@ def bad_arguments() -> Iterator[Any]:
     yield pytest.param("wk", ["u1"], ["2"], TypeError, id="str department")
     yield pytest.param("wk", ["u1"], 5, TypeError, id="department not iterable")
     yield pytest.param("wk", [], [], ValueError, id="nothing to do")
+    surrogate = [f"u{i}" for i in range(250)] + ["bad\udc80id"]
+    yield pytest.param("wk", surrogate, (), ValueError, id="userid not UTF-8 after 250")
+    yield pytest.param("wk\ud800", ["u1"], (), ValueError, id="open_kfid not UTF-8")
 
 
 @pytest.mark.parametrize(("kfid", "userids", "departments", "exc"), list(bad_arguments()))

@@ -302,6 +302,55 @@ async def test_drop_after_rate_applies_then_drops(raw: Raw, fake: FakeWeChat) ->
     assert list(fake.kf_accounts(next(iter(fake.official_accounts)))) == ["a@gh_fake"]
 
 
+async def test_http_error_after_rate_applies_then_answers_the_chosen_status(
+    raw: Raw, fake: FakeWeChat
+) -> None:
+    token = await raw.oa_token()
+    fake.faults.http_error_after_rate = 1.0
+    fake.faults.http_error_status = 504
+    response = await raw.http.post(
+        f"{OA}/customservice/kfaccount/add",
+        json={"kf_account": "a@gh_fake", "nickname": "n"},
+        params={"access_token": token},
+    )
+    assert response.status_code == 504
+    assert list(fake.kf_accounts(next(iter(fake.official_accounts)))) == ["a@gh_fake"]
+    assert fake.calls[-1].status == 504
+
+
+async def test_stall_rate_applies_then_never_answers_until_the_client_gives_up(
+    raw: Raw, fake: FakeWeChat
+) -> None:
+    token = await raw.oa_token()
+    fake.faults.stall_rate = 1.0
+    with anyio.move_on_after(0.2) as scope:
+        await raw.post(
+            f"{OA}/customservice/kfaccount/add",
+            {"kf_account": "a@gh_fake", "nickname": "n"},
+            access_token=token,
+        )
+    assert scope.cancelled_caught
+    assert list(fake.kf_accounts(next(iter(fake.official_accounts)))) == ["a@gh_fake"]
+    assert fake.calls[-1].stalled
+    assert not fake.calls[-1].delivered_ok
+
+
+async def test_a_stalled_answer_over_loopback_ends_at_the_clients_timeout() -> None:
+    fake = FakeWeChat()
+    app = fake.register_official_account()
+    with serve(fake.app) as base_url:
+        async with OfficialAccountClient(
+            app.appid, app.secret, base_url=base_url, timeout=0.3, max_retries=0
+        ) as client:
+            await client.kf_accounts.list()
+            fake.faults.stall_rate = 1.0
+            with anyio.fail_after(5), pytest.raises(TransportError) as info:
+                await client.kf_accounts.add("a@gh_fake", nickname="n")
+            fake.faults.stall_rate = 0.0
+            assert [a.kf_account for a in await client.kf_accounts.list()] == ["a@gh_fake"]
+    assert info.value.maybe_applied
+
+
 async def test_revoke_every_n_calls(raw: Raw, fake: FakeWeChat) -> None:
     token = await raw.oa_token()
     fake.faults.revoke_every = 3

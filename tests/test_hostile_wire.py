@@ -86,7 +86,7 @@ def drip_headers(request: WireRequest, conn: WireConn) -> None:
 async def test_a_dripping_server_is_cut_off_at_the_attempt_deadline(
     script: Any, max_retries: int
 ) -> None:
-    timeout = 0.5
+    timeout = 0.25
     with WireServer(with_tokens(script)) as server:
         async with oa(server, timeout=timeout, max_retries=max_retries) as client:
             with anyio.fail_after(10):
@@ -103,7 +103,7 @@ async def test_a_dripping_server_is_cut_off_at_the_attempt_deadline(
 
 async def test_a_dripping_answer_to_a_non_idempotent_call_is_not_resent() -> None:
     with WireServer(with_tokens(drip_body)) as server:
-        async with oa(server, timeout=0.3, max_retries=3) as client:
+        async with oa(server, timeout=0.25, max_retries=3) as client:
             with anyio.fail_after(10), pytest.raises(TransportError) as info:
                 await client.kf_accounts.add("a@gh_wire", nickname="n")
     assert info.value.maybe_applied
@@ -122,7 +122,7 @@ async def test_a_silent_token_endpoint_fails_every_waiting_caller_within_one_bou
         else:
             conn.send(response(200, {"kf_list": []}))
 
-    timeout, max_retries = 0.3, 1
+    timeout, max_retries = 0.25, 1
     outcomes: list[BaseException | None] = []
 
     async def call(client: OfficialAccountClient) -> None:
@@ -421,10 +421,10 @@ async def test_a_stalled_answer_in_a_batch_is_retried_within_the_deadline(
     corp_fake: tuple[FakeWeChat, str, str, str, list[str]],
 ) -> None:
     fake, corpid, secret, kfid, ids = corp_fake
-    fake.faults = Faults(stall_rate=0.3)
+    fake.faults = Faults(stall_rate=0.2)
     with serve(fake.app) as base_url:
         async with WeComClient(
-            corpid, secret, base_url=base_url, timeout=0.3, max_retries=10
+            corpid, secret, base_url=base_url, timeout=0.2, max_retries=10
         ) as client:
             with anyio.fail_after(30):
                 result = await client.servicers.add(kfid, ids)

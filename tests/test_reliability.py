@@ -101,7 +101,7 @@ async def test_fault_soak_every_id_has_one_outcome_and_the_state_matches(seed: i
     assert all(item.ok for item in deleted.items if item.errcode == 95014)
 
 
-@pytest.mark.parametrize("seed", [4, 5, 6])
+@pytest.mark.parametrize("seed", [4, 5])
 async def test_fault_soak_with_a_raising_on_progress_keeps_every_applied_id(seed: int) -> None:
     fake = FakeWeChat(seed=seed)
     fake.servicer_cap = SOAK_IDS

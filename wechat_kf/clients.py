@@ -93,7 +93,9 @@ class OfficialAccountClient(_Client):
     """An Official Account (公众号) client: ``kf_accounts`` manages its customer-service accounts.
     Give ``appid`` and ``secret`` (tokens from stable_token, or the classic endpoint with
     ``use_stable_token=False``, cached in ``token_store``), or a ``token_provider`` of your own.
-    ``http_client`` is an httpx.AsyncClient you own (and the seam for tests)."""
+    ``http_client`` is an httpx.AsyncClient you own (and the seam for tests). ``timeout`` bounds
+    each attempt as a whole, so a call takes at most ``(max_retries + 1) x timeout`` plus
+    backoff."""
 
     def __init__(
         self,
@@ -136,7 +138,9 @@ class OfficialAccountClient(_Client):
 class WeComClient(_Client):
     """A WeCom (企业微信) client for one app: ``servicers`` manages the servicers of its 微信客服
     accounts. Give ``corpid`` and the app's ``secret`` (tokens cached per pair in ``token_store``)
-    or a ``token_provider``; batch requests run at most ``max_concurrency`` at a time."""
+    or a ``token_provider``; batch requests run at most ``max_concurrency`` at a time. ``timeout``
+    bounds each attempt as a whole, so a request takes at most ``(max_retries + 1) x timeout``
+    plus backoff."""
 
     def __init__(
         self,

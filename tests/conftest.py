@@ -3,13 +3,18 @@ secret or token it saw shows up in a log record."""
 
 from __future__ import annotations
 
+import copy
 import logging
+import traceback
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
+import wechat_kf
 from wechat_kf import (
     AccessToken,
     MemoryTokenStore,
@@ -32,10 +37,8 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Retries wait milliseconds, not seconds, so the policy is exercised without slow tests;
-    the process-wide record of forced stable_token refreshes starts empty for each test."""
+    """Retries wait milliseconds, not seconds, so the policy is exercised without slow tests."""
     monkeypatch.setattr(Transport, "backoff_base", 0.001)
-    monkeypatch.setattr(tokens, "_last_forced_refresh", {})
 
 
 class _Capture(logging.Handler):
@@ -78,21 +81,54 @@ def _texts(obj: Any) -> list[str]:
     texts = [str(obj), repr(obj)]
     if isinstance(obj, BaseException):
         texts += [repr(arg) for arg in obj.args]
+        texts += _tracker_view(obj)
+    return texts
+
+
+_PACKAGE = str(Path(wechat_kf.__file__).resolve().parent)
+
+
+def _tracker_view(error: BaseException) -> list[str]:
+    """What an error tracker with Sentry's defaults records of ``error``: every exception of its
+    chain (suppressed context included), and the local variables of each frame, as reprs. Only
+    the SDK's frames are kept: the caller's own locals are the caller's business."""
+    texts: list[str] = []
+    pending = [traceback.TracebackException(type(error), error, error.__traceback__,
+                                            capture_locals=True)]  # fmt: skip
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        texts.append("".join(current.format_exception_only()))
+        texts += [repr(frame.locals) for frame in current.stack
+                  if str(Path(frame.filename).resolve()).startswith(_PACKAGE)]  # fmt: skip
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
     return texts
 
 
 @pytest.fixture(autouse=True)
 def secret_watch(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
     """Fails the test if a secret or token shows up where it must not: every log record at DEBUG
-    (ours, httpx's, httpcore's), and the str and repr of every exception, client, provider, store,
-    token and fake call made during the test. The secrets are those of every FakeWeChat made
-    during the test (its apps' secrets and every token it issued) plus what the test adds."""
+    (ours, httpx's, httpcore's and their children's), the str and repr of every exception, client,
+    provider, store, token and fake call made during the test, and every exception as an error
+    tracker records it (its chain, with the local variables of the SDK's frames). The secrets
+    are those of every FakeWeChat made during the test (its apps' secrets and every token it
+    issued) plus what the test adds."""
     watched: set[str] = set()
     fakes: list[FakeWeChat] = []
     objects: list[Any] = []
     _record_instances(monkeypatch, FakeWeChat, fakes)
     for cls in _WATCHED_CLASSES:
         _record_instances(monkeypatch, cls, objects)
+
+    def copied(obj: Any) -> Any:  # the copies of a failure that waiting callers raise, too
+        duplicate = copy.copy(obj)
+        objects.append(duplicate)
+        return duplicate
+
+    monkeypatch.setattr(tokens, "copy", SimpleNamespace(copy=copied))
     handler = _Capture()
     root = logging.getLogger()
     loggers = [logging.getLogger(name) for name in ("wechat_kf", "httpx", "httpcore")]

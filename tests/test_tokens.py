@@ -145,7 +145,10 @@ async def test_stable_token_forces_a_refresh_only_when_a_normal_fetch_returns_th
 async def test_stable_token_forced_refresh_at_most_once_per_30_seconds_per_appid() -> None:
     clock = Clock()
     fetch = Fetcher("a", "a", "b", "b", "b", "c")
-    provider = OfficialAccountTokenProvider("wx-force-2", "secret", fetch=fetch, clock=clock)
+    store = MemoryTokenStore(clock=clock)
+    provider = OfficialAccountTokenProvider(
+        "wx-force-2", "secret", fetch=fetch, clock=clock, store=store
+    )
     await provider.get_token()
     await provider.invalidate("a")
     assert await provider.get_token() == "b"  # normal "a", then forced "b"

@@ -154,7 +154,8 @@ async def test_read_timeout_on_add_is_not_retried_and_may_have_applied(scripted:
         with pytest.raises(TransportError) as info:
             await client.kf_accounts.add("a@gh_x", nickname="n")
     assert info.value.maybe_applied is True
-    assert isinstance(info.value.__cause__, httpx.ReadTimeout)
+    assert "ReadTimeout" in str(info.value)
+    assert info.value.__cause__ is None  # summarised: httpx's error holds the URL and its token
     assert len(scripted.business_requests) == 1
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import json as jsonlib
 import logging
-import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -22,6 +21,7 @@ import httpx
 
 from ._body import ACCEPT_ENCODING, MAX_BODY_BYTES, read_body
 from ._retry import BASE_DELAY, RETRYABLE_ERRCODES, Failure, retry_delay
+from ._secrets import hide, hide_fields, install_log_redaction, redact
 from ._serde import as_int
 from .errors import (
     TOKEN_ERRCODES,
@@ -42,33 +42,7 @@ logger = logging.getLogger("wechat_kf.transport")
 #: Connections the client opens (and keeps idle) when it owns the httpx client.
 DEFAULT_CONNECTIONS = 100
 
-_SECRET_PARAMS = re.compile(r"((?:access_token|corpsecret|secret)=)[^&\s'\"]*", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """``text`` with the values of access_token, secret and corpsecret query parameters masked."""
-    return _SECRET_PARAMS.sub(r"\1<redacted>", text)
-
-
-class _RedactingFilter(logging.Filter):
-    """Masks secrets in records of loggers we do not own (httpx logs every URL at INFO)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-def _install_redaction() -> None:
-    for name in ("httpx", "httpcore"):
-        target = logging.getLogger(name)
-        if not any(isinstance(f, _RedactingFilter) for f in target.filters):
-            target.addFilter(_RedactingFilter())
-
-
-_install_redaction()
+install_log_redaction()
 
 
 def check_base_url(base_url: str) -> str:
@@ -143,6 +117,7 @@ class Transport:
         timeout: float,
         max_retries: int,
     ) -> None:
+        install_log_redaction()  # again: loggers created since import need the filter too
         self.base_url = check_base_url(base_url)
         self.timeout = float(timeout)
         self.max_retries = max_retries
@@ -199,8 +174,9 @@ class Transport:
     ) -> Mapping[str, Any]:
         """Call a token endpoint (a :class:`~wechat_kf.tokens.TokenFetcher`): same retries, and an
         errcode that means wrong configuration raises ``CredentialError`` at once; ``once``
-        sends the request again only if it never left (a forced refresh)."""
-        return await self._send(
+        sends the request again only if it never left (a forced refresh). The credentials in the
+        answer come back as Secrets."""
+        body = await self._send(
             method,
             path,
             params=params,
@@ -210,6 +186,8 @@ class Transport:
             once=once,
             provider=None,
         )
+        hide_fields(body)
+        return body
 
     async def _send(
         self,
@@ -233,17 +211,9 @@ class Transport:
             query = dict(params or {})
             token = None
             if provider is not None:
-                token = await provider.get_token()
+                token = hide(await provider.get_token())
                 query["access_token"] = token
-            request = self._http.build_request(
-                method,
-                url,
-                params=query,
-                json=json,
-                files=files,
-                headers={"Accept-Encoding": ACCEPT_ENCODING},
-            )
-            outcome = await self._attempt(request, method, path, attempt, token)
+            outcome = await self._attempt(method, url, path, query, json, files, attempt, token)
             if isinstance(outcome, dict):
                 return outcome
             if isinstance(outcome, _TokenRejected):
@@ -270,7 +240,9 @@ class Transport:
                     base=self.backoff_base,
                 )
             if delay is None:
-                raise outcome.error
+                # Raised here, in a frame that holds no request and no plain secret, with no
+                # traceback of its own: what an error tracker records of it shows nothing secret.
+                raise outcome.error.with_traceback(None)
             logger.warning(
                 "%s %s attempt=%d failed (%s); retrying in %.2fs",
                 method,
@@ -282,9 +254,35 @@ class Transport:
             await anyio.sleep(delay)
 
     async def _attempt(
+        self,
+        method: str,
+        url: str,
+        path: str,
+        query: Mapping[str, str],
+        json: Mapping[str, Any] | None,
+        files: Mapping[str, tuple[str, bytes, str]] | None,
+        attempt: int,
+        token: str | None,
+    ) -> dict[str, Any] | _Failed | _TokenRejected:
+        """One request under the deadline: the body of a success, or what went wrong (never
+        raised from here: this frame holds the request, whose URL carries the token)."""
+        request = self._http.build_request(
+            method,
+            url,
+            params=query,
+            json=json,
+            files=files,
+            headers={"Accept-Encoding": ACCEPT_ENCODING},
+        )
+        try:
+            return await self._answer(request, method, path, attempt, token)
+        except InvalidResponseError as exc:
+            exc.__context__ = None
+            return _Failed(None, exc, "unreadable answer")
+
+    async def _answer(
         self, request: httpx.Request, method: str, path: str, attempt: int, token: str | None
     ) -> dict[str, Any] | _Failed | _TokenRejected:
-        """One request under the deadline: the body of a success, or what went wrong."""
         started = time.perf_counter()
         answer: tuple[int, bytes] | None = None
         with anyio.move_on_after(self.timeout):
@@ -340,12 +338,14 @@ class Transport:
             error: WeChatError = InvalidResponseError("the body does not decode", path=path)
             return _Failed(None, error, "undecodable body")
         failure = _classify(exc)
+        # Summarised, not chained: httpx's exception holds the request, whose URL (and the
+        # frames of its traceback) carry the token or the corpsecret.
+        detail = redact(str(exc))[:200]
         error = TransportError(
-            f"{type(exc).__name__} on {method} {path}",
+            f"{type(exc).__name__} on {method} {path}" + (f": {detail}" if detail else ""),
             path=path,
             maybe_applied=failure is not Failure.NOT_SENT,
         )
-        error.__cause__ = exc
         return _Failed(failure, error, type(exc).__name__)
 
     async def _exchange(self, request: httpx.Request, path: str) -> tuple[int, bytes]:

@@ -8,6 +8,7 @@ from typing import TypeVar
 import anyio
 import httpx
 
+from ._secrets import hide
 from ._transport import Transport
 from .customer_service import KfAccounts
 from .errors import ClientClosedError
@@ -110,6 +111,7 @@ class OfficialAccountClient(_Client):
         timeout: float = 10.0,
         max_retries: int = 3,
     ) -> None:
+        secret = hide(secret)  # this frame shows in the traceback of a refused argument
         uses_credentials = _check_auth("appid", appid, secret, token_provider, token_store)
         _check_options(timeout, max_retries, http_client)
         self._transport = Transport(
@@ -155,6 +157,7 @@ class WeComClient(_Client):
         max_retries: int = 3,
         max_concurrency: int = 8,
     ) -> None:
+        secret = hide(secret)  # this frame shows in the traceback of a refused argument
         uses_credentials = _check_auth("corpid", corpid, secret, token_provider, token_store)
         _check_options(timeout, max_retries, http_client)
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):

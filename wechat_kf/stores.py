@@ -8,14 +8,16 @@ fetches a new one while the others wait and then read it.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 
+from ._secrets import hide
 from .errors import TokenStoreError
 from .models import AccessToken
 
@@ -44,14 +46,23 @@ class TokenStore(Protocol):
         False when another holder stored a new token meanwhile (read it instead of fetching).
         Raises ``TokenStoreError`` when the store cannot be reached."""
 
+    async def claim(self, key: str, seconds: float) -> bool:
+        """Claim ``key`` for ``seconds``: True for the first claim in that time among everyone
+        sharing the store, False while an earlier claim holds (the forced stable_token refresh,
+        allowed once per 30 s per appid, is rationed this way). Time it with a clock that never
+        steps back. Raises ``TokenStoreError`` when the store cannot be reached."""
+
 
 class MemoryTokenStore:
-    """The default store: tokens in this process's memory, refresh locks as anyio locks, shared by
-    every client that is given the same instance."""
+    """The default store: tokens in this process's memory, refresh locks as anyio locks, claims
+    on a monotonic clock, all shared by every client that is given the same instance and by no
+    other."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._tokens: dict[str, AccessToken] = {}
         self._locks: dict[str, anyio.Lock] = {}
+        self._claims: dict[str, float] = {}
+        self._clock = clock
 
     async def get(self, key: str) -> AccessToken | None:
         """The token stored under ``key``, or None."""
@@ -80,49 +91,105 @@ class MemoryTokenStore:
         async with lock:
             yield True
 
+    async def claim(self, key: str, seconds: float) -> bool:
+        """True unless ``key`` was claimed less than ``seconds`` ago on this store."""
+        now = self._clock()
+        last = self._claims.get(key)
+        if last is not None and now - last < seconds:
+            return False
+        self._claims[key] = now
+        return True
+
     def __repr__(self) -> str:
         return f"MemoryTokenStore(keys={len(self._tokens)})"
 
 
-# Keep the later-expiring token: a fetch that outlived its lease must not replace a newer one.
-_PUT = """
-local current = redis.call('GET', KEYS[1])
-if current then
-  local ok, decoded = pcall(cjson.decode, current)
-  if ok and tonumber(decoded['expires_at']) > tonumber(ARGV[2]) then
-    return current
+# What Redis may hold under a token key is anything (another tool's value, another type): a
+# value of the wrong shape counts as no token, so it is replaced instead of failing every call.
+_TOKEN_OF = """
+local function token_of(key)
+  local raw = redis.pcall('GET', key)
+  if type(raw) ~= 'string' then return nil end
+  local ok, decoded = pcall(cjson.decode, raw)
+  if not ok or type(decoded) ~= 'table' then return nil end
+  if type(decoded['value']) ~= 'string' or type(decoded['expires_at']) ~= 'number' then
+    return nil
   end
+  return decoded, raw
+end
+"""
+
+_GET = (
+    _TOKEN_OF
+    + """
+local token, raw = token_of(KEYS[1])
+if token then return raw end
+return false
+"""
+)
+
+# Keep the later-expiring token: a fetch that outlived its lease must not replace a newer one.
+_PUT = (
+    _TOKEN_OF
+    + """
+local current, raw = token_of(KEYS[1])
+if current and current['expires_at'] > tonumber(ARGV[2]) then
+  return raw
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 return ARGV[1]
 """
+)
 
-_INVALIDATE = """
-local current = redis.call('GET', KEYS[1])
-if current then
-  local ok, decoded = pcall(cjson.decode, current)
-  if ok and decoded['value'] == ARGV[1] then
-    redis.call('DEL', KEYS[1])
-    return 1
-  end
+_INVALIDATE = (
+    _TOKEN_OF
+    + """
+local current = token_of(KEYS[1])
+if current and current['value'] == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+)
+
+# A lock key without a TTL (a crashed tool, a manual SET) is nobody's lease: take it over.
+_ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('PTTL', KEYS[1]) == -1 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_RENEW = """
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 """
 
 _RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
 """
 
+#: Longest TTL written to Redis: whatever a caller's token says, Redis arithmetic stays sane.
+_MAX_TTL_MS = 30 * 86400 * 1000
+
 
 class RedisTokenStore:
     """Tokens shared through Redis by every process and machine of an app (extra ``redis``): one
     key per token, with its TTL; a refresh lock with a lease (``SET NX PX``) that only its owner
-    releases, so one process fetches while the others poll the store and then read; invalidation
-    and writes as Lua scripts (compare-and-delete, newest token wins). An unreachable Redis raises
-    ``TokenStoreError``, which the providers turn into a local fallback where that is safe."""
+    releases and that is renewed while its owner fetches, so one process fetches while the
+    others poll the store and then read; claims (``SET NX PX``) that every process sees; writes,
+    reads and invalidation as Lua scripts (compare-and-delete, newest token wins, a value of the
+    wrong shape counts as none). Every command is bounded by ``command_timeout``: an unreachable
+    or frozen Redis raises ``TokenStoreError``, which the providers turn into a local fallback
+    where that is safe."""
 
     def __init__(
         self,
@@ -132,6 +199,7 @@ class RedisTokenStore:
         lease: float = 15.0,
         poll_interval: float = 0.02,
         max_poll_interval: float = 0.25,
+        command_timeout: float = 2.0,
     ) -> None:
         try:
             from redis import exceptions
@@ -139,16 +207,21 @@ class RedisTokenStore:
             raise ImportError("RedisTokenStore needs: pip install 'wechat-kf[redis]'") from exc
         if not prefix or not isinstance(prefix, str):
             raise ValueError("prefix must be a non-empty string")
-        if lease <= 0 or poll_interval <= 0:
-            raise ValueError("lease and poll_interval must be positive")
+        if not (lease > 0 and poll_interval > 0 and command_timeout > 0):
+            raise ValueError("lease, poll_interval and command_timeout must be positive")
         self._redis = redis
         self.prefix = prefix
         self.lease = lease
+        self.command_timeout = command_timeout
         self._poll = poll_interval
         self._max_poll = max(max_poll_interval, poll_interval)
         self._unreachable = (exceptions.ConnectionError, exceptions.TimeoutError, OSError)
+        self._errors = exceptions.RedisError
+        self._get = redis.register_script(_GET)
         self._put = redis.register_script(_PUT)
         self._invalidate = redis.register_script(_INVALIDATE)
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
 
     def _token_key(self, key: str) -> str:
@@ -157,25 +230,34 @@ class RedisTokenStore:
     def _lock_key(self, key: str) -> str:
         return f"{self.prefix}:lock:{key}"
 
-    async def _call(self, command: Any) -> Any:
+    async def _call(self, command: Awaitable[Any]) -> Any:
+        # Bounded here, not by the client's socket timeout: a redis client without one (the
+        # default of redis-py 5) would otherwise hang on a frozen server, and no fallback engages.
         try:
-            return await command
+            with anyio.fail_after(self.command_timeout):
+                return await command
+        except TimeoutError:
+            raise TokenStoreError(
+                f"Redis did not answer within {self.command_timeout:g} s"
+            ) from None
         except self._unreachable as exc:
-            raise TokenStoreError(f"Redis unreachable: {type(exc).__name__}") from exc
+            raise TokenStoreError(f"Redis unreachable: {type(exc).__name__}") from None
+        except self._errors as exc:
+            raise TokenStoreError(f"Redis refused a command: {type(exc).__name__}") from None
 
     async def get(self, key: str) -> AccessToken | None:
-        """The token stored under ``key``, or None."""
-        return _decode(await self._call(self._redis.get(self._token_key(key))))
+        """The token stored under ``key``, or None (also for a value of the wrong shape)."""
+        return _decode(await self._call(self._get(keys=[self._token_key(key)])))
 
     async def put(self, key: str, token: AccessToken) -> AccessToken:
         """Store ``token`` with a TTL to its expiry, unless a later-expiring one is there."""
-        ttl_ms = max(1, int((token.expires_at - time.time()) * 1000))
+        ttl_ms = int(min(max((token.expires_at - time.time()) * 1000, 1), _MAX_TTL_MS))
         data: dict[str, Any] = {"value": token.value, "expires_at": token.expires_at}
         if token.refresh_at is not None:
             data["refresh_at"] = token.refresh_at
-        payload = json.dumps(data)
+        payload = json.dumps(data, allow_nan=False)
         stored = await self._call(
-            self._put(keys=[self._token_key(key)], args=[payload, token.expires_at, ttl_ms])
+            self._put(keys=[self._token_key(key)], args=[payload, repr(token.expires_at), ttl_ms])
         )
         return _decode(stored) or token
 
@@ -184,46 +266,85 @@ class RedisTokenStore:
         deleted = await self._call(self._invalidate(keys=[self._token_key(key)], args=[value]))
         return bool(deleted)
 
+    async def claim(self, key: str, seconds: float) -> bool:
+        """``SET NX PX`` on ``{prefix}:claim:{key}``: one claim per ``seconds`` across every
+        process, timed by Redis."""
+        ms = max(1, int(seconds * 1000))
+        claim_key = f"{self.prefix}:claim:{key}"
+        return bool(await self._call(self._redis.set(claim_key, "1", nx=True, px=ms)))
+
     @asynccontextmanager
     async def refresh_lock(self, key: str) -> AsyncIterator[bool]:
         """The lease lock: poll with backoff until it is ours (True) or a new token appeared in
-        the store meanwhile (False); a holder that dies loses it when the lease ends."""
+        the store meanwhile (False); renewed every third of the lease while held, so a fetch
+        that outlasts the lease keeps it; a holder that dies loses it when the lease ends."""
         owner = secrets.token_hex(16)
         lock_key = self._lock_key(key)
         lease_ms = max(1, int(self.lease * 1000))
         seen = await self.get(key)
         delay = self._poll
-        while True:
-            if await self._call(self._redis.set(lock_key, owner, nx=True, px=lease_ms)):
-                break
+        while not await self._call(self._acquire(keys=[lock_key], args=[owner, lease_ms])):
             await anyio.sleep(delay)
             delay = min(delay * 2, self._max_poll)
             current = await self.get(key)
             if current is not None and current != seen:
                 yield False
                 return
+        failure: Exception | None = None
         try:
-            yield True
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._keep_lease, lock_key, owner, lease_ms)
+                try:
+                    yield True
+                except Exception as exc:
+                    failure = exc  # raised below: the task group would wrap it in a group
+                finally:
+                    group.cancel_scope.cancel()
         finally:
-            # Release even when cancelled: a lease left behind would stall the others.
-            with anyio.CancelScope(shield=True), suppress(TokenStoreError):
-                # If Redis is gone the lease simply expires.
+            # Release even when cancelled, but never wait on a frozen Redis for it: the lease
+            # simply expires then.
+            with anyio.move_on_after(self.command_timeout, shield=True), suppress(TokenStoreError):
                 await self._call(self._release(keys=[lock_key], args=[owner]))
+        if failure is not None:
+            raise failure
+
+    async def _keep_lease(self, lock_key: str, owner: str, lease_ms: int) -> None:
+        while True:
+            await anyio.sleep(self.lease / 3)
+            try:
+                if not await self._call(self._renew(keys=[lock_key], args=[owner, lease_ms])):
+                    return  # no longer ours (it ran out during an outage): nothing to keep
+            except TokenStoreError:
+                continue  # try again; if Redis stays away, the lease runs out on its own
 
     def __repr__(self) -> str:
         return f"RedisTokenStore(prefix={self.prefix!r}, lease={self.lease!r})"
 
 
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
 def _decode(raw: object) -> AccessToken | None:
+    """The token in a stored value, or None for anything of another shape (fetch a fresh one)."""
     if raw is None:
         return None
     try:
         data = json.loads(raw)  # type: ignore[arg-type]
-        refresh_at = data.get("refresh_at")
-        return AccessToken(
-            value=str(data["value"]),
-            expires_at=float(data["expires_at"]),
-            refresh_at=None if refresh_at is None else float(refresh_at),
-        )
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None  # an unreadable entry is as good as none: fetch a fresh token
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    value, expires_at = data.get("value"), _number(data.get("expires_at"))
+    refresh_at = data.get("refresh_at")
+    if not isinstance(value, str) or not value or expires_at is None:
+        return None
+    if refresh_at is not None and _number(refresh_at) is None:
+        return None
+    return AccessToken(
+        value=hide(value),
+        expires_at=expires_at,
+        refresh_at=None if refresh_at is None else float(refresh_at),
+    )

@@ -22,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import anyio
 
+from ._secrets import hide
 from .errors import InvalidResponseError, TokenStoreError, WeChatError
 from .models import AccessToken
 from .stores import MemoryTokenStore, TokenStore
@@ -42,6 +43,9 @@ REFRESH_MARGIN = 300.0
 SHORT_LIFETIME_MARGIN = 0.1
 #: However short a token's life, it is not re-fetched sooner than this after it arrived.
 MIN_REFETCH_INTERVAL = 5.0
+#: However long a token endpoint says a token lives, it is replaced within a day (WeChat says
+#: 7200 s; a huge figure must not reach a store's arithmetic).
+MAX_LIFETIME = 86400.0
 #: The platform allows a forced stable_token refresh at most once per 30 s per appid.
 FORCE_REFRESH_INTERVAL = 30.0
 #: After a shared store failed, how long to use the in-process fallback before trying it again.
@@ -83,6 +87,7 @@ class StaticTokenProvider:
     always handed out as is; ``invalidate`` has nothing to drop."""
 
     def __init__(self, token: str) -> None:
+        token = hide(token)  # this frame shows in the traceback of the errors below
         if not isinstance(token, str):
             raise TypeError("token must be a str")
         if not token.strip():
@@ -184,7 +189,7 @@ class _CachingTokenProvider(abc.ABC):
                     return token
                 if not held:
                     continue  # a new token arrived but is not usable: wait for the lock
-                fetched = await self._fetch()
+                fetched = await self._fetch(store)
                 self.fetch_count += 1
                 stored = await store.put(self._key, fetched)
                 return self._keep(store, stored)
@@ -233,8 +238,8 @@ class _CachingTokenProvider(abc.ABC):
             self._outage_since = None
 
     @abc.abstractmethod
-    async def _fetch(self) -> AccessToken:
-        """Fetch a new token from the platform."""
+    async def _fetch(self, store: TokenStore) -> AccessToken:
+        """Fetch a new token from the platform (``store`` is the one being refreshed)."""
 
     async def _call(
         self,
@@ -268,10 +273,11 @@ def _expiring(value: str, lifetime: float, now: float) -> AccessToken:
     """A token that lives ``lifetime`` seconds from ``now``: replaced REFRESH_MARGIN before it
     expires or, when it came with little time left, shortly before, but never re-fetched sooner
     than MIN_REFETCH_INTERVAL (so a short-lived token costs a few fetches, not one per call)."""
+    lifetime = min(lifetime, MAX_LIFETIME)
     expires_at = now + lifetime
     margin = min(REFRESH_MARGIN, lifetime * SHORT_LIFETIME_MARGIN)
     refresh_at = max(expires_at - margin, min(now + MIN_REFETCH_INTERVAL, expires_at))
-    return AccessToken(value=value, expires_at=expires_at, refresh_at=refresh_at)
+    return AccessToken(value=hide(value), expires_at=expires_at, refresh_at=refresh_at)
 
 
 def _secret_digest(secret: str) -> str:
@@ -291,10 +297,6 @@ def _check_credential(name: str, value: object) -> str:
     return value
 
 
-# Forced stable_token refreshes, per appid, across every provider in this process.
-_last_forced_refresh: dict[str, float] = {}
-
-
 class OfficialAccountTokenProvider(_CachingTokenProvider):
     """The Official Account token: ``POST /cgi-bin/stable_token`` by default (one token shared by
     every holder; a rejected token is answered with a normal fetch, and only if that returns the
@@ -311,6 +313,7 @@ class OfficialAccountTokenProvider(_CachingTokenProvider):
         use_stable_token: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        secret = hide(secret)  # this frame shows in the traceback of a refused argument
         self.appid = _check_credential("appid", appid)
         self._secret = _check_credential("secret", secret)
         self.use_stable_token = bool(use_stable_token)
@@ -327,13 +330,16 @@ class OfficialAccountTokenProvider(_CachingTokenProvider):
         self._rejected = token
         await super().invalidate(token)
 
-    async def _fetch(self) -> AccessToken:
+    async def _fetch(self, store: TokenStore) -> AccessToken:
         if not self.use_stable_token:
             params = {"grant_type": "client_credential", "appid": self.appid}
             return await self._call("GET", params={**params, "secret": self._secret})
         token = await self._stable(force=False)
-        if token.value == self._rejected and self._may_force():
-            _last_forced_refresh[self.appid] = self._clock()
+        # The claim goes through the store, so every process sharing it forces at most once per
+        # interval for this appid, whichever of them decides first.
+        if token.value == self._rejected and await store.claim(
+            f"force-refresh:{self._key}", FORCE_REFRESH_INTERVAL
+        ):
             token = await self._stable(force=True)
         self._rejected = None
         return token
@@ -348,10 +354,6 @@ class OfficialAccountTokenProvider(_CachingTokenProvider):
             body["force_refresh"] = True
         # A forced refresh invalidates the previous token: sent again only if it never left.
         return await self._call("POST", json=body, idempotent=not force, once=force)
-
-    def _may_force(self) -> bool:
-        last = _last_forced_refresh.get(self.appid)
-        return last is None or self._clock() - last >= FORCE_REFRESH_INTERVAL
 
     def __repr__(self) -> str:
         kind = "stable" if self.use_stable_token else "classic"
@@ -373,12 +375,13 @@ class WeComTokenProvider(_CachingTokenProvider):
         store: TokenStore | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        secret = hide(secret)  # this frame shows in the traceback of a refused argument
         self.corpid = _check_credential("corpid", corpid)
         self._secret = _check_credential("secret", secret)
         key = f"wecom:{corpid}:{_secret_digest(secret)}"
         super().__init__(key=key, fetch=fetch, store=store, clock=clock)
 
-    async def _fetch(self) -> AccessToken:
+    async def _fetch(self, store: TokenStore) -> AccessToken:
         return await self._call("GET", params={"corpid": self.corpid, "corpsecret": self._secret})
 
     def __repr__(self) -> str:

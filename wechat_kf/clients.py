@@ -134,7 +134,7 @@ class OfficialAccountClient(_Client):
         self.kf_accounts = KfAccounts(self._transport)
 
     def __repr__(self) -> str:
-        return f"OfficialAccountClient(appid={self.appid!r})"
+        return f"OfficialAccountClient(appid={getattr(self, 'appid', None)!r})"
 
 
 class WeComClient(_Client):
@@ -181,4 +181,4 @@ class WeComClient(_Client):
         self.servicers = Servicers(self._transport, anyio.CapacityLimiter(max_concurrency))
 
     def __repr__(self) -> str:
-        return f"WeComClient(corpid={self.corpid!r})"
+        return f"WeComClient(corpid={getattr(self, 'corpid', None)!r})"

@@ -101,7 +101,7 @@ class MemoryTokenStore:
         return True
 
     def __repr__(self) -> str:
-        return f"MemoryTokenStore(keys={len(self._tokens)})"
+        return f"MemoryTokenStore(keys={len(getattr(self, '_tokens', ()))})"
 
 
 # What Redis may hold under a token key is anything (another tool's value, another type): a
@@ -318,7 +318,8 @@ class RedisTokenStore:
                 continue  # try again; if Redis stays away, the lease runs out on its own
 
     def __repr__(self) -> str:
-        return f"RedisTokenStore(prefix={self.prefix!r}, lease={self.lease!r})"
+        prefix, lease = getattr(self, "prefix", None), getattr(self, "lease", None)
+        return f"RedisTokenStore(prefix={prefix!r}, lease={lease!r})"
 
 
 def _number(value: object) -> float | None:

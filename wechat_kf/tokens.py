@@ -356,8 +356,10 @@ class OfficialAccountTokenProvider(_CachingTokenProvider):
         return await self._call("POST", json=body, idempotent=not force, once=force)
 
     def __repr__(self) -> str:
-        kind = "stable" if self.use_stable_token else "classic"
-        return f"OfficialAccountTokenProvider(appid={self.appid!r}, kind={kind!r})"
+        # Never fails, even half-built: error trackers take reprs of the frames of a refusal.
+        kind = "stable" if getattr(self, "use_stable_token", True) else "classic"
+        appid = getattr(self, "appid", None)
+        return f"OfficialAccountTokenProvider(appid={appid!r}, kind={kind!r})"
 
 
 class WeComTokenProvider(_CachingTokenProvider):
@@ -385,4 +387,4 @@ class WeComTokenProvider(_CachingTokenProvider):
         return await self._call("GET", params={"corpid": self.corpid, "corpsecret": self._secret})
 
     def __repr__(self) -> str:
-        return f"WeComTokenProvider(corpid={self.corpid!r})"
+        return f"WeComTokenProvider(corpid={getattr(self, 'corpid', None)!r})"

@@ -11,17 +11,21 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
 import pytest
 from redis.asyncio import Redis
 
-from tests._redis import redis_server
-from tests._servers import free_port, serve
+from tests._redis import redis_for_test, redis_server
+from tests._servers import Running, free_port, serve
+from tests._wire import WireConn, WireRequest, WireServer, response
 from wechat_kf import (
     AccessToken,
     OfficialAccountClient,
@@ -289,3 +293,222 @@ def _redis_has(url: str, key: str) -> bool:
             await client.aclose()
 
     return anyio.run(check)
+
+
+# -- whatever Redis holds, however Redis behaves -------------------------------------------------
+
+
+async def poison(redis: Redis, key: str, how: str) -> None:
+    if how == "a list key":
+        await redis.rpush(key, "a")
+    elif how == "a hash key":
+        await redis.hset(key, "value", "v")
+    else:
+        await redis.set(key, how)
+
+
+WRONG_SHAPES = [
+    "42",
+    "[1, 2]",
+    '{"value": "v", "expires_at": "9999999999"}',
+    '{"value": 5, "expires_at": 9999999999}',
+    '{"expires_at": 9999999999}',
+    "not json at all",
+    "a list key",
+    "a hash key",
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("shape", WRONG_SHAPES)
+async def test_a_wrong_shaped_value_under_the_token_key_counts_as_none_and_is_replaced(
+    store: RedisTokenStore, redis: Redis, fake: FakeWeChat, http: httpx.AsyncClient, shape: str
+) -> None:
+    app = fake.register_official_account()
+    key = f"oa:{app.appid}:stable"
+    await poison(redis, f"t:token:{key}", shape)
+    assert await store.get(key) is None
+    assert not await store.invalidate(key, "anything")
+    async with OfficialAccountClient(
+        app.appid, app.secret, token_store=store, http_client=http
+    ) as client:
+        with anyio.fail_after(5):
+            assert await client.kf_accounts.list() == []
+    stored = json.loads(await redis.get(f"t:token:{key}"))
+    assert stored["value"] in fake.issued_tokens()
+    assert await redis.pttl(f"t:token:{key}") > 0
+    assert fake.token_fetches == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("shape", ["crashed-tool", "a list key"])
+async def test_a_lock_key_without_a_ttl_does_not_block_a_cold_call(
+    store: RedisTokenStore, redis: Redis, fake: FakeWeChat, http: httpx.AsyncClient, shape: str
+) -> None:
+    app = fake.register_official_account()
+    await poison(redis, f"t:lock:oa:{app.appid}:stable", shape)
+    async with OfficialAccountClient(
+        app.appid, app.secret, token_store=store, http_client=http
+    ) as client:
+        with anyio.fail_after(2):
+            assert await client.kf_accounts.list() == []
+    assert await redis.exists(f"t:lock:oa:{app.appid}:stable") == 0  # taken over, released
+
+
+@pytest.mark.anyio
+async def test_a_claim_is_one_per_interval_for_every_store_on_the_redis(redis: Redis) -> None:
+    one, two = RedisTokenStore(redis, prefix="c"), RedisTokenStore(redis, prefix="c")
+    assert await one.claim("force-refresh:oa:wx:stable", 0.3)
+    assert not await two.claim("force-refresh:oa:wx:stable", 0.3)
+    assert await two.claim("force-refresh:oa:other:stable", 0.3)
+    await anyio.sleep(0.35)
+    assert await two.claim("force-refresh:oa:wx:stable", 0.3)
+
+
+@pytest.mark.anyio
+async def test_a_lease_shorter_than_the_fetch_still_means_one_fetch(
+    redis: Redis, fake: FakeWeChat, http: httpx.AsyncClient
+) -> None:
+    app = fake.register_official_account()
+    fake.faults.token_latency = 1.0  # three leases long
+    stores = [RedisTokenStore(redis, prefix="l", lease=0.3) for _ in range(2)]
+    clients = [
+        OfficialAccountClient(
+            app.appid, app.secret, token_store=s, use_stable_token=False, http_client=http
+        )
+        for s in stores
+    ]
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            for client in clients:
+                group.start_soon(client.kf_accounts.list)
+    for client in clients:
+        await client.aclose()
+    assert fake.token_fetches == 1  # a classic fetch knocks out the last: never two
+
+
+@pytest.mark.anyio
+async def test_a_huge_expires_in_never_reaches_redis_arithmetic(
+    store: RedisTokenStore, redis: Redis, secret_watch: set[str]
+) -> None:
+    token = "tok-huge-never-shown"
+    secret_watch.add(token)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/cgi-bin/stable_token":
+            return httpx.Response(200, json={"access_token": token, "expires_in": 1e300})
+        return httpx.Response(200, json={"kf_list": []})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    async with (
+        http,
+        OfficialAccountClient("wxhuge", "s3cret", token_store=store, http_client=http) as c,
+    ):
+        assert await c.kf_accounts.list() == []
+    assert 0 < await redis.pttl("t:token:oa:wxhuge:stable") <= 86400 * 1000
+
+
+@pytest.fixture
+def own_redis() -> Iterator[tuple[Running, str]]:
+    """A redis-server of this test's own, to freeze."""
+    with redis_for_test() as server:
+        yield server, f"{server.url}/0"
+
+
+@contextmanager
+def frozen(process: subprocess.Popen[Any]) -> Iterator[None]:
+    """SIGSTOP the server; SIGCONT in a finally, and from a watchdog should the test hang."""
+    os.kill(process.pid, signal.SIGSTOP)
+    watchdog = threading.Timer(15, os.kill, (process.pid, signal.SIGCONT))
+    watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.cancel()
+        os.kill(process.pid, signal.SIGCONT)
+
+
+@pytest.mark.anyio
+async def test_a_frozen_redis_sends_every_waiting_caller_to_the_fallback_at_once(
+    own_redis: tuple[Running, str], fake: FakeWeChat, http: httpx.AsyncClient
+) -> None:
+    server, url = own_redis
+    # No socket timeout at all (redis-py 5's default): only the store bounds its commands.
+    client = Redis.from_url(url, socket_timeout=None, socket_connect_timeout=None)
+    store = RedisTokenStore(client, prefix="f", command_timeout=0.3)
+    app = fake.register_official_account()
+    try:
+        async with OfficialAccountClient(
+            app.appid, app.secret, token_store=store, http_client=http
+        ) as oa:
+            with frozen(server.process), anyio.fail_after(5):
+                started = anyio.current_time()
+                async with anyio.create_task_group() as group:
+                    for _ in range(10):
+                        group.start_soon(oa.kf_accounts.list)
+                elapsed = anyio.current_time() - started
+    finally:
+        await client.aclose()
+    assert elapsed < 0.3 + 1.0  # one command timeout, not ten in a row
+    assert fake.token_fetches == 1
+
+
+@pytest.mark.anyio
+async def test_freezing_redis_while_holding_the_lock_never_holds_the_caller_past_its_timeouts(
+    own_redis: tuple[Running, str], fake: FakeWeChat, http: httpx.AsyncClient
+) -> None:
+    server, url = own_redis
+    client = Redis.from_url(url, socket_timeout=None, socket_connect_timeout=None)
+    store = RedisTokenStore(client, prefix="g", command_timeout=0.3)
+    app = fake.register_official_account()
+    fake.faults.token_latency = 0.5
+    stop = anyio.Event()
+
+    async def freeze_during_the_fetch() -> None:
+        await anyio.sleep(0.2)
+        with frozen(server.process):
+            await stop.wait()
+
+    try:
+        async with OfficialAccountClient(
+            app.appid, app.secret, token_store=store, http_client=http
+        ) as oa:
+            started = anyio.current_time()
+            async with anyio.create_task_group() as group:
+                group.start_soon(freeze_during_the_fetch)
+                with anyio.fail_after(4):
+                    assert await oa.kf_accounts.list() == []
+                stop.set()
+            elapsed = anyio.current_time() - started
+    finally:
+        await client.aclose()
+    # fetch, a put and a release that time out, then a fetch of the in-process fallback
+    assert elapsed < 0.5 + 0.3 + 0.3 + 0.5 + 1.0
+
+
+def test_four_processes_with_a_stuck_stable_token_force_one_refresh(
+    redis_url: str, secret_watch: set[str]
+) -> None:
+    issued = ["stuck-token-0-never-shown"]
+    secret_watch.update(f"stuck-token-{i}-never-shown" for i in range(10))
+    forced: list[float] = []
+
+    def script(request: WireRequest, conn: WireConn) -> None:
+        # WeChat keeps rejecting whatever token it hands out: every process, seeing a normal
+        # fetch return the rejected token, decides to force; the claim lets one of them.
+        if request.path == "/cgi-bin/stable_token":
+            if request.json.get("force_refresh"):
+                forced.append(time.monotonic())
+                issued.append(f"stuck-token-{len(issued)}-never-shown")
+            conn.send(response(200, {"access_token": issued[-1], "expires_in": 7200}))
+        else:
+            conn.send(response(200, {"errcode": 40001, "errmsg": "invalid credential"}))
+
+    with WireServer(script) as server:
+        workers = [
+            start_worker(server.url, redis_url, "wxstuck", "stuck-secret", "--calls", "25")
+            for _ in range(4)
+        ]
+        results = finish(workers)
+    assert len(forced) == 1
+    assert all(error == "AccessTokenError" for r in results for error in r["errors"])  # type: ignore[attr-defined]

@@ -48,3 +48,16 @@ async def test_refresh_lock_is_exclusive_per_key() -> None:
 
 def test_memory_store_implements_the_protocol() -> None:
     assert isinstance(MemoryTokenStore(), TokenStore)
+
+
+async def test_a_claim_holds_for_its_seconds_on_a_monotonic_clock_per_store() -> None:
+    now = [100.0]
+    store = MemoryTokenStore(clock=lambda: now[0])
+    assert await store.claim("force", 30)
+    assert not await store.claim("force", 30)
+    assert await store.claim("other", 30)
+    now[0] += 29.9
+    assert not await store.claim("force", 30)
+    now[0] += 0.2
+    assert await store.claim("force", 30)
+    assert await MemoryTokenStore().claim("force", 30)  # another store knows nothing of it

@@ -408,3 +408,49 @@ async def test_a_missing_expires_in_is_an_invalid_response(secret_watch: set[str
     async with OfficialAccountClient("wx", SECRET, http_client=script.client()) as client:
         with pytest.raises(InvalidResponseError):
             await client.kf_accounts.list()
+
+
+def test_a_fresh_client_in_a_second_event_loop_can_force_a_refresh(anyio_backend: str) -> None:
+    # Nothing of a forced refresh outlives its store: no process-wide record between runs.
+    async def force_once() -> list[bool]:
+        fetch = Fetcher("stuck", "stuck", "fresh")
+        provider = OfficialAccountTokenProvider("wx-twice", "secret", fetch=fetch)
+        await provider.get_token()
+        await provider.invalidate("stuck")
+        assert await provider.get_token() == "fresh"
+        return fetch.forced
+
+    assert anyio.run(force_once, backend=anyio_backend) == [False, False, True]
+    assert anyio.run(force_once, backend=anyio_backend) == [False, False, True]
+
+
+async def test_two_stores_ration_forced_refreshes_independently_and_one_store_once() -> None:
+    async def forced(store: MemoryTokenStore) -> list[bool]:
+        # Whatever the store holds gets rejected; a normal fetch hands the same token back.
+        fetch = Fetcher("stuck", "stuck", "fresh")
+        provider = OfficialAccountTokenProvider("wx-stores", "s", fetch=fetch, store=store)
+        rejected = await provider.get_token()
+        fetch.tokens = [rejected, "fresh"]
+        await provider.invalidate(rejected)
+        await provider.get_token()
+        return fetch.forced
+
+    shared = MemoryTokenStore()
+    assert await forced(shared) == [False, False, True]
+    assert await forced(shared) == [False]  # the same store within 30 s: no second force
+    assert await forced(MemoryTokenStore()) == [False, False, True]  # another store: its own
+
+
+async def test_a_wall_clock_stepping_back_does_not_block_forced_refreshes() -> None:
+    wall, monotonic = Clock(), Clock()
+    fetch = Fetcher("a", "a", "b", "b", "c")
+    store = MemoryTokenStore(clock=monotonic)
+    provider = OfficialAccountTokenProvider("wx-step", "s", fetch=fetch, clock=wall, store=store)
+    await provider.get_token()
+    await provider.invalidate("a")
+    assert await provider.get_token() == "b"  # forced
+    wall.now -= 3600  # NTP steps the wall clock back an hour
+    monotonic.now += 31
+    await provider.invalidate("b")
+    assert await provider.get_token() == "c"  # forced again, 31 s later by the store's clock
+    assert fetch.forced == [False, False, True, False, True]

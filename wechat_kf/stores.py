@@ -237,13 +237,14 @@ class RedisTokenStore:
             with anyio.fail_after(self.command_timeout):
                 return await command
         except TimeoutError:
-            raise TokenStoreError(
-                f"Redis did not answer within {self.command_timeout:g} s"
-            ) from None
+            problem = f"Redis did not answer within {self.command_timeout:g} s"
         except self._unreachable as exc:
-            raise TokenStoreError(f"Redis unreachable: {type(exc).__name__}") from None
+            problem = f"Redis unreachable: {type(exc).__name__}"
         except self._errors as exc:
-            raise TokenStoreError(f"Redis refused a command: {type(exc).__name__}") from None
+            problem = f"Redis refused a command: {type(exc).__name__}"
+        # Raised out here, with no context: redis-py's frames hold the command's arguments,
+        # a token among them.
+        raise TokenStoreError(problem)
 
     async def get(self, key: str) -> AccessToken | None:
         """The token stored under ``key``, or None (also for a value of the wrong shape)."""
@@ -255,7 +256,7 @@ class RedisTokenStore:
         data: dict[str, Any] = {"value": token.value, "expires_at": token.expires_at}
         if token.refresh_at is not None:
             data["refresh_at"] = token.refresh_at
-        payload = json.dumps(data, allow_nan=False)
+        payload = hide(json.dumps(data, allow_nan=False))
         stored = await self._call(
             self._put(keys=[self._token_key(key)], args=[payload, repr(token.expires_at), ttl_ms])
         )

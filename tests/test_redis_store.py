@@ -24,7 +24,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests._redis import redis_for_test, redis_server
-from tests._servers import Running, free_port, serve
+from tests._servers import free_port, serve
 from tests._wire import WireConn, WireRequest, WireServer, response
 from wechat_kf import (
     AccessToken,
@@ -409,10 +409,15 @@ async def test_a_huge_expires_in_never_reaches_redis_arithmetic(
 
 
 @pytest.fixture
-def own_redis() -> Iterator[tuple[Running, str]]:
-    """A redis-server of this test's own, to freeze."""
+async def freezable() -> AsyncIterator[tuple[subprocess.Popen[Any], RedisTokenStore]]:
+    """A redis-server of this test's own, to freeze, and a store on it through a client with no
+    socket timeout at all (redis-py 5's default): only the store bounds its commands."""
     with redis_for_test() as server:
-        yield server, f"{server.url}/0"
+        client = Redis.from_url(f"{server.url}/0", socket_timeout=None, socket_connect_timeout=None)
+        try:
+            yield server.process, RedisTokenStore(client, prefix="f", command_timeout=0.3)
+        finally:
+            await client.aclose()
 
 
 @contextmanager
@@ -430,58 +435,51 @@ def frozen(process: subprocess.Popen[Any]) -> Iterator[None]:
 
 @pytest.mark.anyio
 async def test_a_frozen_redis_sends_every_waiting_caller_to_the_fallback_at_once(
-    own_redis: tuple[Running, str], fake: FakeWeChat, http: httpx.AsyncClient
+    freezable: tuple[subprocess.Popen[Any], RedisTokenStore],
+    fake: FakeWeChat,
+    http: httpx.AsyncClient,
 ) -> None:
-    server, url = own_redis
-    # No socket timeout at all (redis-py 5's default): only the store bounds its commands.
-    client = Redis.from_url(url, socket_timeout=None, socket_connect_timeout=None)
-    store = RedisTokenStore(client, prefix="f", command_timeout=0.3)
+    process, store = freezable
     app = fake.register_official_account()
-    try:
-        async with OfficialAccountClient(
-            app.appid, app.secret, token_store=store, http_client=http
-        ) as oa:
-            with frozen(server.process), anyio.fail_after(5):
-                started = anyio.current_time()
-                async with anyio.create_task_group() as group:
-                    for _ in range(10):
-                        group.start_soon(oa.kf_accounts.list)
-                elapsed = anyio.current_time() - started
-    finally:
-        await client.aclose()
+    async with OfficialAccountClient(
+        app.appid, app.secret, token_store=store, http_client=http
+    ) as oa:
+        with frozen(process), anyio.fail_after(5):
+            started = anyio.current_time()
+            async with anyio.create_task_group() as group:
+                for _ in range(10):
+                    group.start_soon(oa.kf_accounts.list)
+            elapsed = anyio.current_time() - started
     assert elapsed < 0.3 + 1.0  # one command timeout, not ten in a row
     assert fake.token_fetches == 1
 
 
 @pytest.mark.anyio
 async def test_freezing_redis_while_holding_the_lock_never_holds_the_caller_past_its_timeouts(
-    own_redis: tuple[Running, str], fake: FakeWeChat, http: httpx.AsyncClient
+    freezable: tuple[subprocess.Popen[Any], RedisTokenStore],
+    fake: FakeWeChat,
+    http: httpx.AsyncClient,
 ) -> None:
-    server, url = own_redis
-    client = Redis.from_url(url, socket_timeout=None, socket_connect_timeout=None)
-    store = RedisTokenStore(client, prefix="g", command_timeout=0.3)
+    process, store = freezable
     app = fake.register_official_account()
     fake.faults.token_latency = 0.5
     stop = anyio.Event()
 
     async def freeze_during_the_fetch() -> None:
         await anyio.sleep(0.2)
-        with frozen(server.process):
+        with frozen(process):
             await stop.wait()
 
-    try:
-        async with OfficialAccountClient(
-            app.appid, app.secret, token_store=store, http_client=http
-        ) as oa:
-            started = anyio.current_time()
-            async with anyio.create_task_group() as group:
-                group.start_soon(freeze_during_the_fetch)
-                with anyio.fail_after(4):
-                    assert await oa.kf_accounts.list() == []
-                stop.set()
-            elapsed = anyio.current_time() - started
-    finally:
-        await client.aclose()
+    async with OfficialAccountClient(
+        app.appid, app.secret, token_store=store, http_client=http
+    ) as oa:
+        started = anyio.current_time()
+        async with anyio.create_task_group() as group:
+            group.start_soon(freeze_during_the_fetch)
+            with anyio.fail_after(4):
+                assert await oa.kf_accounts.list() == []
+            stop.set()
+        elapsed = anyio.current_time() - started
     # fetch, a put and a release that time out, then a fetch of the in-process fallback
     assert elapsed < 0.5 + 0.3 + 0.3 + 0.5 + 1.0
 

@@ -19,7 +19,7 @@ from wechat_kf import (
     TransportError,
     WeComClient,
 )
-from wechat_kf.testing import FakeWeChat, Faults
+from wechat_kf.testing import FakeWeChat, Faults, WeComApp
 
 pytestmark = pytest.mark.anyio
 
@@ -53,14 +53,19 @@ def delivered_ids(fake: FakeWeChat, path: str) -> Counter[str]:
     )
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_fault_soak_every_id_has_one_outcome_and_the_state_matches(seed: int) -> None:
+def soak_corp(seed: int) -> tuple[FakeWeChat, WeComApp, list[str], str]:
+    """A fake whose corp has SOAK_IDS members and a kf account that may take them all."""
     fake = FakeWeChat(seed=seed)
     fake.servicer_cap = SOAK_IDS
     app = fake.register_wecom_app()
     ids = [f"user{i:05d}" for i in range(SOAK_IDS)]
     fake.add_members(app.corpid, ids)
-    kfid = fake.create_kf_account(app.corpid)
+    return fake, app, ids, fake.create_kf_account(app.corpid)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_fault_soak_every_id_has_one_outcome_and_the_state_matches(seed: int) -> None:
+    fake, app, ids, kfid = soak_corp(seed)
     fake.faults = Faults(
         latency=(0.0, 0.01),
         busy_rate=0.20,
@@ -103,12 +108,7 @@ async def test_fault_soak_every_id_has_one_outcome_and_the_state_matches(seed: i
 
 @pytest.mark.parametrize("seed", [4, 5])
 async def test_fault_soak_with_a_raising_on_progress_keeps_every_applied_id(seed: int) -> None:
-    fake = FakeWeChat(seed=seed)
-    fake.servicer_cap = SOAK_IDS
-    app = fake.register_wecom_app()
-    ids = [f"user{i:05d}" for i in range(SOAK_IDS)]
-    fake.add_members(app.corpid, ids)
-    kfid = fake.create_kf_account(app.corpid)
+    fake, app, ids, kfid = soak_corp(seed)
     fake.faults = Faults(
         latency=(0.0, 0.01), busy_rate=0.2, http_error_rate=0.05, drop_after_rate=0.05
     )

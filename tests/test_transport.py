@@ -408,3 +408,11 @@ async def test_the_sdk_asks_only_for_encodings_it_can_bound(scripted: Scripted) 
     async with oa_client(scripted) as client:
         await client.kf_accounts.list()
     assert {r.headers["accept-encoding"] for r in scripted.requests} == {"gzip, deflate"}
+
+
+async def test_json_bodies_go_out_as_utf8_not_unicode_escapes(scripted: Scripted) -> None:
+    async with oa_client(scripted) as client:
+        await client.kf_accounts.add("a@gh_x", nickname="客服1")
+    (request,) = scripted.business_requests
+    assert request.content == '{"kf_account":"a@gh_x","nickname":"客服1"}'.encode()
+    assert request.headers["content-type"] == "application/json"

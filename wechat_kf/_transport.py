@@ -266,13 +266,13 @@ class Transport:
     ) -> dict[str, Any] | _Failed | _TokenRejected:
         """One request under the deadline: the body of a success, or what went wrong (never
         raised from here: this frame holds the request, whose URL carries the token)."""
+        headers = {"Accept-Encoding": ACCEPT_ENCODING}
+        content = None
+        if json is not None:
+            content = json_body(json)
+            headers["Content-Type"] = "application/json"
         request = self._http.build_request(
-            method,
-            url,
-            params=query,
-            json=json,
-            files=files,
-            headers={"Accept-Encoding": ACCEPT_ENCODING},
+            method, url, params=query, content=content, files=files, headers=headers
         )
         try:
             return await self._answer(request, method, path, attempt, token)
@@ -376,6 +376,13 @@ class Transport:
         self.closed = True
         if self._owns_client:
             await self._http.aclose()
+
+
+def json_body(payload: Mapping[str, Any]) -> bytes:
+    """``payload`` as the bytes of a request body: UTF-8 JSON, never ``\\u`` escapes (WeChat has
+    shown such escapes literally), whatever the installed httpx would do with ``json=``."""
+    text = jsonlib.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.encode("utf-8")
 
 
 def _decode(raw: bytes, status: int, path: str) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from wechat_kf.stores import RedisTokenStore
 
 async def main(args: argparse.Namespace) -> None:
     redis = Redis.from_url(args.redis_url)
-    store = RedisTokenStore(redis, prefix=args.prefix, lease=args.lease)
+    # A generous command timeout: four of these start at once on a small, busy machine.
+    store = RedisTokenStore(redis, prefix=args.prefix, lease=args.lease, command_timeout=10.0)
     outcomes: list[str] = []
 
     async def call(client: OfficialAccountClient) -> None:

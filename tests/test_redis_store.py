@@ -253,7 +253,7 @@ def test_four_processes_on_a_cold_store_fetch_one_token_and_one_after_revocation
         second = finish([start_worker(base_url, redis_url, app.appid, app.secret, *extra)
                          for _ in range(4)])  # fmt: skip
     secret_watch.update([app.secret, *fake.issued_tokens()])
-    assert [r["ok"] for r in first + second] == [100] * 8
+    assert [r["ok"] for r in first + second] == [100] * 8, first + second
     assert fetched_cold == 1
     assert fake.token_fetches == 2
 

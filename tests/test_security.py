@@ -82,7 +82,7 @@ async def test_a_token_echoed_in_errmsg_is_redacted(secret_watch: set[str]) -> N
 
 async def test_tls_verification_stays_on_in_the_owned_client() -> None:
     client = OfficialAccountClient("wx", "secret")
-    pool = client._transport._http._transport._pool  # type: ignore[attr-defined]
+    pool = client._transport._exchange._http._transport._pool  # type: ignore[attr-defined]
     assert pool._ssl_context.verify_mode.name == "CERT_REQUIRED"
     await client.aclose()
 

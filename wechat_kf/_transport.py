@@ -19,7 +19,8 @@ import anyio
 import attrs
 import httpx
 
-from ._body import ACCEPT_ENCODING, MAX_BODY_BYTES, read_body
+from ._body import MAX_BODY_BYTES
+from ._exchanges import AiohttpExchange, Exchange, ExchangeFailed, HttpxExchange, Outgoing
 from ._retry import BASE_DELAY, RETRYABLE_ERRCODES, Failure, retry_delay
 from ._secrets import hide, hide_fields, install_log_redaction, redact
 from ._serde import as_int
@@ -38,9 +39,6 @@ from .tokens import TokenProvider
 __all__ = ["MAX_BODY_BYTES", "Transport", "check_base_url", "redact"]
 
 logger = logging.getLogger("wechat_kf.transport")
-
-#: Connections the client opens (and keeps idle) when it owns the httpx client.
-DEFAULT_CONNECTIONS = 100
 
 install_log_redaction()
 
@@ -67,20 +65,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_UNFIXABLE = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.ProxyError)
-
-
-def _classify(exc: Exception) -> Failure | None:
-    """Which retryable failure an exception of the exchange is; None for one that retrying
-    cannot fix (and for anything that is not a network error)."""
-    if isinstance(exc, _NEVER_SENT):
-        return Failure.NOT_SENT
-    if isinstance(exc, httpx.TransportError) and not isinstance(exc, _UNFIXABLE):
-        return Failure.MAYBE_SENT
-    return None
 
 
 @attrs.frozen
@@ -116,21 +100,21 @@ class Transport:
         http_client: httpx.AsyncClient | None,
         timeout: float,
         max_retries: int,
+        exchange: str = "auto",
     ) -> None:
         install_log_redaction()  # again: loggers created since import need the filter too
         self.base_url = check_base_url(base_url)
         self.timeout = float(timeout)
         self.max_retries = max_retries
-        self._owns_client = http_client is None
-        if http_client is None:
-            limits = httpx.Limits(
-                max_connections=DEFAULT_CONNECTIONS,
-                max_keepalive_connections=DEFAULT_CONNECTIONS,
-            )
-            http_client = httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False)
-        self._http = http_client
+        self._exchange: Exchange = _choose_exchange(exchange, http_client, self.timeout)
+        logger.debug("exchange: %s", self._exchange.name)
         self._token_provider: TokenProvider | None = None
         self.closed = False
+
+    @property
+    def exchange(self) -> str:
+        """Which exchange carries the requests: "httpx" or "aiohttp"."""
+        return self._exchange.name
 
     def bind(self, token_provider: TokenProvider) -> None:
         """Use ``token_provider`` for every business call."""
@@ -266,14 +250,9 @@ class Transport:
     ) -> dict[str, Any] | _Failed | _TokenRejected:
         """One request under the deadline: the body of a success, or what went wrong (never
         raised from here: this frame holds the request, whose URL carries the token)."""
-        headers = {"Accept-Encoding": ACCEPT_ENCODING}
-        content = None
+        request = Outgoing(method, url, path, query, files=files)
         if json is not None:
-            content = json_body(json)
-            headers["Content-Type"] = "application/json"
-        request = self._http.build_request(
-            method, url, params=query, content=content, files=files, headers=headers
-        )
+            request = attrs.evolve(request, content=json_body(json), content_type=JSON)
         try:
             return await self._answer(request, method, path, attempt, token)
         except InvalidResponseError as exc:
@@ -281,16 +260,14 @@ class Transport:
             return _Failed(None, exc, "unreadable answer")
 
     async def _answer(
-        self, request: httpx.Request, method: str, path: str, attempt: int, token: str | None
+        self, request: Outgoing, method: str, path: str, attempt: int, token: str | None
     ) -> dict[str, Any] | _Failed | _TokenRejected:
         started = time.perf_counter()
         answer: tuple[int, bytes] | None = None
         with anyio.move_on_after(self.timeout):
             try:
-                answer = await self._exchange(request, path)
-            except InvalidResponseError:
-                raise
-            except Exception as exc:
+                answer = await self._exchange.send(request)
+            except ExchangeFailed as exc:
                 return self._exchange_failed(exc, method, path)
         elapsed = (time.perf_counter() - started) * 1000
         if answer is None:
@@ -330,52 +307,45 @@ class Transport:
             api = api_error(errcode, errmsg, path)
         return _Failed(RETRYABLE_ERRCODES.get(errcode), api, f"errcode {errcode}")
 
-    def _exchange_failed(self, exc: Exception, method: str, path: str) -> _Failed:
-        """What an exception raised by the exchange means; nothing but a WeChatError leaves."""
+    def _exchange_failed(self, exc: ExchangeFailed, method: str, path: str) -> _Failed:
+        """The failure the exchange classified, as the error the caller may receive: summarised,
+        never chained (the library's exception holds the URL, token and all)."""
         if self.closed:
             return _Failed(None, ClientClosedError("the client is closed"), "closed")
-        if isinstance(exc, httpx.DecodingError):
-            error: WeChatError = InvalidResponseError("the body does not decode", path=path)
-            return _Failed(None, error, "undecodable body")
-        failure = _classify(exc)
-        # Summarised, not chained: httpx's exception holds the request, whose URL (and the
-        # frames of its traceback) carry the token or the corpsecret.
-        detail = redact(str(exc))[:200]
+        detail = f": {exc.detail}" if exc.detail else ""
         error = TransportError(
-            f"{type(exc).__name__} on {method} {path}" + (f": {detail}" if detail else ""),
+            f"{exc.kind} on {method} {path}{detail}",
             path=path,
-            maybe_applied=failure is not Failure.NOT_SENT,
+            maybe_applied=exc.failure is not Failure.NOT_SENT,
         )
-        return _Failed(failure, error, type(exc).__name__)
-
-    async def _exchange(self, request: httpx.Request, path: str) -> tuple[int, bytes]:
-        """Send ``request`` and read its answer, bounded in size and decoded by us (httpx's own
-        decoding has no bound on what it inflates)."""
-        response = await self._http.send(request, stream=True, follow_redirects=False)
-        try:
-            status = response.status_code
-            # The stream itself, not aiter_raw(): a response a transport built in memory was
-            # already read (and decoded, without a bound) by httpx, but its stream still holds
-            # the raw bytes.
-            stream = response.stream
-            if not isinstance(stream, httpx.AsyncByteStream):
-                raise TypeError("the http_client's transport returned a sync stream")
-            body = await read_body(
-                stream,
-                content_encoding=response.headers.get("content-encoding", ""),
-                decode=200 <= status < 300,
-                path=path,
-                status=status,
-            )
-        finally:
-            await response.aclose()
-        return status, body
+        return _Failed(exc.failure, error, exc.kind)
 
     async def aclose(self) -> None:
-        """Refuse further calls and close the httpx client if this transport created it."""
+        """Refuse further calls and close what the exchange owns (never a caller's client)."""
         self.closed = True
-        if self._owns_client:
-            await self._http.aclose()
+        await self._exchange.aclose()
+
+
+#: The values of the ``exchange`` option.
+EXCHANGES = ("auto", "httpx", "aiohttp")
+JSON = "application/json"
+
+
+def _choose_exchange(
+    exchange: str, http_client: httpx.AsyncClient | None, timeout: float
+) -> Exchange:
+    """The exchange a client uses, chosen once: ``httpx`` with a caller's ``http_client``; else
+    as pinned; ``auto`` is httpx for now (aiohttp becomes the default on asyncio once its
+    benchmarks stand)."""
+    if exchange not in EXCHANGES:
+        raise ValueError(f"exchange must be one of {', '.join(EXCHANGES)}, not {exchange!r}")
+    if http_client is not None:
+        if exchange == "aiohttp":
+            raise ValueError("an http_client is an httpx client: use exchange='httpx' or 'auto'")
+        return HttpxExchange(http_client, timeout=timeout)
+    if exchange == "aiohttp":
+        return AiohttpExchange()
+    return HttpxExchange(None, timeout=timeout)
 
 
 def json_body(payload: Mapping[str, Any]) -> bytes:

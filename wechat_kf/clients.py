@@ -83,6 +83,12 @@ class _Client:
         return self._transport.closed
 
     @property
+    def exchange(self) -> str:
+        """Which library carries the requests: "httpx" or "aiohttp" (``exchange=`` pins it;
+        ``"auto"`` is httpx for now)."""
+        return self._transport.exchange
+
+    @property
     def token_provider(self) -> TokenProvider:
         """The provider that authenticates this client's calls."""
         return self._provider
@@ -110,12 +116,17 @@ class OfficialAccountClient(_Client):
         base_url: str = "https://api.weixin.qq.com",
         timeout: float = 10.0,
         max_retries: int = 3,
+        exchange: str = "auto",
     ) -> None:
         secret = hide(secret)  # this frame shows in the traceback of a refused argument
         uses_credentials = _check_auth("appid", appid, secret, token_provider, token_store)
         _check_options(timeout, max_retries, http_client)
         self._transport = Transport(
-            base_url=base_url, http_client=http_client, timeout=timeout, max_retries=max_retries
+            base_url=base_url,
+            http_client=http_client,
+            timeout=timeout,
+            max_retries=max_retries,
+            exchange=exchange,
         )
         if uses_credentials:
             assert appid is not None
@@ -156,6 +167,7 @@ class WeComClient(_Client):
         timeout: float = 10.0,
         max_retries: int = 3,
         max_concurrency: int = 8,
+        exchange: str = "auto",
     ) -> None:
         secret = hide(secret)  # this frame shows in the traceback of a refused argument
         uses_credentials = _check_auth("corpid", corpid, secret, token_provider, token_store)
@@ -165,7 +177,11 @@ class WeComClient(_Client):
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1")
         self._transport = Transport(
-            base_url=base_url, http_client=http_client, timeout=timeout, max_retries=max_retries
+            base_url=base_url,
+            http_client=http_client,
+            timeout=timeout,
+            max_retries=max_retries,
+            exchange=exchange,
         )
         if uses_credentials:
             assert corpid is not None

@@ -1,0 +1,225 @@
+"""The exchanges: how one request's bytes go over the wire and its answer comes back, with httpx or
+with aiohttp (asyncio only). Both honour one contract: the answer is read and decoded through
+``_body`` (capped, bounded decompression), redirects are never followed, TLS is verified, and a
+network failure is raised as :class:`ExchangeFailed`, classified as never sent, maybe sent or not
+retryable, with a summary that holds no secret. The deadline of an attempt is the transport's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Mapping
+from typing import Any, Protocol
+
+import attrs
+import httpx
+import sniffio
+
+from ._body import ACCEPT_ENCODING, read_body
+from ._retry import Failure
+from ._secrets import install_log_redaction, redact
+from .errors import InvalidResponseError
+
+__all__ = [
+    "DEFAULT_CONNECTIONS",
+    "AiohttpExchange",
+    "Exchange",
+    "ExchangeFailed",
+    "HttpxExchange",
+    "Outgoing",
+]
+
+#: Connections an exchange opens (and keeps alive) when the SDK owns its pool.
+DEFAULT_CONNECTIONS = 100
+
+
+@attrs.frozen
+class Outgoing:
+    """One request, as the transport hands it to an exchange (the query holds the token, as a
+    Secret)."""
+
+    method: str
+    url: str
+    path: str
+    query: Mapping[str, str]
+    content: bytes | None = None
+    content_type: str | None = None
+    files: Mapping[str, tuple[str, bytes, str]] | None = None
+
+
+class ExchangeFailed(Exception):
+    """The network failed: ``failure`` is how the retry policy sees it (None: never retried),
+    ``kind`` the library's exception type and ``detail`` its message, redacted."""
+
+    def __init__(self, failure: Failure | None, cause: BaseException) -> None:
+        self.failure = failure
+        self.kind = type(cause).__name__
+        self.detail = redact(str(cause))[:200]
+        super().__init__(self.kind)
+
+
+class Exchange(Protocol):
+    """Sends one request and returns its status and its bounded, decoded body."""
+
+    name: str
+
+    async def send(self, request: Outgoing) -> tuple[int, bytes]:
+        """The status and body of the answer; InvalidResponseError for an unreadable body,
+        ExchangeFailed for a network failure."""
+
+    async def aclose(self) -> None:
+        """Close what the exchange owns."""
+
+
+_HTTPX_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_HTTPX_UNFIXABLE = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.ProxyError)
+
+
+class HttpxExchange:
+    """The exchange over an httpx.AsyncClient: the SDK's own (100 connections kept alive) or the
+    caller's, which it never closes."""
+
+    name = "httpx"
+
+    def __init__(self, http_client: httpx.AsyncClient | None, *, timeout: float) -> None:
+        self._owned = http_client is None
+        if http_client is None:
+            limits = httpx.Limits(
+                max_connections=DEFAULT_CONNECTIONS,
+                max_keepalive_connections=DEFAULT_CONNECTIONS,
+            )
+            http_client = httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False)
+        self._http = http_client
+
+    async def send(self, request: Outgoing) -> tuple[int, bytes]:
+        built = self._http.build_request(
+            request.method,
+            request.url,
+            params=request.query,
+            content=request.content,
+            files=request.files,
+            headers=_headers(request),
+        )
+        try:
+            response = await self._http.send(built, stream=True, follow_redirects=False)
+            try:
+                status = response.status_code
+                # The stream itself, not aiter_raw(): a response a transport built in memory
+                # was already read (and decoded, without a bound) by httpx, but its stream
+                # still holds the raw bytes.
+                stream = response.stream
+                if not isinstance(stream, httpx.AsyncByteStream):
+                    raise TypeError("the http_client's transport returned a sync stream")
+                body = await read_body(
+                    stream,
+                    content_encoding=response.headers.get("content-encoding", ""),
+                    decode=200 <= status < 300,
+                    path=request.path,
+                    status=status,
+                )
+            finally:
+                await response.aclose()
+        except InvalidResponseError:
+            raise
+        except httpx.DecodingError:
+            raise InvalidResponseError("the body does not decode", path=request.path) from None
+        except Exception as exc:
+            raise ExchangeFailed(_classify_httpx(exc), exc) from None
+        return status, body
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self._http.aclose()
+
+
+def _classify_httpx(exc: Exception) -> Failure | None:
+    if isinstance(exc, _HTTPX_NEVER_SENT):
+        return Failure.NOT_SENT
+    if isinstance(exc, httpx.TransportError) and not isinstance(exc, _HTTPX_UNFIXABLE):
+        return Failure.MAYBE_SENT
+    return None
+
+
+class AiohttpExchange:
+    """The exchange over an aiohttp session the SDK owns (asyncio only; extra ``aiohttp``): 100
+    connections kept alive, no decompression, redirects or timeouts of aiohttp's own (the
+    transport's deadline bounds each attempt), proxies from the environment as httpx does."""
+
+    name = "aiohttp"
+
+    def __init__(self) -> None:
+        try:
+            import aiohttp
+        except ImportError as exc:
+            raise ImportError("exchange='aiohttp' needs: pip install 'wechat-kf[aiohttp]'") from exc
+        self._aiohttp = aiohttp
+        self._session: Any = None
+        install_log_redaction()  # aiohttp's loggers exist now
+
+    def _open(self) -> Any:
+        if self._session is None:
+            if sniffio.current_async_library() != "asyncio":
+                raise ValueError("exchange='aiohttp' runs on asyncio only; use exchange='httpx'")
+            aiohttp = self._aiohttp
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=DEFAULT_CONNECTIONS, limit_per_host=0),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=None, sock_read=None),
+                auto_decompress=False,
+                trust_env=True,
+            )
+        return self._session
+
+    async def send(self, request: Outgoing) -> tuple[int, bytes]:
+        session = self._open()
+        data: Any = request.content
+        if request.files:
+            data = self._aiohttp.FormData()
+            for field, (filename, payload, content_type) in request.files.items():
+                data.add_field(field, payload, filename=filename, content_type=content_type)
+        try:
+            async with session.request(
+                request.method,
+                request.url,
+                params=dict(request.query),
+                data=data,
+                headers=_headers(request),
+                allow_redirects=False,
+            ) as response:
+                status = response.status
+                chunks: AsyncIterable[bytes] = response.content.iter_any()
+                body = await read_body(
+                    chunks,
+                    content_encoding=response.headers.get("Content-Encoding", ""),
+                    decode=200 <= status < 300,
+                    path=request.path,
+                    status=status,
+                )
+        except InvalidResponseError:
+            raise
+        except Exception as exc:
+            raise ExchangeFailed(self._classify(exc), exc) from None
+        return status, body
+
+    def _classify(self, exc: Exception) -> Failure | None:
+        aiohttp = self._aiohttp
+        # Connecting failed (refused, DNS, TLS, proxy): the request never left. Checked first:
+        # ClientConnectorError is also a ClientOSError.
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return Failure.NOT_SENT
+        if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)):
+            return Failure.MAYBE_SENT
+        if isinstance(exc, (aiohttp.ClientOSError, aiohttp.ClientResponseError)):
+            return Failure.MAYBE_SENT
+        if isinstance(exc, (ConnectionError, OSError)):
+            return Failure.MAYBE_SENT
+        return None
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def _headers(request: Outgoing) -> dict[str, str]:
+    headers = {"Accept-Encoding": ACCEPT_ENCODING}
+    if request.content_type is not None:
+        headers["Content-Type"] = request.content_type
+    return headers

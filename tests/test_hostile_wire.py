@@ -59,8 +59,10 @@ def with_tokens(business: Any) -> Any:
     return script
 
 
-def oa(server: WireServer, **options: Any) -> OfficialAccountClient:
-    return OfficialAccountClient("wxwire", SECRET, base_url=server.url, **options)
+def oa(server: WireServer, exchange: str, **options: Any) -> OfficialAccountClient:
+    return OfficialAccountClient(
+        "wxwire", SECRET, base_url=server.url, exchange=exchange, **options
+    )
 
 
 def servicer_results(request: WireRequest) -> dict[str, Any]:
@@ -84,11 +86,13 @@ def drip_headers(request: WireRequest, conn: WireConn) -> None:
 @pytest.mark.parametrize("script", [drip_body, drip_headers], ids=["body", "headers"])
 @pytest.mark.parametrize("max_retries", [0, 1])
 async def test_a_dripping_server_is_cut_off_at_the_attempt_deadline(
-    script: Any, max_retries: int
+    script: Any,
+    max_retries: int,
+    exchange: str,
 ) -> None:
     timeout = 0.25
     with WireServer(with_tokens(script)) as server:
-        async with oa(server, timeout=timeout, max_retries=max_retries) as client:
+        async with oa(server, exchange, timeout=timeout, max_retries=max_retries) as client:
             with anyio.fail_after(10):
                 started = anyio.current_time()
                 with pytest.raises(TransportError) as info:
@@ -101,16 +105,18 @@ async def test_a_dripping_server_is_cut_off_at_the_attempt_deadline(
     assert len(server.requests_to(LIST)) == max_retries + 1
 
 
-async def test_a_dripping_answer_to_a_non_idempotent_call_is_not_resent() -> None:
+async def test_a_dripping_answer_to_a_non_idempotent_call_is_not_resent(exchange: str) -> None:
     with WireServer(with_tokens(drip_body)) as server:
-        async with oa(server, timeout=0.25, max_retries=3) as client:
+        async with oa(server, exchange, timeout=0.25, max_retries=3) as client:
             with anyio.fail_after(10), pytest.raises(TransportError) as info:
                 await client.kf_accounts.add("a@gh_wire", nickname="n")
     assert info.value.maybe_applied
     assert len(server.requests_to("/customservice/kfaccount/add")) == 1
 
 
-async def test_a_silent_token_endpoint_fails_every_waiting_caller_within_one_bound() -> None:
+async def test_a_silent_token_endpoint_fails_every_waiting_caller_within_one_bound(
+    exchange: str,
+) -> None:
     silent = threading.Event()
     silent.set()
 
@@ -133,7 +139,7 @@ async def test_a_silent_token_endpoint_fails_every_waiting_caller_within_one_bou
             outcomes.append(exc)
 
     with WireServer(script) as server:
-        async with oa(server, timeout=timeout, max_retries=max_retries) as client:
+        async with oa(server, exchange, timeout=timeout, max_retries=max_retries) as client:
             with anyio.fail_after(10):
                 started = anyio.current_time()
                 async with anyio.create_task_group() as group:
@@ -161,20 +167,22 @@ async def test_a_silent_token_endpoint_fails_every_waiting_caller_within_one_bou
     ],
 )
 async def test_a_body_that_does_not_decode_as_announced_is_an_invalid_response(
-    encoding: str, body: bytes
+    encoding: str,
+    body: bytes,
+    exchange: str,
 ) -> None:
     def script(request: WireRequest, conn: WireConn) -> None:
         conn.send(response(200, body, {"Content-Encoding": encoding}))
 
     with WireServer(with_tokens(script)) as server:
-        async with oa(server, timeout=2.0) as client:
+        async with oa(server, exchange, timeout=2.0) as client:
             with anyio.fail_after(10), pytest.raises(InvalidResponseError):
                 await client.kf_accounts.list()
     assert len(server.requests_to(LIST)) == 1
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "gzip, gzip", "identity"])
-async def test_encoded_answers_that_fit_the_cap_are_read(encoding: str) -> None:
+async def test_encoded_answers_that_fit_the_cap_are_read(encoding: str, exchange: str) -> None:
     payload = b'{"errcode": 0, "kf_list": [{"kf_account": "a@gh_wire"}]}'
     body = payload
     for coding in [c.strip() for c in encoding.split(",")]:
@@ -187,7 +195,7 @@ async def test_encoded_answers_that_fit_the_cap_are_read(encoding: str) -> None:
         conn.send(response(200, body, {"Content-Encoding": encoding}))
 
     with WireServer(with_tokens(script)) as server:
-        async with oa(server, timeout=2.0) as client:
+        async with oa(server, exchange, timeout=2.0) as client:
             with anyio.fail_after(10):
                 accounts = await client.kf_accounts.list()
     assert [a.kf_account for a in accounts] == ["a@gh_wire"]
@@ -209,7 +217,9 @@ def bombs() -> dict[str, bytes]:
 
 @pytest.mark.parametrize("encoding", ["gzip", "gzip, gzip"])
 async def test_a_gzip_bomb_costs_at_most_the_cap_in_memory(
-    bombs: dict[str, bytes], encoding: str
+    bombs: dict[str, bytes],
+    encoding: str,
+    exchange: str,
 ) -> None:
     body = bombs[encoding]
 
@@ -217,7 +227,7 @@ async def test_a_gzip_bomb_costs_at_most_the_cap_in_memory(
         conn.send(response(200, body, {"Content-Encoding": encoding}))
 
     with WireServer(with_tokens(script)) as server:
-        async with oa(server, timeout=5.0) as client:
+        async with oa(server, exchange, timeout=5.0) as client:
             tracemalloc.start()
             try:
                 tracemalloc.reset_peak()
@@ -235,7 +245,7 @@ async def test_a_gzip_bomb_costs_at_most_the_cap_in_memory(
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
-async def test_a_5xx_after_applying_an_add_is_not_resent(status: int) -> None:
+async def test_a_5xx_after_applying_an_add_is_not_resent(status: int, exchange: str) -> None:
     applied: list[str] = []
 
     def script(request: WireRequest, conn: WireConn) -> None:
@@ -243,7 +253,7 @@ async def test_a_5xx_after_applying_an_add_is_not_resent(status: int) -> None:
         conn.send(response(status, b"<html>gateway timeout</html>", {"Content-Type": "text/html"}))
 
     with WireServer(with_tokens(script)) as server:
-        async with oa(server, timeout=2.0, max_retries=3) as client:
+        async with oa(server, exchange, timeout=2.0, max_retries=3) as client:
             with anyio.fail_after(10), pytest.raises(TransportError) as info:
                 await client.kf_accounts.add("a@gh_wire", nickname="n")
     assert applied == ["a@gh_wire"]
@@ -251,13 +261,15 @@ async def test_a_5xx_after_applying_an_add_is_not_resent(status: int) -> None:
     assert info.value.status_code == status
 
 
-async def test_a_gateway_that_applies_then_answers_504_leaves_the_caller_a_transport_error() -> (
-    None
-):
+async def test_a_gateway_that_applies_then_answers_504_leaves_the_caller_a_transport_error(
+    exchange: str,
+) -> None:
     fake = FakeWeChat(seed=5)
     app = fake.register_official_account()
     with serve(fake.app) as base_url:
-        async with OfficialAccountClient(app.appid, app.secret, base_url=base_url) as client:
+        async with OfficialAccountClient(
+            app.appid, app.secret, base_url=base_url, exchange=exchange
+        ) as client:
             await client.kf_accounts.list()
             fake.faults = Faults(http_error_after_rate=1.0, http_error_status=504)
             with anyio.fail_after(10), pytest.raises(TransportError) as info:
@@ -269,7 +281,7 @@ async def test_a_gateway_that_applies_then_answers_504_leaves_the_caller_a_trans
     assert info.value.maybe_applied
 
 
-async def test_a_502_to_a_forced_stable_token_refresh_is_sent_once() -> None:
+async def test_a_502_to_a_forced_stable_token_refresh_is_sent_once(exchange: str) -> None:
     def script(request: WireRequest, conn: WireConn) -> None:
         if request.path == "/cgi-bin/stable_token" and request.json.get("force_refresh"):
             conn.send(response(502, b"bad gateway", {"Content-Type": "text/plain"}))
@@ -279,7 +291,7 @@ async def test_a_502_to_a_forced_stable_token_refresh_is_sent_once() -> None:
             conn.send(response(200, {"errcode": 40001, "errmsg": "invalid credential"}))
 
     with WireServer(script) as server:
-        async with oa(server, timeout=2.0, max_retries=3) as client:
+        async with oa(server, exchange, timeout=2.0, max_retries=3) as client:
             with anyio.fail_after(10):
                 with pytest.raises(TransportError) as info:
                     await client.kf_accounts.list()
@@ -300,6 +312,7 @@ def users() -> list[str]:
 
 async def test_an_undecodable_answer_leaves_exactly_its_requests_ids_unprocessed(
     users: list[str],
+    exchange: str,
 ) -> None:
     def script(request: WireRequest, conn: WireConn) -> None:
         body = servicer_results(request)
@@ -309,7 +322,7 @@ async def test_an_undecodable_answer_leaves_exactly_its_requests_ids_unprocessed
             conn.send(response(200, body))
 
     with WireServer(with_tokens(script)) as server:
-        async with WeComClient("wwwire", SECRET, base_url=server.url) as client:
+        async with WeComClient("wwwire", SECRET, base_url=server.url, exchange=exchange) as client:
             with anyio.fail_after(10), pytest.raises(BatchError) as info:
                 await client.servicers.add("wkwire", users)
     error = info.value
@@ -320,7 +333,9 @@ async def test_an_undecodable_answer_leaves_exactly_its_requests_ids_unprocessed
 
 @pytest.mark.parametrize("errcode", ["²", "--1", "1" * 5000, 1.5, None, [0], {"a": 1}, True])
 async def test_a_garbage_errcode_in_a_batch_leaves_its_ids_unprocessed(
-    users: list[str], errcode: object
+    users: list[str],
+    errcode: object,
+    exchange: str,
 ) -> None:
     def script(request: WireRequest, conn: WireConn) -> None:
         if "u000" in request.json["userid_list"]:
@@ -329,7 +344,7 @@ async def test_a_garbage_errcode_in_a_batch_leaves_its_ids_unprocessed(
             conn.send(response(200, servicer_results(request)))
 
     with WireServer(with_tokens(script)) as server:
-        async with WeComClient("wwwire", SECRET, base_url=server.url) as client:
+        async with WeComClient("wwwire", SECRET, base_url=server.url, exchange=exchange) as client:
             with anyio.fail_after(10), pytest.raises(BatchError) as info:
                 await client.servicers.add("wkwire", users)
     assert info.value.unprocessed_userids == users[:100]
@@ -348,10 +363,13 @@ def corp_fake() -> tuple[FakeWeChat, str, str, str, list[str]]:
 
 async def test_deleting_with_30_percent_of_answers_lost_reports_every_id_deleted(
     corp_fake: tuple[FakeWeChat, str, str, str, list[str]],
+    exchange: str,
 ) -> None:
     fake, corpid, secret, kfid, ids = corp_fake
     with serve(fake.app) as base_url:
-        async with WeComClient(corpid, secret, base_url=base_url, max_retries=10) as client:
+        async with WeComClient(
+            corpid, secret, base_url=base_url, max_retries=10, exchange=exchange
+        ) as client:
             with anyio.fail_after(30):
                 assert (await client.servicers.add(kfid, ids)).ok
                 fake.faults = Faults(drop_after_rate=0.3)
@@ -419,12 +437,13 @@ async def test_a_raising_on_progress_after_the_last_request_still_raises_batch_e
 
 async def test_a_stalled_answer_in_a_batch_is_retried_within_the_deadline(
     corp_fake: tuple[FakeWeChat, str, str, str, list[str]],
+    exchange: str,
 ) -> None:
     fake, corpid, secret, kfid, ids = corp_fake
     fake.faults = Faults(stall_rate=0.2)
     with serve(fake.app) as base_url:
         async with WeComClient(
-            corpid, secret, base_url=base_url, timeout=0.2, max_retries=10
+            corpid, secret, base_url=base_url, timeout=0.2, max_retries=10, exchange=exchange
         ) as client:
             with anyio.fail_after(30):
                 result = await client.servicers.add(kfid, ids)
@@ -433,14 +452,19 @@ async def test_a_stalled_answer_in_a_batch_is_retried_within_the_deadline(
     assert any(call.stalled for call in fake.calls_to(ADD))
 
 
-async def test_a_static_token_business_call_on_a_dropped_connection_is_a_transport_error() -> None:
+async def test_a_static_token_business_call_on_a_dropped_connection_is_a_transport_error(
+    exchange: str,
+) -> None:
     def script(request: WireRequest, conn: WireConn) -> None:
         conn.send(b'HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{"errc')
         conn.close()
 
     with WireServer(script) as server:
         async with OfficialAccountClient(
-            token_provider=StaticTokenProvider(TOKEN), base_url=server.url, max_retries=1
+            token_provider=StaticTokenProvider(TOKEN),
+            base_url=server.url,
+            max_retries=1,
+            exchange=exchange,
         ) as client:
             with anyio.fail_after(10), pytest.raises(TransportError) as info:
                 await client.kf_accounts.add("a@gh_wire", nickname="n")

@@ -166,6 +166,10 @@ class AiohttpExchange:
                 auto_decompress=False,
                 trust_env=True,
             )
+            # aiohttp >= 3.10 silently sends an idempotent request again when a kept-alive
+            # connection drops; only our policy may decide what is sent again, and how often.
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
         return self._session
 
     async def send(self, request: Outgoing) -> tuple[int, bytes]:

@@ -1,0 +1,197 @@
+"""The two exchanges honour one contract over real loopback sockets: failure classification,
+redirects, multipart uploads, cancellation, closing; plus how the exchange is chosen."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from tests._servers import free_port, serve
+from tests._wire import WireConn, WireRequest, WireServer, response
+from wechat_kf import (
+    InvalidResponseError,
+    OfficialAccountClient,
+    StaticTokenProvider,
+    TransportError,
+    WeComClient,
+)
+from wechat_kf.testing import FakeWeChat
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "exchange-secret-never-shown-0123"
+TOKEN = "exchange-token-never-shown-abcdefghijklmnop"
+ADD = "/customservice/kfaccount/add"
+LIST = "/cgi-bin/customservice/getkflist"
+
+
+@pytest.fixture(autouse=True)
+def _watch(secret_watch: set[str]) -> None:
+    secret_watch.update({SECRET, TOKEN})
+
+
+def tokens_then(business: Any) -> Any:
+    def script(request: WireRequest, conn: WireConn) -> None:
+        if request.path == "/cgi-bin/stable_token":
+            conn.send(response(200, {"access_token": TOKEN, "expires_in": 7200}))
+        else:
+            business(request, conn)
+
+    return script
+
+
+async def test_a_refused_connection_was_never_sent_so_even_add_is_retried(
+    exchange: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()  # nothing listens there
+    async with OfficialAccountClient(
+        token_provider=StaticTokenProvider(TOKEN),
+        base_url=f"http://127.0.0.1:{port}",
+        max_retries=2,
+        exchange=exchange,
+    ) as client:
+        with anyio.fail_after(10), pytest.raises(TransportError) as info:
+            await client.kf_accounts.add("a@gh_x", nickname="n")
+    assert info.value.maybe_applied is False
+    retries = [r for r in caplog.records if f"POST {ADD} attempt=" in r.getMessage()]
+    assert len(retries) == 2
+
+
+def drop_after_reading(request: WireRequest, conn: WireConn) -> None:
+    conn.close()  # read the request (it may have been applied), answer nothing
+
+
+@pytest.mark.parametrize(
+    ("call", "path", "requests"),
+    [
+        (lambda c: c.kf_accounts.add("a@gh_x", nickname="n"), ADD, 1),
+        (lambda c: c.kf_accounts.list(), LIST, 3),
+    ],
+    ids=["add-once", "list-retried"],
+)
+async def test_a_connection_dropped_after_the_request_left_is_maybe_applied(
+    exchange: str, call: Any, path: str, requests: int
+) -> None:
+    with WireServer(tokens_then(drop_after_reading)) as server:
+        async with OfficialAccountClient(
+            "wx", SECRET, base_url=server.url, max_retries=2, exchange=exchange
+        ) as client:
+            with anyio.fail_after(10), pytest.raises(TransportError) as info:
+                await call(client)
+    assert info.value.maybe_applied is True
+    assert len(server.requests_to(path)) == requests
+
+
+async def test_a_redirect_is_never_followed(exchange: str) -> None:
+    def redirect(request: WireRequest, conn: WireConn) -> None:
+        conn.send(response(302, b"", {"Location": "http://127.0.0.1:9/steal"}))
+
+    with WireServer(tokens_then(redirect)) as server:
+        async with OfficialAccountClient(
+            "wx", SECRET, base_url=server.url, exchange=exchange
+        ) as client:
+            with anyio.fail_after(10), pytest.raises(InvalidResponseError) as info:
+                await client.kf_accounts.list()
+    assert info.value.status_code == 302
+    assert [r.path for r in server.requests] == ["/cgi-bin/stable_token", LIST]
+
+
+async def test_the_avatar_goes_out_as_multipart_and_nicknames_as_utf8(exchange: str) -> None:
+    fake = FakeWeChat()
+    app = fake.register_official_account()
+    with serve(fake.app) as base_url:
+        async with OfficialAccountClient(
+            app.appid, app.secret, base_url=base_url, exchange=exchange
+        ) as client:
+            await client.kf_accounts.add("a@gh_fake", nickname="客服1")
+            await client.kf_accounts.upload_avatar("a@gh_fake", b"\xff\xd8\xff" + b"j" * 1000)
+            (account,) = await client.kf_accounts.list()
+    assert account.kf_nick == "客服1"
+    assert account.kf_headimgurl is not None
+    assert account.kf_headimgurl.endswith("/1003")
+
+
+async def test_cancelling_a_call_mid_answer_leaves_the_pool_usable(exchange: str) -> None:
+    fake = FakeWeChat()
+    app = fake.register_official_account()
+    with serve(fake.app) as base_url:
+        async with OfficialAccountClient(
+            app.appid, app.secret, base_url=base_url, exchange=exchange
+        ) as client:
+            await client.kf_accounts.list()
+            fake.faults.latency = 1.0
+            with anyio.move_on_after(0.1):
+                async with anyio.create_task_group() as group:
+                    for _ in range(5):
+                        group.start_soon(client.kf_accounts.list)
+            fake.faults.latency = 0.0
+            with anyio.fail_after(5):
+                assert await client.kf_accounts.list() == []
+
+
+async def test_aclose_closes_what_the_exchange_owns_and_never_a_callers_client(
+    exchange: str,
+) -> None:
+    fake = FakeWeChat()
+    app = fake.register_official_account()
+    with serve(fake.app) as base_url:
+        client = OfficialAccountClient(app.appid, app.secret, base_url=base_url, exchange=exchange)
+        await client.kf_accounts.list()
+        await client.aclose()
+    owned = client._transport._exchange
+    assert (owned._session.closed if exchange == "aiohttp" else owned._http.is_closed) is True
+    async with httpx.AsyncClient(transport=fake.transport) as http:
+        await OfficialAccountClient(app.appid, app.secret, http_client=http).aclose()
+        assert not http.is_closed
+
+
+async def test_the_exchange_is_visible_and_logged_once(
+    exchange: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="wechat_kf")
+    async with WeComClient("ww", SECRET, exchange=exchange) as client:
+        assert client.exchange == exchange
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("exchange:")]
+    assert lines == [f"exchange: {exchange}"]
+
+
+def test_the_owned_aiohttp_pool_keeps_100_connections_and_verifies_tls() -> None:
+    async def main() -> tuple[int, object]:
+        async with OfficialAccountClient("wx", SECRET, exchange="aiohttp") as client:
+            session = client._transport._exchange._open()  # type: ignore[attr-defined]
+            return session.connector.limit, session.connector._ssl
+
+    limit, ssl = anyio.run(main, backend="asyncio")
+    assert limit == 100
+    assert ssl is True  # aiohttp's default: verify certificates
+
+
+def test_exchange_choices_are_checked_before_anything_is_sent() -> None:
+    with pytest.raises(ValueError, match="exchange must be one of"):
+        OfficialAccountClient("wx", SECRET, exchange="requests")
+    with pytest.raises(ValueError, match="http_client"):
+        OfficialAccountClient("wx", SECRET, http_client=httpx.AsyncClient(), exchange="aiohttp")
+    assert OfficialAccountClient("wx", SECRET).exchange == "httpx"  # auto: httpx for now
+
+
+def test_the_aiohttp_exchange_on_trio_is_a_clear_value_error() -> None:
+    async def main() -> None:
+        async with OfficialAccountClient("wx", SECRET, exchange="aiohttp") as client:
+            await client.kf_accounts.list()
+
+    with pytest.raises(ValueError, match="asyncio only"):
+        anyio.run(main, backend="trio")
+
+
+def test_aiohttp_loggers_are_covered_by_the_redaction() -> None:
+    OfficialAccountClient("wx", SECRET, exchange="aiohttp")
+    for name in ("aiohttp", "aiohttp.client", "aiohttp.internal"):
+        record = logging.LogRecord(name, logging.DEBUG, __file__, 1, "GET /x?access_token=%s",
+                                   (TOKEN,), None)  # fmt: skip
+        for log_filter in logging.getLogger(name).filters:
+            log_filter.filter(record)  # type: ignore[union-attr]
+        assert TOKEN not in record.getMessage(), name

@@ -119,7 +119,7 @@ async def test_the_callers_http_client_is_never_closed(
 
 
 async def test_owned_http_client_keeps_as_many_idle_connections_as_it_opens() -> None:
-    client = WeComClient("ww", "s")
+    client = WeComClient("ww", "s", exchange="httpx")
     pool = client._transport._exchange._http._transport._pool  # type: ignore[attr-defined]
     assert pool._max_keepalive_connections == pool._max_connections
     http = client._transport._exchange._http

@@ -167,7 +167,7 @@ def test_the_owned_aiohttp_pool_keeps_100_connections_and_verifies_tls() -> None
 
     limit, ssl = anyio.run(main, backend="asyncio")
     assert limit == 100
-    assert ssl is True  # aiohttp's default: verify certificates
+    assert ssl is not False  # True, or None in older aiohttp: certificates are verified
 
 
 def test_exchange_choices_are_checked_before_anything_is_sent() -> None:
@@ -175,7 +175,16 @@ def test_exchange_choices_are_checked_before_anything_is_sent() -> None:
         OfficialAccountClient("wx", SECRET, exchange="requests")
     with pytest.raises(ValueError, match="http_client"):
         OfficialAccountClient("wx", SECRET, http_client=httpx.AsyncClient(), exchange="aiohttp")
-    assert OfficialAccountClient("wx", SECRET).exchange == "httpx"  # auto: httpx for now
+    assert OfficialAccountClient("wx", SECRET).exchange == "httpx"  # no event loop to tell
+
+
+@pytest.mark.parametrize(("backend", "chosen"), [("asyncio", "aiohttp"), ("trio", "httpx")])
+def test_auto_takes_aiohttp_on_asyncio_and_httpx_on_trio(backend: str, chosen: str) -> None:
+    async def made_here() -> str:
+        async with WeComClient("ww", SECRET) as client:
+            return client.exchange
+
+    assert anyio.run(made_here, backend=backend) == chosen
 
 
 def test_the_aiohttp_exchange_on_trio_is_a_clear_value_error() -> None:

@@ -81,7 +81,7 @@ async def test_a_token_echoed_in_errmsg_is_redacted(secret_watch: set[str]) -> N
 
 
 async def test_tls_verification_stays_on_in_the_owned_client() -> None:
-    client = OfficialAccountClient("wx", "secret")
+    client = OfficialAccountClient("wx", "secret", exchange="httpx")
     pool = client._transport._exchange._http._transport._pool  # type: ignore[attr-defined]
     assert pool._ssl_context.verify_mode.name == "CERT_REQUIRED"
     await client.aclose()
@@ -206,7 +206,9 @@ async def test_a_redirect_echoing_the_url_is_logged_by_httpcore_children_with_th
 
     caplog.set_level(logging.DEBUG)
     with WireServer(script) as server:
-        async with WeComClient("ww", SECRET, base_url=server.url, max_retries=0) as client:
+        async with WeComClient(
+            "ww", SECRET, base_url=server.url, max_retries=0, exchange="httpx"
+        ) as client:
             with anyio.fail_after(10), pytest.raises(InvalidResponseError):
                 await client.servicers.list("wk")
     children = [r for r in caplog.records if r.name.startswith("httpcore.")]

@@ -85,7 +85,7 @@ class _Client:
     @property
     def exchange(self) -> str:
         """Which library carries the requests: "httpx" or "aiohttp" (``exchange=`` pins it;
-        ``"auto"`` is httpx for now)."""
+        ``"auto"`` takes aiohttp when the client is made on asyncio with aiohttp installed)."""
         return self._transport.exchange
 
     @property

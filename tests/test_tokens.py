@@ -454,3 +454,44 @@ async def test_a_wall_clock_stepping_back_does_not_block_forced_refreshes() -> N
     await provider.invalidate("b")
     assert await provider.get_token() == "c"  # forced again, 31 s later by the store's clock
     assert fetch.forced == [False, False, True, False, True]
+
+
+async def test_a_rejected_token_lingering_in_the_store_is_never_taken_back(
+    secret_watch: set[str],
+) -> None:
+    secret_watch.add(SECRET)
+    issued: list[str] = []
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/cgi-bin/gettoken":
+            issued.append(f"tok-{len(issued) + 1}-{SECRET}")
+            return httpx.Response(200, json={"access_token": issued[-1], "expires_in": 7200})
+        await anyio.sleep(0.03)
+        if request.url.params["access_token"] == issued[0]:  # WeChat revoked the first one
+            return httpx.Response(200, json={"errcode": 40014, "errmsg": "invalid access_token"})
+        return httpx.Response(200, json={"errcode": 0, "servicer_list": []})
+
+    class SlowToForget(MemoryTokenStore):
+        """A shared store whose compare-and-delete lands a little late, as over a network."""
+
+        async def invalidate(self, key: str, value: str) -> bool:
+            await anyio.sleep(0.02)
+            return await super().invalidate(key, value)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    async with (
+        http,
+        WeComClient("ww", SECRET, http_client=http, token_store=SlowToForget()) as client,
+    ):
+        await client.token_provider.get_token()
+
+        async def later() -> None:
+            await anyio.sleep(0.04)  # starts while the first call's rejection is being stored
+            await client.servicers.list("wk")
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as group:
+                group.start_soon(client.servicers.list, "wk")
+                group.start_soon(later)
+    secret_watch.update(issued)
+    assert len(issued) == 2

@@ -127,6 +127,10 @@ class _CachingTokenProvider(abc.ABC):
         self._cached: AccessToken | None = None
         self._clock = clock
         self._lock: anyio.Lock | None = None
+        # The token WeChat last rejected here: never taken back from the store, where it may
+        # linger until the compare-and-delete lands (a normal stable_token fetch returning it
+        # again is what triggers a forced refresh).
+        self._rejected: str | None = None
         # The last failed refresh, shared with the callers that waited for it.
         self._failures = 0
         self._last_failure: WeChatError | None = None
@@ -148,6 +152,7 @@ class _CachingTokenProvider(abc.ABC):
 
     async def invalidate(self, token: str) -> None:
         """Drop ``token`` from the cache and the store if it is still the one held there."""
+        self._rejected = token
         if self._cached is None or self._cached.value != token:
             return  # already dropped (a burst of rejections reaches the store once) or replaced
         self._cached = None
@@ -199,7 +204,7 @@ class _CachingTokenProvider(abc.ABC):
         if self._cached is not None and self._cached.is_fresh(now, REFRESH_MARGIN):
             return self._cached.value
         token = await store.get(self._key)
-        if token is not None and token.is_fresh(now, REFRESH_MARGIN):
+        if token is not None and token.value != self._rejected and token.is_fresh(now):
             return self._keep(store, token)
         return None
 
@@ -322,13 +327,6 @@ class OfficialAccountTokenProvider(_CachingTokenProvider):
         super().__init__(key=f"oa:{appid}:{kind}", fetch=fetch, store=store, clock=clock)
         # A classic fetch replaces the token every other process holds: never fetch blind.
         self._local_fallback = self.use_stable_token
-        self._rejected: str | None = None
-
-    async def invalidate(self, token: str) -> None:
-        """Drop ``token`` if still cached, and remember it so that a normal stable_token fetch
-        returning it again triggers a forced refresh."""
-        self._rejected = token
-        await super().invalidate(token)
 
     async def _fetch(self, store: TokenStore) -> AccessToken:
         if not self.use_stable_token:

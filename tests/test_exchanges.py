@@ -204,3 +204,23 @@ def test_aiohttp_loggers_are_covered_by_the_redaction() -> None:
         for log_filter in logging.getLogger(name).filters:
             log_filter.filter(record)  # type: ignore[union-attr]
         assert TOKEN not in record.getMessage(), name
+
+
+async def test_the_proxy_named_by_the_environment_carries_the_requests(
+    exchange: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def proxy(request: WireRequest, conn: WireConn) -> None:
+        conn.send(response(200, {"kf_list": []}))
+
+    with WireServer(proxy) as server:
+        for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", server.url)
+        monkeypatch.setenv("http_proxy", server.url)
+        target = f"http://127.0.0.1:{free_port()}"  # nothing listens there: only the proxy does
+        async with OfficialAccountClient(
+            token_provider=StaticTokenProvider(TOKEN), base_url=target, exchange=exchange
+        ) as client:
+            with anyio.fail_after(10):
+                assert await client.kf_accounts.list() == []
+    assert [r.path for r in server.requests] == [LIST]

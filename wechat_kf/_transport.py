@@ -108,7 +108,9 @@ class Transport:
         self.base_url = check_base_url(base_url)
         self.timeout = float(timeout)
         self.max_retries = max_retries
-        self._exchange: Exchange = _choose_exchange(exchange, http_client, self.timeout)
+        self._exchange: Exchange = _choose_exchange(
+            exchange, http_client, self.timeout, self.base_url
+        )
         logger.debug("exchange: %s", self._exchange.name)
         self._token_provider: TokenProvider | None = None
         self.closed = False
@@ -334,7 +336,7 @@ JSON = "application/json"
 
 
 def _choose_exchange(
-    exchange: str, http_client: httpx.AsyncClient | None, timeout: float
+    exchange: str, http_client: httpx.AsyncClient | None, timeout: float, base_url: str
 ) -> Exchange:
     """The exchange a client uses, chosen once, when it is made: httpx with a caller's
     ``http_client``; else as pinned; ``auto`` takes aiohttp when the client is made on asyncio
@@ -347,7 +349,7 @@ def _choose_exchange(
             raise ValueError("an http_client is an httpx client: use exchange='httpx' or 'auto'")
         return HttpxExchange(http_client, timeout=timeout)
     if exchange == "aiohttp" or (exchange == "auto" and _on_asyncio() and _has_aiohttp()):
-        return AiohttpExchange()
+        return AiohttpExchange(base_url)
     return HttpxExchange(None, timeout=timeout)
 
 

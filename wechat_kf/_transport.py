@@ -1,4 +1,5 @@
-"""The transport: the one httpx client, token injection, errcode -> exception, and retries.
+"""The transport: token injection, errcode -> exception, and retries, over one exchange (httpx, or
+aiohttp on asyncio: see ``_exchanges``).
 
 It knows nothing of kf accounts or servicers: a resource calls :meth:`Transport.request` with a
 path and gets the decoded JSON body of a successful answer, or a typed :class:`WeChatError`.

@@ -4,6 +4,8 @@ redirects, multipart uploads, cancellation, closing; plus how the exchange is ch
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -100,37 +102,39 @@ async def test_a_redirect_is_never_followed(exchange: str) -> None:
     assert [r.path for r in server.requests] == ["/cgi-bin/stable_token", LIST]
 
 
-async def test_the_avatar_goes_out_as_multipart_and_nicknames_as_utf8(exchange: str) -> None:
+@asynccontextmanager
+async def served(exchange: str) -> AsyncIterator[tuple[FakeWeChat, OfficialAccountClient]]:
+    """A FakeWeChat over loopback and an Official Account client on it, through ``exchange``."""
     fake = FakeWeChat()
     app = fake.register_official_account()
     with serve(fake.app) as base_url:
         async with OfficialAccountClient(
             app.appid, app.secret, base_url=base_url, exchange=exchange
         ) as client:
-            await client.kf_accounts.add("a@gh_fake", nickname="客服1")
-            await client.kf_accounts.upload_avatar("a@gh_fake", b"\xff\xd8\xff" + b"j" * 1000)
-            (account,) = await client.kf_accounts.list()
+            yield fake, client
+
+
+async def test_the_avatar_goes_out_as_multipart_and_nicknames_as_utf8(exchange: str) -> None:
+    async with served(exchange) as (_, client):
+        await client.kf_accounts.add("a@gh_fake", nickname="客服1")
+        await client.kf_accounts.upload_avatar("a@gh_fake", b"\xff\xd8\xff" + b"j" * 1000)
+        (account,) = await client.kf_accounts.list()
     assert account.kf_nick == "客服1"
     assert account.kf_headimgurl is not None
     assert account.kf_headimgurl.endswith("/1003")
 
 
 async def test_cancelling_a_call_mid_answer_leaves_the_pool_usable(exchange: str) -> None:
-    fake = FakeWeChat()
-    app = fake.register_official_account()
-    with serve(fake.app) as base_url:
-        async with OfficialAccountClient(
-            app.appid, app.secret, base_url=base_url, exchange=exchange
-        ) as client:
-            await client.kf_accounts.list()
-            fake.faults.latency = 1.0
-            with anyio.move_on_after(0.1):
-                async with anyio.create_task_group() as group:
-                    for _ in range(5):
-                        group.start_soon(client.kf_accounts.list)
-            fake.faults.latency = 0.0
-            with anyio.fail_after(5):
-                assert await client.kf_accounts.list() == []
+    async with served(exchange) as (fake, client):
+        await client.kf_accounts.list()
+        fake.faults.latency = 1.0
+        with anyio.move_on_after(0.1):
+            async with anyio.create_task_group() as group:
+                for _ in range(5):
+                    group.start_soon(client.kf_accounts.list)
+        fake.faults.latency = 0.0
+        with anyio.fail_after(5):
+            assert await client.kf_accounts.list() == []
 
 
 async def test_aclose_closes_what_the_exchange_owns_and_never_a_callers_client(

@@ -111,13 +111,7 @@ class HttpxExchange:
                 stream = response.stream
                 if not isinstance(stream, httpx.AsyncByteStream):
                     raise TypeError("the http_client's transport returned a sync stream")
-                body = await read_body(
-                    stream,
-                    content_encoding=response.headers.get("content-encoding", ""),
-                    decode=200 <= status < 300,
-                    path=request.path,
-                    status=status,
-                )
+                body = await _read(stream, status, response.headers, request.path)
             finally:
                 await response.aclose()
         except InvalidResponseError:
@@ -196,13 +190,7 @@ class AiohttpExchange:
             ) as response:
                 status = response.status
                 chunks: AsyncIterable[bytes] = response.content.iter_any()
-                body = await read_body(
-                    chunks,
-                    content_encoding=response.headers.get("Content-Encoding", ""),
-                    decode=200 <= status < 300,
-                    path=request.path,
-                    status=status,
-                )
+                body = await _read(chunks, status, response.headers, request.path)
         except InvalidResponseError:
             raise
         except Exception as exc:
@@ -226,6 +214,20 @@ class AiohttpExchange:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+async def _read(
+    chunks: AsyncIterable[bytes], status: int, headers: Mapping[str, str], path: str
+) -> bytes:
+    """The answer's body, decoded only for a 2xx (anything else is only drained); ``headers``
+    look up case-insensitively in both libraries."""
+    return await read_body(
+        chunks,
+        content_encoding=headers.get("content-encoding", ""),
+        decode=200 <= status < 300,
+        path=path,
+        status=status,
+    )
 
 
 def _env_proxy(base_url: str) -> str | None:

@@ -63,11 +63,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--members", type=int, default=10_000)
+    parser.add_argument("--certfile", help="serve HTTPS with this key and certificate chain")
     args = parser.parse_args()
     app = admin_app(build(args.members))
     uvicorn.run(
         app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
-        interface="asgi3", lifespan="off",
+        interface="asgi3", lifespan="off", ssl_certfile=args.certfile,
     )  # fmt: skip
 
 

@@ -1,138 +1,209 @@
 """The benchmarks: each comparison in one run against one server in another process, medians of
-several repetitions, ratios rather than absolute times (the machines are noisy)."""
+several repetitions, ratios rather than absolute times (the machines are noisy).
+
+Every figure about speed or memory comes from a client process in a venv that holds only what a
+user installs: ``plain`` is ``pip install wechat-kf`` (the runtime dependencies), ``aiohttp`` is
+``pip install 'wechat-kf[aiohttp]'``, ``wechatpy`` holds wechatpy alone. The venvs are made fresh
+for each run (``--envs current`` runs every client in this interpreter instead, for the suite's
+smoke test, whose figures mean nothing)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import json
 import math
 import os
 import platform
+import shutil
+import ssl
 import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator
+import tempfile
+import venv
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import anyio
+import attrs
 import httpx
+import trustme
 
 from benchmarks._server import APPID, CORPID, OA_SECRET, OPEN_KFID, WECOM_SECRET
 from tests._redis import redis_process
 from tests._servers import free_port, listening
-from wechat_kf import OfficialAccountClient, WeComClient
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+#: What each client venv holds, as pip arguments.
+ENVS = {
+    "plain": [str(ROOT)],
+    "aiohttp": [f"{ROOT}[aiohttp]"],
+    "wechatpy": ["wechatpy[cryptography]==1.8.18"],
+}
+#: The exchange each venv's clients use; a plain install has httpx only.
+EXCHANGE_OF = {"plain": "httpx", "aiohttp": "aiohttp"}
 
 
 # -- plumbing ------------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def fake_server(members: int) -> Iterator[str]:
-    """FakeWeChat under uvicorn in a separate process; yields its base URL."""
-    port = free_port()
-    command = [sys.executable, "-m", "benchmarks._server", "--port", str(port)]
-    with listening([*command, "--members", str(members)], port, "the fake server", cwd=ROOT) as s:
-        yield s.url
+def client_envs(kind: str) -> Iterator[dict[str, Any]]:
+    """The interpreter of each client venv, with what ``pip freeze`` lists in it."""
+    if kind == "current":
+        yield {role: {"python": sys.executable, "packages": "this interpreter"} for role in ENVS}
+        return
+    directory = Path(tempfile.mkdtemp(prefix="wechat-kf-bench-"))
+    try:
+        envs = {}
+        for role, requirements in ENVS.items():
+            venv.create(directory / role, with_pip=True)
+            python = str(directory / role / "bin" / "python")
+            pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+            subprocess.run([*pip, *requirements], check=True)
+            frozen = subprocess.run(
+                [python, "-m", "pip", "freeze"], check=True, capture_output=True, text=True
+            ).stdout.splitlines()
+            # This checkout is listed with its path; name it without one.
+            frozen = [
+                p if " @ " not in p else p.split(" @ ")[0] + " (this checkout)" for p in frozen
+            ]
+            envs[role] = {"python": python, "packages": frozen}
+        yield envs
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
-def admin(base_url: str, **config: Any) -> dict[str, Any]:
-    response = httpx.post(f"{base_url}/_admin/config", json=config)
-    return dict(response.json())
+@attrs.define
+class Server:
+    """A FakeWeChat under uvicorn in another process: its URL, and the CA file that makes its
+    certificate trusted (None over plain http)."""
 
+    url: str
+    ca_file: str | None = None
 
-def oa_token(base_url: str) -> str:
-    body = {"grant_type": "client_credential", "appid": APPID, "secret": OA_SECRET}
-    return str(httpx.post(f"{base_url}/cgi-bin/stable_token", json=body).json()["access_token"])
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        verify = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else True
+        return dict(httpx.post(f"{self.url}{path}", json=body, verify=verify).json())
 
+    def admin(self, **config: Any) -> dict[str, Any]:
+        return self._post("/_admin/config", config)
 
-def limits() -> httpx.Limits:
-    # The limits the SDK gives its own client: as many idle connections as it may open.
-    return httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    def token(self) -> str:
+        body = {"grant_type": "client_credential", "appid": APPID, "secret": OA_SECRET}
+        return str(self._post("/cgi-bin/stable_token", body)["access_token"])
+
+    def client_env(self) -> dict[str, str]:
+        """The environment a client process trusts the test CA with: httpx and OpenSSL (so
+        aiohttp) read SSL_CERT_FILE, requests reads REQUESTS_CA_BUNDLE."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        if self.ca_file:
+            env.update(SSL_CERT_FILE=self.ca_file, REQUESTS_CA_BUNDLE=self.ca_file)
+        return env
 
 
 @contextlib.contextmanager
-def stopwatch(calls: int, into: list[dict[str, float]]) -> Iterator[None]:
-    """Wall and CPU time of this process for the block, per call, appended to ``into``."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    yield
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    into.append(
-        {
-            "wall_s": wall,
-            "wall_us_per_call": wall / calls * 1e6,
-            "cpu_us_per_call": cpu / calls * 1e6,
-        }
+def fake_server(members: int, tls: trustme.CA | None = None) -> Iterator[Server]:
+    """FakeWeChat in a separate process, over HTTPS with a certificate from ``tls`` if given."""
+    port = free_port()
+    command = [sys.executable, "-m", "benchmarks._server", "--port", str(port)]
+    command += ["--members", str(members)]
+    with contextlib.ExitStack() as stack:
+        ca_file = None
+        if tls is not None:
+            issued = tls.issue_cert("127.0.0.1", "localhost")
+            # One file holding the key and the chain: what ssl's load_cert_chain takes alone.
+            certfile = stack.enter_context(issued.private_key_and_cert_chain_pem.tempfile())
+            ca_file = stack.enter_context(tls.cert_pem.tempfile())
+            command += ["--certfile", certfile]
+        scheme = "http" if tls is None else "https"
+        running = stack.enter_context(
+            listening(command, port, "the fake server", scheme=scheme, cwd=ROOT)
+        )
+        yield Server(running.url, ca_file)
+
+
+@contextlib.contextmanager
+def delayed(server: Server, delay: float) -> Iterator[Server]:
+    """``server`` behind a forwarder that holds every chunk ``delay`` seconds each way."""
+    port = free_port()
+    target = server.url.rsplit(":", 1)[1]
+    command = [sys.executable, "-m", "benchmarks._delay", "--port", str(port)]
+    command += ["--target", target, "--delay", str(delay)]
+    scheme = server.url.split(":", 1)[0]
+    with listening(command, port, "the delaying forwarder", scheme=scheme, cwd=ROOT) as running:
+        yield Server(running.url, server.ca_file)
+
+
+def run_client(env: dict[str, Any], server: Server, **job: Any) -> dict[str, Any]:
+    """One job of ``_client.py`` (or ``_wechatpy_client.py`` for job="wechatpy") in a fresh
+    process of ``env``; ``-I`` keeps this checkout and PYTHON* variables out of it."""
+    script = "_wechatpy_client.py" if job["job"] == "wechatpy" else "_client.py"
+    job = {
+        "base_url": server.url,
+        "appid": APPID,
+        "corpid": CORPID,
+        "open_kfid": OPEN_KFID,
+        **job,
+    }
+    job.setdefault("secret", WECOM_SECRET if job["job"] in ("fanout", "memory") else OA_SECRET)
+    done = subprocess.run(
+        [env["python"], "-I", str(HERE / script), json.dumps(job)],
+        capture_output=True,
+        text=True,
+        env=server.client_env(),
+        cwd=tempfile.gettempdir(),
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark client {job['job']} failed:\n{done.stderr}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def median_of(samples: list[dict[str, float]]) -> dict[str, float]:
-    return {key: statistics.median(s[key] for s in samples) for key in samples[0]}
+def median_of(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    numbers = [k for k, v in samples[0].items() if isinstance(v, (int, float))]
+    return {**samples[0], **{k: statistics.median(s[k] for s in samples) for k in numbers}}
 
 
-async def gather(concurrency: int, total: int, one: Callable[[], Awaitable[Any]]) -> None:
-    """Run ``one`` ``total`` times with ``concurrency`` workers."""
-    remaining = total
-
-    async def worker() -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            await one()
-
-    async with anyio.create_task_group() as group:
-        for _ in range(min(concurrency, total)):
-            group.start_soon(worker)
+def throughput(row: dict[str, Any], calls: int) -> float:
+    return calls / float(row["wall_s"])
 
 
 # -- 1. overhead against bare httpx ---------------------------------------------------------------
 
 
-def bench_overhead(base_url: str, calls: int, concurrency: int, reps: int) -> dict[str, Any]:
-    token = oa_token(base_url)
-    url = f"{base_url}/cgi-bin/customservice/getonlinekflist"
-
-    bare_samples: list[dict[str, float]] = []
-    sdk_samples: list[dict[str, float]] = []
-
-    async def bare() -> None:
-        async with httpx.AsyncClient(limits=limits(), timeout=10) as http:
-
-            async def one() -> None:
-                response = await http.get(url, params={"access_token": token})
-                body = response.json()
-                if body.get("errcode", 0) != 0:
-                    raise RuntimeError(body)
-
-            await one()  # a connection, outside the timing
-            with stopwatch(calls, bare_samples):
-                await gather(concurrency, calls, one)
-
-    async def sdk() -> None:
-        async with OfficialAccountClient(APPID, OA_SECRET, base_url=base_url) as client:
-            await client.kf_accounts.list_online()  # the token and a connection, untimed
-            with stopwatch(calls, sdk_samples):
-                await gather(concurrency, calls, client.kf_accounts.list_online)
-
-    for _ in range(reps):  # interleaved, so drift on the machine hits both alike
-        anyio.run(bare)
-        anyio.run(sdk)
-    bare_m, sdk_m = median_of(bare_samples), median_of(sdk_samples)
+def bench_overhead(
+    envs: dict[str, Any], server: Server, calls: int, concurrency: int, reps: int
+) -> dict[str, Any]:
+    """The SDK on its httpx exchange against bare httpx, in the plain install, sequentially and
+    at ``concurrency``."""
+    token = server.token()
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(reps):  # interleaved, so drift on the machine hits every variant alike
+        for c in (1, concurrency):
+            n = calls if c > 1 else calls // 4
+            for exchange in ("bare_httpx", "httpx"):
+                row = run_client(
+                    envs["plain"], server, job="calls", method="list_online", token=token,
+                    exchange=exchange, calls=n, concurrency=c,
+                )  # fmt: skip
+                rows.setdefault(f"{exchange}@{c}", []).append(row)
+    m = {name: median_of(samples) for name, samples in rows.items()}
+    seq, conc = f"@{1}", f"@{concurrency}"
     return {
         "calls": calls,
         "concurrency": concurrency,
         "repetitions": reps,
-        "bare_httpx": bare_m,
-        "wechat_kf": sdk_m,
-        "wall_ratio": sdk_m["wall_s"] / bare_m["wall_s"],
-        "cpu_ratio": sdk_m["cpu_us_per_call"] / bare_m["cpu_us_per_call"],
-        "target": "wall_ratio <= 1.10",
+        "medians": m,
+        "sequential_cpu_ratio": m["httpx" + seq]["cpu_us_per_call"]
+        / m["bare_httpx" + seq]["cpu_us_per_call"],
+        "concurrent_wall_ratio": m["httpx" + conc]["wall_s"] / m["bare_httpx" + conc]["wall_s"],
+        "concurrent_cpu_ratio": m["httpx" + conc]["cpu_us_per_call"]
+        / m["bare_httpx" + conc]["cpu_us_per_call"],
+        "target": "sequential_cpu_ratio <= 1.10, concurrent_wall_ratio <= 1.10",
     }
 
 
@@ -140,41 +211,39 @@ def bench_overhead(base_url: str, calls: int, concurrency: int, reps: int) -> di
 
 
 def bench_fanout(
-    base_url: str, ids: int, latency: float, concurrencies: list[int | None], reps: int
+    envs: dict[str, Any],
+    server: Server,
+    ids: int,
+    latency: float,
+    concurrencies: list[int | None],
+    reps: int,
 ) -> dict[str, Any]:
-    userids = [f"user{i:06d}" for i in range(ids)]
     batches = math.ceil(ids / 100)
     rows = []
-    for concurrency in concurrencies:
-        options = {} if concurrency is None else {"max_concurrency": concurrency}
-        effective = 8 if concurrency is None else concurrency
-        walls = []
-        for _ in range(reps):
-            admin(base_url, latency=0.0, clear_servicers=True)
-
-            async def run(options: dict[str, int] = options) -> float:
-                async with WeComClient(CORPID, WECOM_SECRET, base_url=base_url, **options) as wc:
-                    await wc.servicers.list(OPEN_KFID)  # the token, outside the timing
-                    admin(base_url, latency=latency)
-                    started = time.perf_counter()
-                    result = await wc.servicers.add(OPEN_KFID, userids)
-                    elapsed = time.perf_counter() - started
-                    assert result.ok, "the fan-out benchmark expects every id to succeed"
-                    return elapsed
-
-            walls.append(anyio.run(run))
-        floor = math.ceil(batches / effective) * latency
-        wall = statistics.median(walls)
-        rows.append(
-            {
-                "concurrency": effective,
-                "default": concurrency is None,
-                "wall_s": wall,
-                "floor_s": floor,
-                "over_floor": wall / floor - 1,
-            }
-        )
-    admin(base_url, latency=0.0)
+    for role, exchange in EXCHANGE_OF.items():
+        for concurrency in concurrencies:
+            walls = []
+            for _ in range(reps):
+                server.admin(latency=latency, clear_servicers=True)
+                row = run_client(
+                    envs[role], server, job="fanout", exchange=exchange, ids=ids,
+                    concurrency=concurrency,
+                )  # fmt: skip
+                walls.append(row["wall_s"])
+            effective = row["concurrency"]
+            floor = math.ceil(batches / effective) * latency
+            wall = statistics.median(walls)
+            rows.append(
+                {
+                    "exchange": row["exchange"],
+                    "concurrency": effective,
+                    "default": concurrency is None,
+                    "wall_s": wall,
+                    "floor_s": floor,
+                    "over_floor": wall / floor - 1,
+                }
+            )
+    server.admin(latency=0.0, clear_servicers=True)
     return {
         "ids": ids,
         "batches": batches,
@@ -188,29 +257,38 @@ def bench_fanout(
 # -- 3. token storm ------------------------------------------------------------------------------
 
 
-def bench_token_storm(base_url: str, calls: int, processes: int) -> dict[str, Any]:
-    admin(base_url, revoke=True)
-    before = admin(base_url)["token_fetches"]
+def bench_token_storm(server: Server, calls: int, processes: int) -> dict[str, Any]:
+    """Token fetches, not speed: counted in this interpreter, which holds the redis client."""
+    import anyio
+
+    from wechat_kf import OfficialAccountClient
+
+    server.admin(revoke=True)
+    before = server.admin()["token_fetches"]
 
     async def storm() -> None:
-        async with OfficialAccountClient(APPID, OA_SECRET, base_url=base_url) as client:
-            await gather(calls, calls, client.kf_accounts.list_online)
+        async with (
+            OfficialAccountClient(APPID, OA_SECRET, base_url=server.url) as client,
+            anyio.create_task_group() as group,
+        ):
+            for _ in range(calls):
+                group.start_soon(client.kf_accounts.list_online)
 
     anyio.run(storm)
-    single = admin(base_url)["token_fetches"] - before
+    single = server.admin()["token_fetches"] - before
     result: dict[str, Any] = {"calls": calls, "one_process_fetches": single}
     with redis_process() as redis_url:
         if redis_url is None:
             result["redis"] = "skipped: redis-server not installed"
             return result
-        admin(base_url, revoke=True)
-        before = admin(base_url)["token_fetches"]
+        server.admin(revoke=True)
+        before = server.admin()["token_fetches"]
         command = [
             sys.executable,
             "-m",
             "benchmarks._storm_worker",
             "--base-url",
-            base_url,
+            server.url,
             "--redis-url",
             redis_url,
             "--calls",
@@ -223,7 +301,7 @@ def bench_token_storm(base_url: str, calls: int, processes: int) -> dict[str, An
         result["redis"] = {
             "processes": processes,
             "calls_per_process": calls // processes,
-            "fetches": admin(base_url)["token_fetches"] - before,
+            "fetches": server.admin()["token_fetches"] - before,
         }
     return result
 
@@ -232,66 +310,98 @@ def bench_token_storm(base_url: str, calls: int, processes: int) -> dict[str, An
 
 
 def bench_wechatpy(
-    base_url: str, calls: int, concurrency: int, reps: int, latency: float = 0.0
+    envs: dict[str, Any],
+    server: Server,
+    calls: int,
+    concurrent_calls: int,
+    concurrency: int,
+    reps: int,
+    latency: float,
 ) -> dict[str, Any]:
-    try:
-        from wechatpy import WeChatClient
-    except ImportError:
-        return {"skipped": "wechatpy is not installed (pip install -e '.[bench]')"}
-    admin(base_url, latency=0.0)
-    token = oa_token(base_url)
-    admin(base_url, latency=latency)
-    legacy = WeChatClient(APPID, OA_SECRET, access_token=token)
-    legacy.API_BASE_URL = f"{base_url}/cgi-bin/"
-    legacy.customservice.get_accounts()  # connection warm-up
-
-    rows: dict[str, list[dict[str, float]]] = {"wechatpy": [], "sequential": [], "concurrent": []}
-
-    async def ours(concurrency: int, into: list[dict[str, float]]) -> None:
-        async with OfficialAccountClient(APPID, OA_SECRET, base_url=base_url) as client:
-            await client.kf_accounts.list()  # the token and a connection, untimed
-            with stopwatch(calls, into):
-                await gather(concurrency, calls, client.kf_accounts.list)
-
+    """``getkflist``: wechatpy sequentially against each exchange in its own install,
+    sequentially and at ``concurrency``, over ``server`` with ``latency`` before each answer."""
+    server.admin(latency=0.0)
+    token = server.token()
+    server.admin(latency=latency)
+    rows: dict[str, list[dict[str, Any]]] = {}
     for _ in range(reps):
-        with stopwatch(calls, rows["wechatpy"]):
-            for _ in range(calls):
-                legacy.customservice.get_accounts()
-        anyio.run(ours, 1, rows["sequential"])
-        anyio.run(ours, concurrency, rows["concurrent"])
-    admin(base_url, latency=0.0)
-    medians = {name: median_of(samples) for name, samples in rows.items()}
-    base = medians["wechatpy"]
+        row = run_client(envs["wechatpy"], server, job="wechatpy", token=token, calls=calls)
+        rows.setdefault("wechatpy", []).append(row)
+        for role, exchange in EXCHANGE_OF.items():
+            for c, n in ((1, calls), (concurrency, concurrent_calls)):
+                row = run_client(
+                    envs[role], server, job="calls", method="list", exchange=exchange,
+                    calls=n, concurrency=c,
+                )  # fmt: skip
+                rows.setdefault(f"{exchange}@{c}", []).append(row)
+    server.admin(latency=0.0)
+    m = {name: median_of(samples) for name, samples in rows.items()}
+    base = m["wechatpy"]
+    ratios = {}
+    for name, row in m.items():
+        if name != "wechatpy":
+            n = concurrent_calls if name.endswith(f"@{concurrency}") else calls
+            ratios[name] = {
+                "cpu_ratio": row["cpu_us_per_call"] / base["cpu_us_per_call"],
+                "throughput_ratio": throughput(row, n) / throughput(base, calls),
+            }
     return {
+        "scheme": server.url.split(":", 1)[0],
         "latency_s": latency,
         "calls": calls,
+        "concurrent_calls": concurrent_calls,
         "concurrency": concurrency,
         "repetitions": reps,
-        "wechatpy_sequential": base,
-        "wechat_kf_sequential": medians["sequential"],
-        "wechat_kf_concurrent": medians["concurrent"],
-        "sequential_wall_ratio": medians["sequential"]["wall_s"] / base["wall_s"],
-        "sequential_cpu_ratio": medians["sequential"]["cpu_us_per_call"] / base["cpu_us_per_call"],
-        "concurrent_speedup": base["wall_s"] / medians["concurrent"]["wall_s"],
+        "medians": m,
+        "ratios": ratios,
     }
 
 
 # -- 5. memory -----------------------------------------------------------------------------------
 
 
-def bench_memory(base_url: str, ids: int) -> dict[str, Any]:
-    admin(base_url, clear_servicers=True)
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks._memory_worker",
-        "--base-url",
-        base_url,
-        "--ids",
-        str(ids),
-    ]
-    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return dict(json.loads(out.strip().splitlines()[-1]))
+def bench_memory(envs: dict[str, Any], server: Server, ids: int) -> list[dict[str, Any]]:
+    rows = []
+    for role, exchange in EXCHANGE_OF.items():
+        server.admin(latency=0.0, clear_servicers=True)
+        rows.append(run_client(envs[role], server, job="memory", exchange=exchange, ids=ids))
+    server.admin(clear_servicers=True)
+    return rows
+
+
+# -- 6. what a connection closed while idle costs ------------------------------------------------
+
+
+def bench_handshake(
+    envs: dict[str, Any], servers: list[Server], rtt: float, calls: int, reps: int
+) -> list[dict[str, Any]]:
+    """Each library bare, through a forwarder giving a real ``rtt``: sequential calls on one
+    kept-alive connection against a new connection per call, over http and https."""
+    rows = []
+    for server in servers:
+        token = server.token()
+        with delayed(server, rtt / 2) as far:
+            for role, library in EXCHANGE_OF.items():
+                samples = [
+                    run_client(envs[role], far, job="handshake", library=library, token=token,
+                               calls=calls)
+                    for _ in range(reps)
+                ]  # fmt: skip
+                reused = median_of([s["reused"] for s in samples])
+                new = median_of([s["new"] for s in samples])
+                rows.append(
+                    {
+                        "scheme": far.url.split(":", 1)[0],
+                        "library": library,
+                        "rtt_s": rtt,
+                        "reused": reused,
+                        "new": new,
+                        "extra_wall_us_per_call": new["wall_us_per_call"]
+                        - reused["wall_us_per_call"],
+                        "extra_cpu_us_per_call": new["cpu_us_per_call"] - reused["cpu_us_per_call"],
+                    }
+                )
+    return rows
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -318,110 +428,148 @@ SIZES = {
         "fanout_ids": 10_000,
         "storm_calls": 1000,
         "wechatpy_calls": 500,
+        "far_calls": 100,
+        "concurrent_calls": 2000,
         "memory_ids": 100_000,
-        "reps": 5,
-        "fanout_reps": 3,
+        "handshake_calls": 20,
+        "reps": 3,
         "latency": 0.05,
         "members": 100_000,
-        "rtt": 0.02,
     },
     "tiny": {
         "overhead_calls": 20,
         "fanout_ids": 300,
         "storm_calls": 40,
         "wechatpy_calls": 10,
+        "far_calls": 4,
+        "concurrent_calls": 20,
         "memory_ids": 500,
+        "handshake_calls": 2,
         "reps": 1,
-        "fanout_reps": 1,
         "latency": 0.005,
         "members": 1000,
-        "rtt": 0.002,
     },
 }
+PARTS = ("overhead", "fanout", "token_storm", "wechatpy", "memory", "handshake")
 
 
-def run_all(size: str) -> dict[str, Any]:
+def run_all(size: str, envs_kind: str, parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
     s = SIZES[size]
-    with fake_server(s["members"]) as base_url:
-        results = {
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "size": size,
-            "machine": machine(),
-            "overhead": bench_overhead(base_url, s["overhead_calls"], 50, s["reps"]),
-            "fanout": bench_fanout(
-                base_url, s["fanout_ids"], s["latency"], [None, 1, 4, 16], s["fanout_reps"]
-            ),
-            "token_storm": bench_token_storm(base_url, s["storm_calls"], 4),
-            "wechatpy": [
-                bench_wechatpy(base_url, s["wechatpy_calls"], 50, s["reps"]),
-                bench_wechatpy(
-                    base_url, s["wechatpy_calls"], 50, s["fanout_reps"], latency=s["rtt"]
-                ),
-            ],
-            "memory": bench_memory(base_url, s["memory_ids"]),
-        }
+    ca = trustme.CA()
+    results: dict[str, Any] = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "size": size,
+        "machine": machine(),
+        "orchestrator": {"wechat-kf": importlib.metadata.version("wechat-kf")},
+    }
+    with (
+        client_envs(envs_kind) as envs,
+        fake_server(s["members"]) as plain,
+        fake_server(s["members"], tls=ca) as tls,
+    ):
+        results["envs"] = {role: env["packages"] for role, env in envs.items()}
+        if "overhead" in parts:
+            results["overhead"] = bench_overhead(envs, plain, s["overhead_calls"], 50, s["reps"])
+        if "fanout" in parts:
+            results["fanout"] = bench_fanout(
+                envs, plain, s["fanout_ids"], s["latency"], [None, 1, 4, 16], s["reps"]
+            )
+        if "token_storm" in parts:
+            results["token_storm"] = bench_token_storm(plain, s["storm_calls"], 4)
+        if "wechatpy" in parts:
+            results["wechatpy"] = []
+            for server in (plain, tls):
+                for latency, calls in ((0.0, s["wechatpy_calls"]), (s["latency"], s["far_calls"])):
+                    results["wechatpy"].append(
+                        bench_wechatpy(
+                            envs, server, calls, s["concurrent_calls"], 50, s["reps"], latency
+                        )
+                    )
+        if "memory" in parts:
+            results["memory"] = bench_memory(envs, plain, s["memory_ids"])
+        if "handshake" in parts:
+            results["handshake"] = bench_handshake(
+                envs, [plain, tls], s["latency"], s["handshake_calls"], s["reps"]
+            )
     return results
 
 
 def table(results: dict[str, Any]) -> str:
+    m = results["machine"]
     lines = [
-        f"wechat_kf benchmarks, {results['date']}, {results['machine']['cpu']}, "
-        f"{results['machine']['cores']} cores, Python {results['machine']['python']}"
+        f"wechat_kf benchmarks, {results['date']}, {m['cpu']}, {m['cores']} cores, "
+        f"Python {m['python']}"
     ]
-    o = results["overhead"]
-    lines.append(
-        f"overhead  {o['calls']} list_online @ {o['concurrency']}: wall ratio "
-        f"{o['wall_ratio']:.3f} (target <= 1.10); CPU/call {o['wechat_kf']['cpu_us_per_call']:.0f}"
-        f" us vs bare httpx {o['bare_httpx']['cpu_us_per_call']:.0f} us ({o['cpu_ratio']:.2f}x)"
-    )
-    f = results["fanout"]
-    for row in f["rows"]:
-        label = f"{row['concurrency']}{' (default)' if row['default'] else ''}"
+    if "overhead" in results:
+        o = results["overhead"]
+        med, c = o["medians"], o["concurrency"]
         lines.append(
-            f"fan-out   {f['ids']} ids, {f['latency_s'] * 1000:.0f} ms latency, concurrency "
-            f"{label}: {row['wall_s']:.3f} s vs floor {row['floor_s']:.3f} s "
-            f"({row['over_floor'] * 100:+.1f}%, target <= +25%)"
+            f"overhead  list_online, httpx exchange vs bare httpx (plain install): sequential CPU"
+            f"/call {med['httpx@1']['cpu_us_per_call']:.0f} vs "
+            f"{med['bare_httpx@1']['cpu_us_per_call']:.0f} us ({o['sequential_cpu_ratio']:.2f}x,"
+            f" target <= 1.10); @{c}: wall ratio {o['concurrent_wall_ratio']:.3f} (target <="
+            f" 1.10), CPU ratio {o['concurrent_cpu_ratio']:.2f}"
         )
-    t = results["token_storm"]
-    redis = (
-        t["redis"]
-        if isinstance(t["redis"], str)
-        else (
-            f"{t['redis']['processes']} processes x {t['redis']['calls_per_process']} with Redis: "
-            f"{t['redis']['fetches']} fetch(es)"
-        )
-    )
-    lines.append(
-        f"tokens    {t['calls']} concurrent calls, cold cache: "
-        f"{t['one_process_fetches']} fetch(es); {redis}"
-    )
-    for w in results["wechatpy"]:
-        if "skipped" in w:
-            lines.append(f"wechatpy  {w['skipped']}")
-            continue
+    if "fanout" in results:
+        f = results["fanout"]
+        for row in f["rows"]:
+            label = f"{row['concurrency']}{' (default)' if row['default'] else ''}"
+            lines.append(
+                f"fan-out   {row['exchange']}: {f['ids']} ids, {f['latency_s'] * 1000:.0f} ms "
+                f"latency, concurrency {label}: {row['wall_s']:.3f} s vs floor "
+                f"{row['floor_s']:.3f} s ({row['over_floor'] * 100:+.1f}%, target <= +25%)"
+            )
+    if "token_storm" in results:
+        t = results["token_storm"]
+        redis = t["redis"]
+        if not isinstance(redis, str):
+            redis = (
+                f"{redis['processes']} processes x {redis['calls_per_process']} with Redis: "
+                f"{redis['fetches']} fetch(es)"
+            )
         lines.append(
-            f"wechatpy  getkflist x{w['calls']}, {w['latency_s'] * 1000:.0f} ms latency: "
-            f"wechatpy sequential {w['wechatpy_sequential']['wall_us_per_call']:.0f} us/call "
-            f"(CPU {w['wechatpy_sequential']['cpu_us_per_call']:.0f}); wechat_kf sequential "
-            f"{w['wechat_kf_sequential']['wall_us_per_call']:.0f} us/call "
-            f"(CPU {w['wechat_kf_sequential']['cpu_us_per_call']:.0f}), wall ratio "
-            f"{w['sequential_wall_ratio']:.2f}, CPU ratio {w['sequential_cpu_ratio']:.2f}; "
-            f"wechat_kf @ {w['concurrency']}: {w['concurrent_speedup']:.1f}x wechatpy's speed"
+            f"tokens    {t['calls']} concurrent calls, cold cache: "
+            f"{t['one_process_fetches']} fetch(es); {redis}"
         )
-    m = results["memory"]
-    lines.append(
-        f"memory    servicers.add of {m['ids']} ids: peak RSS +{m['rss_growth_bytes'] / 1e6:.1f}"
-        f" MB, {m['bytes_per_id']:.0f} bytes/id"
-    )
+    for w in results.get("wechatpy", []):
+        base = w["medians"]["wechatpy"]
+        head = (
+            f"wechatpy  {w['scheme']}, {w['latency_s'] * 1000:.0f} ms latency: wechatpy "
+            f"{base['wall_us_per_call']:.0f} us/call, CPU {base['cpu_us_per_call']:.0f} us;"
+        )
+        parts = [
+            f"{name} throughput {r['throughput_ratio']:.1f}x, CPU {r['cpu_ratio']:.2f}x"
+            for name, r in w["ratios"].items()
+        ]
+        lines.append(head + " " + "; ".join(parts))
+    for row in results.get("memory", []):
+        lines.append(
+            f"memory    {row['exchange']}: servicers.add of {row['ids']} ids: peak RSS "
+            f"+{row['rss_growth_bytes'] / 1e6:.1f} MB, {row['bytes_per_id']:.0f} bytes/id"
+        )
+    for row in results.get("handshake", []):
+        lines.append(
+            f"handshake {row['library']} over {row['scheme']}, {row['rtt_s'] * 1000:.0f} ms RTT: "
+            f"a new connection per call costs +{row['extra_wall_us_per_call'] / 1000:.0f} ms "
+            f"wall and +{row['extra_cpu_us_per_call']:.0f} us CPU per call"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument(
+        "--envs",
+        choices=["isolated", "current"],
+        default="isolated",
+        help="isolated (default): each client in a fresh venv holding only what users install; "
+        "current: every client in this interpreter (a smoke test: its figures mean nothing)",
+    )
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--output", type=Path, default=HERE / "results.json")
     args = parser.parse_args(argv)
-    results = run_all(args.size)
+    results = run_all(args.size, args.envs, tuple(args.only))
     print(table(results))
     args.output.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     print(f"written to {args.output}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -107,10 +108,13 @@ def response(
 
 class WireServer:
     """Serves ``script`` on 127.0.0.1 and a free port, one thread per connection, keep-alive
-    included; ``requests`` lists every request read, in order."""
+    included, over TLS when given a server context; ``requests`` lists every request read, in
+    order, and ``handshakes_failed`` counts the clients that refused the certificate."""
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, tls: ssl.SSLContext | None = None) -> None:
         self.script = script
+        self.tls = tls
+        self.handshakes_failed = 0
         self.requests: list[WireRequest] = []
         self._stopping = threading.Event()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -118,7 +122,8 @@ class WireServer:
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(128)
         self._listener.settimeout(0.05)
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        scheme = "http" if tls is None else "https"
+        self.url = f"{scheme}://127.0.0.1:{self._listener.getsockname()[1]}"
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
@@ -152,6 +157,15 @@ class WireServer:
             self._start(self._serve, sock)
 
     def _serve(self, sock: socket.socket) -> None:
+        if self.tls is not None:
+            try:
+                sock.settimeout(5)
+                sock = self.tls.wrap_socket(sock, server_side=True)
+            except (ssl.SSLError, OSError):
+                with self._lock:
+                    self.handshakes_failed += 1
+                sock.close()
+                return
         conn = WireConn(sock, self._stopping)
         buffer = b""
         try:

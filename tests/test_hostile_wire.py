@@ -6,7 +6,9 @@ fails instead of hanging the suite."""
 from __future__ import annotations
 
 import gzip
+import ssl
 import threading
+import time
 import tracemalloc
 import zlib
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+import trustme
 
 from tests._servers import serve
 from tests._wire import WireConn, WireRequest, WireServer, response
@@ -470,3 +473,77 @@ async def test_a_static_token_business_call_on_a_dropped_connection_is_a_transpo
                 await client.kf_accounts.add("a@gh_wire", nickname="n")
     assert info.value.maybe_applied
     assert len(server.requests) == 1
+
+
+# -- TLS: certificates are verified on both exchanges ------------------------------------------
+
+
+def tls_server(script: Any) -> tuple[WireServer, trustme.CA]:
+    """A wire server over TLS with a certificate for 127.0.0.1 from a fresh test CA."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    return WireServer(script, tls=context), ca
+
+
+def answer_lists(request: WireRequest, conn: WireConn) -> None:
+    conn.send(response(200, {"errcode": 0, "kf_list": []}))
+
+
+async def test_a_certificate_from_an_unknown_authority_is_refused_before_anything_is_sent(
+    exchange: str,
+) -> None:
+    server, _ = tls_server(with_tokens(answer_lists))
+    with server:
+        async with oa(server, exchange, max_retries=1) as client:
+            with anyio.fail_after(10), pytest.raises(TransportError) as info:
+                await client.kf_accounts.list()
+    assert not info.value.maybe_applied
+    assert server.requests == []  # not even the token request left
+    assert server.handshakes_failed >= 1
+
+
+async def test_a_certificate_the_client_trusts_carries_the_call(
+    exchange: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, ca = tls_server(with_tokens(answer_lists))
+    # Each library's own way to trust a CA: httpx reads SSL_CERT_FILE when it builds its
+    # context; aiohttp made its verified context at import, so that context is swapped.
+    with ca.cert_pem.tempfile() as ca_file:
+        monkeypatch.setenv("SSL_CERT_FILE", ca_file)
+        if exchange == "aiohttp":
+            import aiohttp.connector
+
+            trusting = ssl.create_default_context(cafile=ca_file)
+            monkeypatch.setattr(aiohttp.connector, "_SSL_CONTEXT_VERIFIED", trusting)
+        with server:
+            async with oa(server, exchange) as client:
+                with anyio.fail_after(10):
+                    assert await client.kf_accounts.list() == []
+    assert [r.path for r in server.requests] == ["/cgi-bin/stable_token", LIST]
+    assert server.handshakes_failed == 0
+
+
+async def test_a_connection_the_server_closed_while_idle_is_not_reused(exchange: str) -> None:
+    """A server that drops kept-alive connections sooner than the client would: the next call
+    takes a new connection, and a non-idempotent one is sent once and succeeds."""
+    idle_limit = 0.1
+
+    def close_when_idle(request: WireRequest, conn: WireConn) -> None:
+        conn.send(response(200, OK))
+        time.sleep(idle_limit)
+        conn.close()
+
+    with WireServer(close_when_idle) as server:
+        async with OfficialAccountClient(
+            token_provider=StaticTokenProvider(TOKEN),
+            base_url=server.url,
+            max_retries=0,
+            exchange=exchange,
+        ) as client:
+            with anyio.fail_after(10):
+                for nickname in ("one", "two", "three"):
+                    await anyio.sleep(idle_limit * 3)
+                    await client.kf_accounts.add(f"{nickname}@gh_wire", nickname=nickname)
+    adds = server.requests_to("/customservice/kfaccount/add")
+    assert [r.json["nickname"] for r in adds] == ["one", "two", "three"]

@@ -163,14 +163,16 @@ async def test_the_exchange_is_visible_and_logged_once(
     assert lines == [f"exchange: {exchange}"]
 
 
-def test_the_owned_aiohttp_pool_keeps_100_connections_and_verifies_tls() -> None:
-    async def main() -> tuple[int, object]:
+def test_the_owned_aiohttp_pool_keeps_100_connections_for_15_s_and_verifies_tls() -> None:
+    async def main() -> tuple[int, float, object]:
         async with OfficialAccountClient("wx", SECRET, exchange="aiohttp") as client:
             session = client._transport._exchange._open()  # type: ignore[attr-defined]
-            return session.connector.limit, session.connector._ssl
+            connector = session.connector
+            return connector.limit, connector._keepalive_timeout, connector._ssl
 
-    limit, ssl = anyio.run(main, backend="asyncio")
+    limit, keepalive, ssl = anyio.run(main, backend="asyncio")
     assert limit == 100
+    assert keepalive == 15.0
     assert ssl is not False  # True, or None in older aiohttp: certificates are verified
 
 

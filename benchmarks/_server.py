@@ -11,7 +11,7 @@ from typing import Any
 import uvicorn
 
 from wechat_kf.testing import FakeWeChat
-from wechat_kf.testing._fake import read_body
+from wechat_kf.testing._serving import read_body
 
 APPID, OA_SECRET = "wxbench000000001", "bench-oa-secret-0123456789"
 CORPID, WECOM_SECRET = "wwbench000000001", "bench-wecom-secret-0123456789"

@@ -13,6 +13,7 @@ for our tests and yours.
 from __future__ import annotations
 
 from ._fake import Call, FakeWeChat, Faults
+from ._retries import instant_retries
 from ._sandbox import Sandbox, sandbox
 from ._state import KfAccountState, OfficialAccountApp, WeComApp
 
@@ -24,5 +25,6 @@ __all__ = [
     "OfficialAccountApp",
     "Sandbox",
     "WeComApp",
+    "instant_retries",
     "sandbox",
 ]

@@ -55,10 +55,13 @@ class Corp:
 
 @attrs.define
 class KfAccountOfCorp:
-    """A WeCom 微信客服 account: its servicers (userid -> status) and servicer departments."""
+    """A WeCom 微信客服 account: its name, avatar, whether the app may manage it, its servicers
+    (userid -> status) and servicer departments."""
 
     open_kfid: str
     name: str
+    avatar: str = ""
+    manage_privilege: bool = True
     servicers: dict[str, int] = attrs.Factory(dict)
     departments: list[int] = attrs.Factory(list)
 

@@ -1,0 +1,123 @@
+"""Serving a FakeWeChat: in-process to an httpx client, or as an ASGI 3 application."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+import anyio
+import httpx
+
+if TYPE_CHECKING:
+    from ._fake import FakeWeChat
+
+__all__ = ["AsgiApp", "InProcessTransport", "parse_multipart", "read_body"]
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class _Drop(Exception):
+    """Raised inside the ASGI app to drop the connection instead of answering."""
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole body of an ASGI HTTP request."""
+    body = b""
+    while True:
+        message = await receive()
+        body += bytes(message.get("body", b""))
+        if not message.get("more_body"):
+            return body
+
+
+def parse_multipart(body: bytes, content_type: str) -> dict[str, bytes]:
+    """The file parts of a multipart/form-data body, by field name."""
+    match = re.search(r"boundary=\"?([^\";]+)\"?", content_type)
+    if match is None:
+        return {}
+    boundary = b"--" + match.group(1).encode()
+    files: dict[str, bytes] = {}
+    for part in body.split(boundary):
+        head, sep, content = part.partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        name = re.search(rb'name="([^"]*)"', head)
+        if name:
+            files[name.group(1).decode()] = content.removesuffix(b"\r\n")
+    return files
+
+
+class AsgiApp:
+    """A FakeWeChat as an ASGI 3 callable (an instance with an async ``__call__``, as servers
+    expect)."""
+
+    def __init__(self, fake: FakeWeChat) -> None:
+        self._fake = fake
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        body = await read_body(receive)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        reply = await self._fake.handle(
+            scope["method"], scope["path"], query, body, headers.get("content-type", "")
+        )
+        if reply.stall:
+            # Never answer; stop waiting once the client has given up and gone.
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            return
+        payload = json.dumps(reply.body, ensure_ascii=False).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": reply.status,
+                "headers": [
+                    (b"content-type", b"application/json; charset=utf-8"),
+                    (b"content-length", str(len(payload)).encode()),
+                ],
+            }
+        )
+        if reply.drop:
+            # Failing after the headers makes the server close the connection mid-response.
+            raise _Drop("connection dropped by FakeWeChat")
+        await send({"type": "http.response.body", "body": payload})
+
+
+class InProcessTransport(httpx.AsyncBaseTransport):
+    """Serves a FakeWeChat to an httpx.AsyncClient without a socket."""
+
+    def __init__(self, fake: FakeWeChat) -> None:
+        self._fake = fake
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        query = dict(parse_qsl(request.url.query.decode("latin-1")))
+        reply = await self._fake.handle(
+            request.method,
+            request.url.path,
+            query,
+            body,
+            request.headers.get("content-type", ""),
+        )
+        if reply.stall:
+            await anyio.sleep_forever()  # until the client's deadline cancels the request
+        if reply.drop:
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            )
+        return httpx.Response(reply.status, json=reply.body, request=request)

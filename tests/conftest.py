@@ -26,8 +26,7 @@ from wechat_kf import (
     WeComTokenProvider,
     tokens,
 )
-from wechat_kf._transport import Transport
-from wechat_kf.testing import Call, FakeWeChat
+from wechat_kf.testing import Call, FakeWeChat, instant_retries
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -58,9 +57,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
-def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Retries wait milliseconds, not seconds, so the policy is exercised without slow tests."""
-    monkeypatch.setattr(Transport, "backoff_base", 0.001)
+def _instant_retries() -> Iterator[None]:
+    """Retries do not wait, so the policy is exercised without slow tests (the public helper
+    users have for their own tests)."""
+    with instant_retries():
+        yield
 
 
 class _Capture(logging.Handler):

@@ -61,6 +61,15 @@ def _structure_bool(value: object, _: object) -> bool:
     raise TypeError(f"expected a boolean, got {type(value).__name__}")
 
 
+def _structure_optional_flag(value: object, _: object) -> bool | None:
+    # Some WeChat APIs send their flags as 0 / 1.
+    if value is None:
+        return None
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    return _structure_bool(value, _)
+
+
 def _structure_datetime(value: object, _: object) -> datetime:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise TypeError(f"expected unix seconds, got {type(value).__name__}")
@@ -89,6 +98,7 @@ converter.register_structure_hook(
 converter.register_structure_hook(
     int | None, lambda value, _: None if value is None else _structure_int(value, _)
 )
+converter.register_structure_hook(bool | None, _structure_optional_flag)
 converter.register_structure_hook(datetime, _structure_datetime)
 converter.register_unstructure_hook(datetime, lambda value: int(value.timestamp()))
 converter.register_structure_hook(InviteStatus, _lenient_enum(InviteStatus))

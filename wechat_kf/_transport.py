@@ -24,7 +24,7 @@ import sniffio
 
 from ._body import MAX_BODY_BYTES
 from ._exchanges import AiohttpExchange, Exchange, ExchangeFailed, HttpxExchange, Outgoing
-from ._retry import BASE_DELAY, RETRYABLE_ERRCODES, Failure, retry_delay
+from ._retry import INSTANT_RETRIES, RETRYABLE_ERRCODES, Failure, retry_delay
 from ._secrets import hide, hide_fields, install_log_redaction, redact
 from ._serde import as_int
 from .errors import (
@@ -92,9 +92,6 @@ class Transport:
     """Sends API calls for one client: builds the URL, adds the access token on every attempt,
     bounds each attempt by ``timeout``, decodes the body, maps errcodes to exceptions and retries
     per :func:`retry_delay`."""
-
-    #: The first retry waits about this long; each further one twice as long.
-    backoff_base: float = BASE_DELAY
 
     def __init__(
         self,
@@ -226,12 +223,13 @@ class Transport:
                     max_retries=self.max_retries,
                     idempotent=idempotent,
                     once=once,
-                    base=self.backoff_base,
                 )
             if delay is None:
                 # Raised here, in a frame that holds no request and no plain secret, with no
                 # traceback of its own: what an error tracker records of it shows nothing secret.
                 raise outcome.error.with_traceback(None)
+            if INSTANT_RETRIES.get():
+                delay = 0.0
             logger.warning(
                 "%s %s attempt=%d failed (%s); retrying in %.2fs",
                 method,

@@ -15,6 +15,7 @@ from .errors import ClientClosedError
 from .servicers import Servicers
 from .stores import TokenStore
 from .tokens import OfficialAccountTokenProvider, TokenProvider, WeComTokenProvider
+from .wecom_kf_accounts import WeComKfAccounts
 
 __all__ = ["OfficialAccountClient", "WeComClient"]
 
@@ -195,6 +196,7 @@ class WeComClient(_Client):
         self._provider = token_provider
         self._transport.bind(token_provider)
         self.servicers = Servicers(self._transport, anyio.CapacityLimiter(max_concurrency))
+        self.kf_accounts = WeComKfAccounts(self._transport)
 
     def __repr__(self) -> str:
         return f"WeComClient(corpid={getattr(self, 'corpid', None)!r})"

@@ -19,6 +19,7 @@ Every failure the SDK reports is a :class:`WeChatError`::
     ├── TransportError           the network failed after retries (.maybe_applied, .status_code)
     ├── InvalidResponseError     the body is not JSON or not the documented shape
     ├── BatchError               some servicer requests failed as a whole (.result, .unprocessed_*)
+    ├── SyncError                a servicers.sync was applied in part (.result, .unprocessed_*)
     ├── TokenStoreError          a shared token store could not be used safely
     └── ClientClosedError        the client was closed (also a RuntimeError)
 
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
-    from .models import BatchResult
+    from .models import BatchResult, SyncResult
 
 __all__ = [
     "ERRCODES",
@@ -57,6 +58,7 @@ __all__ = [
     "OpenKfidError",
     "PermissionDeniedError",
     "RateLimitError",
+    "SyncError",
     "TokenStoreError",
     "TransportError",
     "WeChatError",
@@ -231,6 +233,43 @@ class BatchError(WeChatError):
         return (
             f"{unprocessed} of {total} ids unprocessed after {len(self.errors)} failed "
             f"request(s){first}"
+        )
+
+
+class SyncError(WeChatError):
+    """A ``servicers.sync`` was applied in part: ``result`` is the plan with the ``added`` and
+    ``removed`` outcomes of every id that was processed, the ``unprocessed_*`` lists name every
+    id of the plan that was not (so adds plus removes, processed or not, are exactly the plan),
+    and ``errors`` says why. Running the same sync again finishes the job."""
+
+    def __init__(
+        self,
+        result: SyncResult,
+        *,
+        unprocessed_to_add: Sequence[str] = (),
+        unprocessed_to_remove: Sequence[str] = (),
+        unprocessed_departments_to_add: Sequence[int] = (),
+        unprocessed_departments_to_remove: Sequence[int] = (),
+        errors: Sequence[Exception] = (),
+    ) -> None:
+        self.result = result
+        self.unprocessed_to_add = list(unprocessed_to_add)
+        self.unprocessed_to_remove = list(unprocessed_to_remove)
+        self.unprocessed_departments_to_add = list(unprocessed_departments_to_add)
+        self.unprocessed_departments_to_remove = list(unprocessed_departments_to_remove)
+        self.errors = list(errors)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        r = self.result
+        adds = len(r.to_add) + len(r.departments_to_add)
+        removes = len(r.to_remove) + len(r.departments_to_remove)
+        added = len(r.added.items) if r.added else 0
+        removed = len(r.removed.items) if r.removed else 0
+        first = f"; first error: {self.errors[0]}" if self.errors else ""
+        return (
+            f"sync of {r.open_kfid} applied in part: {added} of {adds} additions and {removed} "
+            f"of {removes} removals processed{first}"
         )
 
 

@@ -144,3 +144,66 @@ class BatchResult:
     def failed(self) -> list[ServicerResult]:
         """The items WeChat refused or did not report."""
         return [item for item in self.items if not item.ok]
+
+
+@attrs.frozen
+class WeComKfAccount:
+    """A WeCom 微信客服 account as ``kf/account/list`` reports it: its ``open_kfid``, ``name``,
+    ``avatar`` URL and whether this app may manage it (``manage_privilege``); a field WeChat left
+    out is ``None``."""
+
+    open_kfid: str
+    name: str | None = None
+    avatar: str | None = None
+    manage_privilege: bool | None = None
+
+
+@attrs.frozen
+class RequestOutcome:
+    """What one request of a servicer batch did, handed to ``on_request`` as soon as it is known,
+    so that a job can journal exactly which ids went through before a crash, a timeout or
+    Ctrl-C: the ``action`` ("add" or "delete"), the ``open_kfid``, the request's ``userids`` and
+    ``department_ids``, and either WeChat's ``results`` for them or the ``error`` that left them
+    all unprocessed (``results`` is then empty)."""
+
+    action: str
+    open_kfid: str
+    userids: list[str]
+    department_ids: list[int]
+    results: list[ServicerResult]
+    error: Exception | None = None
+
+
+def _optional_batch(value: BatchResult | None) -> bool:
+    return value is None or value.ok
+
+
+@attrs.frozen
+class SyncResult:
+    """The plan of a ``servicers.sync`` and what was done: the members and departments to add and
+    to remove (in the order given, then as WeChat listed them), whether it was a ``dry_run``, and
+    the ``added`` / ``removed`` batch results (``None`` when nothing was sent that way)."""
+
+    open_kfid: str
+    to_add: list[str] = attrs.Factory(list)
+    to_remove: list[str] = attrs.Factory(list)
+    departments_to_add: list[int] = attrs.Factory(list)
+    departments_to_remove: list[int] = attrs.Factory(list)
+    dry_run: bool = False
+    added: BatchResult | None = None
+    removed: BatchResult | None = None
+
+    @property
+    def changes(self) -> int:
+        """How many ids the plan adds or removes."""
+        return (
+            len(self.to_add)
+            + len(self.to_remove)
+            + len(self.departments_to_add)
+            + len(self.departments_to_remove)
+        )
+
+    @property
+    def ok(self) -> bool:
+        """True when every id sent was accepted (always True for a dry run)."""
+        return _optional_batch(self.added) and _optional_batch(self.removed)

@@ -21,17 +21,30 @@ from .errors import (
     InvalidResponseError,
     OpenKfidError,
     PermissionDeniedError,
+    SyncError,
     WeChatError,
 )
-from .models import BatchResult, Servicer, ServicerResult
+from .models import BatchResult, RequestOutcome, Servicer, ServicerResult, SyncResult
 
-__all__ = ["MAX_IDS_PER_REQUEST", "ProgressCallback", "Servicers"]
+__all__ = [
+    "MAX_DEPARTMENTS_PER_KF_ACCOUNT",
+    "MAX_IDS_PER_REQUEST",
+    "MAX_SERVICERS_PER_KF_ACCOUNT",
+    "ProgressCallback",
+    "RequestCallback",
+    "Servicers",
+]
 
 #: Called as ``on_progress(ids_done, ids_total)`` after each request of a batch.
 ProgressCallback = Callable[[int, int], None]
+#: Called with each request's :class:`RequestOutcome` as soon as it is known.
+RequestCallback = Callable[[RequestOutcome], None]
 
 #: WeChat takes at most 100 userids and 100 department ids per add or delete request.
 MAX_IDS_PER_REQUEST = 100
+#: What one WeCom kf account may hold: 2,000 servicers and 20 departments.
+MAX_SERVICERS_PER_KF_ACCOUNT = 2000
+MAX_DEPARTMENTS_PER_KF_ACCOUNT = 20
 #: Failures after which no further request of the batch can succeed.
 _FATAL = (
     CredentialError,
@@ -43,6 +56,7 @@ _FATAL = (
 _NOT_REPORTED = "not reported by the server"
 _ADD = "/cgi-bin/kf/servicer/add"
 _DELETE = "/cgi-bin/kf/servicer/del"
+_ACTIONS = {_ADD: "add", _DELETE: "delete"}
 #: delete's "user is not a servicer": the id is already where the caller wants it.
 _NOT_A_SERVICER = 95014
 
@@ -64,6 +78,7 @@ class _BatchState:
     total: int = 0
     done: int = 0
     on_progress: ProgressCallback | None = None
+    on_request: RequestCallback | None = None
     callback_error: Exception | None = None
 
     def fail(self, error: Exception) -> None:
@@ -72,12 +87,20 @@ class _BatchState:
         if isinstance(error, _FATAL) or not isinstance(error, WeChatError):
             self.stopped = True
 
-    def advance(self, chunk: _Chunk) -> None:
+    def advance(self, chunk: _Chunk, outcome: RequestOutcome | None) -> None:
+        """Count ``chunk`` done and tell the caller's callbacks (``outcome`` is None for a request
+        never sent)."""
         self.done += len(chunk.userids) + len(chunk.department_ids)
-        if self.on_progress is None or self.callback_error is not None:
+        if outcome is not None and self.on_request is not None:
+            self._call_back(self.on_request, outcome)
+        if self.on_progress is not None:
+            self._call_back(self.on_progress, self.done, self.total)
+
+    def _call_back(self, callback: Callable[..., None], *args: Any) -> None:
+        if self.callback_error is not None:
             return
         try:
-            self.on_progress(self.done, self.total)
+            callback(*args)
         except Exception as exc:
             # The caller's code failed, not the batch: stop sending and report it with every
             # outcome known so far, instead of letting it tear the task group down.
@@ -95,6 +118,9 @@ class Servicers:
     def __init__(self, transport: Transport, limiter: anyio.CapacityLimiter) -> None:
         self._transport = transport
         self._limiter = limiter
+        # One sync per kf account at a time on this client: two interleaved plans would undo
+        # each other's work.
+        self._sync_locks: dict[str, anyio.Lock] = {}
 
     async def list(self, open_kfid: str) -> builtins.list[Servicer]:
         """The servicers of ``open_kfid``: members (with status) and departments."""
@@ -110,12 +136,15 @@ class Servicers:
         *,
         department_ids: Iterable[int] = (),
         on_progress: ProgressCallback | None = None,
+        on_request: RequestCallback | None = None,
     ) -> BatchResult:
         """Make the members ``userids`` and the departments ``department_ids`` servicers of
         ``open_kfid``; returns one item per distinct id, or raises ``BatchError`` when some
         requests failed as a whole (their ids are listed there as unprocessed). ``on_progress``
-        is called with (ids done, ids in all) after each request, for progress bars."""
-        return await self._batch(_ADD, open_kfid, userids, department_ids, on_progress)
+        is called with (ids done, ids in all) after each request, for progress bars;
+        ``on_request`` with each sent request's :class:`RequestOutcome` as soon as it is known,
+        for a journal of exactly which ids went through."""
+        return await self._batch(_ADD, open_kfid, userids, department_ids, on_progress, on_request)
 
     async def delete(
         self,
@@ -124,11 +153,121 @@ class Servicers:
         *,
         department_ids: Iterable[int] = (),
         on_progress: ProgressCallback | None = None,
+        on_request: RequestCallback | None = None,
     ) -> BatchResult:
         """Remove the members ``userids`` and the departments ``department_ids`` from the
-        servicers of ``open_kfid``; same results and errors as :meth:`add`. An id that is already
-        not a servicer (95014) is a success, so a re-run or a retry after a lost answer is clean."""
-        return await self._batch(_DELETE, open_kfid, userids, department_ids, on_progress)
+        servicers of ``open_kfid``; same results, errors and callbacks as :meth:`add`. An id
+        that is already not a servicer (95014) is a success, so a re-run or a retry after a lost
+        answer is clean."""
+        return await self._batch(
+            _DELETE, open_kfid, userids, department_ids, on_progress, on_request
+        )
+
+    async def sync(
+        self,
+        open_kfid: str,
+        userids: Iterable[str] = (),
+        *,
+        department_ids: Iterable[int] = (),
+        dry_run: bool = False,
+        on_progress: ProgressCallback | None = None,
+        on_request: RequestCallback | None = None,
+    ) -> SyncResult:
+        """Make the servicers of ``open_kfid`` exactly the members ``userids`` and the departments
+        ``department_ids``: read the current servicers, plan what to add and to remove and, unless
+        ``dry_run``, apply the plan through the same batching as :meth:`add` and :meth:`delete`
+        (both at once under the client's limiter; removals first when adding first would pass
+        WeChat's caps). Two syncs of one ``open_kfid`` on one client never interleave. A target
+        over the caps (2,000 members, 20 departments) is a ``ValueError`` before any request; a
+        plan applied in part raises ``SyncError``, which says what was and was not done."""
+        if self._transport.closed:
+            raise ClientClosedError("the client is closed")
+        kfid = _validate.token_like("open_kfid", open_kfid)
+        users = _validate.userids(userids)
+        departments = _validate.department_ids(department_ids)
+        if len(users) > MAX_SERVICERS_PER_KF_ACCOUNT:
+            raise ValueError(
+                f"{len(users)} userids: a kf account holds at most "
+                f"{MAX_SERVICERS_PER_KF_ACCOUNT} servicers"
+            )
+        if len(departments) > MAX_DEPARTMENTS_PER_KF_ACCOUNT:
+            raise ValueError(
+                f"{len(departments)} department ids: a kf account holds at most "
+                f"{MAX_DEPARTMENTS_PER_KF_ACCOUNT} departments"
+            )
+        if not isinstance(dry_run, bool):
+            raise TypeError("dry_run must be a bool")
+        lock = self._sync_locks.setdefault(kfid, anyio.Lock())
+        async with lock:
+            current = await self.list(kfid)
+            plan = _plan(kfid, current, users, departments, dry_run)
+            if dry_run or not plan.changes:
+                return plan
+            return await self._apply(plan, current, on_progress, on_request)
+
+    async def _apply(
+        self,
+        plan: SyncResult,
+        current: builtins.list[Servicer],
+        on_progress: ProgressCallback | None,
+        on_request: RequestCallback | None,
+    ) -> SyncResult:
+        total = plan.changes
+        done = {_ADD: 0, _DELETE: 0}
+        results: dict[str, BatchResult] = {}
+        failures: dict[str, BatchError] = {}
+
+        def progress_of(path: str) -> ProgressCallback | None:
+            if on_progress is None:
+                return None
+
+            def progress(ids_done: int, _: int) -> None:
+                done[path] = ids_done
+                on_progress(sum(done.values()), total)
+
+            return progress
+
+        async def run(path: str, ids: builtins.list[str], depts: builtins.list[int]) -> None:
+            if not ids and not depts:
+                return
+            try:
+                results[path] = await self._batch(
+                    path, plan.open_kfid, ids, depts, progress_of(path), on_request
+                )
+            except BatchError as exc:
+                failures[path] = exc
+                results[path] = exc.result
+
+        users_now = sum(1 for s in current if s.userid)
+        departments_now = sum(1 for s in current if s.department_id is not None)
+        if (
+            users_now + len(plan.to_add) > MAX_SERVICERS_PER_KF_ACCOUNT
+            or departments_now + len(plan.departments_to_add) > MAX_DEPARTMENTS_PER_KF_ACCOUNT
+        ):
+            await run(_DELETE, plan.to_remove, plan.departments_to_remove)
+            await run(_ADD, plan.to_add, plan.departments_to_add)
+        else:
+            async with anyio.create_task_group() as group:
+                group.start_soon(run, _DELETE, plan.to_remove, plan.departments_to_remove)
+                group.start_soon(run, _ADD, plan.to_add, plan.departments_to_add)
+        done_plan = attrs.evolve(plan, added=results.get(_ADD), removed=results.get(_DELETE))
+        if not failures:
+            return done_plan
+        add_error, delete_error = failures.get(_ADD), failures.get(_DELETE)
+        error = SyncError(
+            done_plan,
+            unprocessed_to_add=add_error.unprocessed_userids if add_error else (),
+            unprocessed_to_remove=delete_error.unprocessed_userids if delete_error else (),
+            unprocessed_departments_to_add=(
+                add_error.unprocessed_department_ids if add_error else ()
+            ),
+            unprocessed_departments_to_remove=(
+                delete_error.unprocessed_department_ids if delete_error else ()
+            ),
+            errors=[e for failure in failures.values() for e in failure.errors],
+        )
+        cause = next((f.__cause__ for f in failures.values() if f.__cause__), None)
+        raise error from cause
 
     async def _batch(
         self,
@@ -137,6 +276,7 @@ class Servicers:
         userids: Iterable[str],
         department_ids: Iterable[int],
         on_progress: ProgressCallback | None,
+        on_request: RequestCallback | None,
     ) -> BatchResult:
         if self._transport.closed:
             raise ClientClosedError("the client is closed")
@@ -149,7 +289,9 @@ class Servicers:
             _Chunk(list(u or ()), list(d or ()))
             for u, d in zip_longest(_cut(users), _cut(departments))
         ]
-        state = _BatchState(total=len(users) + len(departments), on_progress=on_progress)
+        state = _BatchState(
+            total=len(users) + len(departments), on_progress=on_progress, on_request=on_request
+        )
         async with anyio.create_task_group() as group:
             for chunk in chunks:
                 group.start_soon(self._run_chunk, path, kfid, chunk, state)
@@ -159,29 +301,61 @@ class Servicers:
         async with self._limiter:
             # A fatal failure elsewhere means this request cannot succeed: leave it unsent.
             if state.stopped:
-                state.advance(chunk)
+                state.advance(chunk, None)
                 return
             payload: dict[str, Any] = {"open_kfid": kfid}
             if chunk.userids:
                 payload["userid_list"] = chunk.userids
             if chunk.department_ids:
                 payload["department_id_list"] = chunk.department_ids
+            outcome = RequestOutcome(
+                _ACTIONS[path], kfid, chunk.userids, chunk.department_ids, results=[]
+            )
             try:
                 body = await self._transport.request("POST", path, json=payload, idempotent=True)
-                _record(body, chunk, state, path)
+                results = _record(body, chunk, state, path)
+                outcome = attrs.evolve(outcome, results=results)
             except Exception as exc:
                 # Whatever fails inside one request leaves exactly its ids unprocessed; a task
                 # group must never turn it into an ExceptionGroup that hides applied ids.
                 state.fail(exc)
-            state.advance(chunk)
+                outcome = attrs.evolve(outcome, error=exc)
+            state.advance(chunk, outcome)
+
+
+def _plan(
+    kfid: str,
+    current: builtins.list[Servicer],
+    users: builtins.list[str],
+    departments: builtins.list[int],
+    dry_run: bool,
+) -> SyncResult:
+    """What turns ``current`` into exactly ``users`` and ``departments``."""
+    users_now = [s.userid for s in current if s.userid]
+    departments_now = [s.department_id for s in current if s.department_id is not None]
+    wanted_users, wanted_departments = set(users), set(departments)
+    have_users, have_departments = set(users_now), set(departments_now)
+    return SyncResult(
+        kfid,
+        to_add=[u for u in users if u not in have_users],
+        to_remove=list(dict.fromkeys(u for u in users_now if u not in wanted_users)),
+        departments_to_add=[d for d in departments if d not in have_departments],
+        departments_to_remove=list(
+            dict.fromkeys(d for d in departments_now if d not in wanted_departments)
+        ),
+        dry_run=dry_run,
+    )
 
 
 def _cut(ids: list[Any]) -> builtins.list[list[Any]]:
     return [ids[i : i + MAX_IDS_PER_REQUEST] for i in range(0, len(ids), MAX_IDS_PER_REQUEST)]
 
 
-def _record(body: Mapping[str, Any], chunk: _Chunk, state: _BatchState, path: str) -> None:
-    """Store one outcome per id of ``chunk``; ids the server left out get ``errcode=None``."""
+def _record(
+    body: Mapping[str, Any], chunk: _Chunk, state: _BatchState, path: str
+) -> builtins.list[ServicerResult]:
+    """Store one outcome per id of ``chunk`` and return them; ids the server left out get
+    ``errcode=None``."""
     reported = structure_list(body, "result_list", ServicerResult, path=path)
     by_userid: dict[str, ServicerResult] = {}
     by_department: dict[int, ServicerResult] = {}
@@ -197,12 +371,14 @@ def _record(body: Mapping[str, Any], chunk: _Chunk, state: _BatchState, path: st
                 "a result_list item has neither userid nor department_id", path=path
             )
     # Only write once the whole answer is understood, so a chunk is processed entirely or not.
+    results = []
     for userid in chunk.userids:
-        state.by_userid[userid] = _outcome(by_userid.get(userid), userid=userid)
+        results.append(_outcome(by_userid.get(userid), userid=userid))
+        state.by_userid[userid] = results[-1]
     for department in chunk.department_ids:
-        state.by_department[department] = _outcome(
-            by_department.get(department), department_id=department
-        )
+        results.append(_outcome(by_department.get(department), department_id=department))
+        state.by_department[department] = results[-1]
+    return results
 
 
 def _settled(item: ServicerResult, path: str) -> ServicerResult:

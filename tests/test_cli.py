@@ -213,3 +213,57 @@ def test_fake_server_serves_the_sdk_over_loopback(fake_server: str) -> None:
             return len(await client.servicers.list(SANDBOX_OPEN_KFID))
 
     assert anyio.run(main_) == 2
+
+
+def test_wecom_kf_accounts_list_shows_each_open_kfid() -> None:
+    result = run("wecom", "kf-accounts", "list", "--sandbox")
+    assert result.exit_code == 0, result.output
+    assert SANDBOX_OPEN_KFID in result.stdout
+    data = json.loads(run("wecom", "kf-accounts", "list", "--sandbox", "--json").stdout)
+    assert data == [
+        {"open_kfid": SANDBOX_OPEN_KFID, "name": "沙盒客服", "avatar": "", "manage_privilege": True}
+    ]
+
+
+def test_servicers_sync_dry_run_prints_the_plan_and_sends_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "ids.txt"
+    path.write_text("\n".join(f"user{i:04d}" for i in range(1, 31)) + "\n", encoding="utf-8")
+    result = run(
+        "wecom", "servicers", "sync", *KFID, "--userids-file", str(path), "--department-id",
+        "2", "--dry-run", "--sandbox",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "would add 30 members and 1 departments" in result.stdout
+    assert "would remove 0 members" in result.stdout
+    assert "user0001, user0002" in result.stdout
+    assert "(31 in all)" in result.stdout
+    assert "dry run: nothing sent" in result.stdout
+
+
+def test_servicers_sync_applies_the_plan_and_reports_it_as_json(tmp_path: Path) -> None:
+    path = tmp_path / "ids.txt"
+    path.write_text("\n".join(f"user{i:04d}" for i in range(1, 251)) + "\n", encoding="utf-8")
+    result = run(
+        "wecom", "servicers", "sync", *KFID, "--userids-file", str(path), "--sandbox", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["ok"] is True
+    assert data["dry_run"] is False
+    assert len(data["to_add"]) == 250
+    assert data["to_remove"] == []
+    assert len(data["added"]["items"]) == 250
+    assert data["removed"] is None
+    assert data["unprocessed"]["to_add"] == []
+    assert data["errors"] == []
+
+    table = run("wecom", "servicers", "sync", *KFID, "--userids-file", str(path), "--sandbox")
+    assert "added: 250 ok, 0 failed" in table.stdout
+
+
+def test_servicers_sync_with_an_empty_target_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "empty.txt"
+    path.write_text("# nobody\n", encoding="utf-8")
+    result = run("wecom", "servicers", "sync", *KFID, "--userids-file", str(path), "--sandbox")
+    assert result.exit_code == 2
+    assert "lists no userid" in result.stderr

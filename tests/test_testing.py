@@ -15,7 +15,7 @@ from wechat_kf import (
     TransportError,
     WeComClient,
 )
-from wechat_kf.testing import FakeWeChat, sandbox
+from wechat_kf.testing import FakeWeChat, instant_retries, sandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -433,3 +433,62 @@ async def test_dropped_connections_over_loopback_are_retried_for_idempotent_call
     secret_watch.update([box.wecom_secret, *box.fake.issued_tokens()])
     assert info.value.maybe_applied
     assert len(box.fake.calls_to("/cgi-bin/kf/servicer/list")) == 1 + 4 + 1
+
+
+# -- instant retries and seeding -------------------------------------------------------------
+
+
+async def test_the_autouse_fixture_pattern_reaches_async_tests_on_every_backend() -> None:
+    from wechat_kf._retry import INSTANT_RETRIES
+
+    assert INSTANT_RETRIES.get() is True
+
+
+def busy_then_ok(busy: int) -> httpx.MockTransport:
+    answers = iter([{"errcode": -1, "errmsg": "system busy"}] * busy)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/cgi-bin/gettoken":
+            return httpx.Response(200, json={"access_token": "t" * 40, "expires_in": 7200})
+        return httpx.Response(200, json=next(answers, {"errcode": 0, "servicer_list": []}))
+
+    return httpx.MockTransport(handler)
+
+
+async def retry_delays(caplog: pytest.LogCaptureFixture) -> list[float]:
+    caplog.clear()
+    async with (
+        httpx.AsyncClient(transport=busy_then_ok(2)) as http,
+        WeComClient("ww", "secret", http_client=http) as wc,
+    ):
+        assert await wc.servicers.list("wkOPEN") == []
+    return [r.args[-1] for r in caplog.records if "retrying in" in r.msg]  # type: ignore[index]
+
+
+async def test_instant_retries_keeps_every_attempt_and_drops_only_the_waits(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from wechat_kf._retry import INSTANT_RETRIES
+
+    caplog.set_level("WARNING", logger="wechat_kf")
+    outside = INSTANT_RETRIES.set(False)  # as if the suite's fixture were not there
+    try:
+        assert all(0.05 <= delay <= 0.4 for delay in await retry_delays(caplog))
+        with instant_retries():
+            assert await retry_delays(caplog) == [0.0, 0.0]
+        assert INSTANT_RETRIES.get() is False
+        assert len(await retry_delays(caplog)) == 2
+    finally:
+        INSTANT_RETRIES.reset(outside)
+
+
+async def test_seeded_servicers_are_what_the_api_lists(
+    fake: FakeWeChat, wc: WeComClient, corp: tuple[str, str, str]
+) -> None:
+    fake.add_servicers(corp[2], ["u1", "newcomer"], [4, 31])
+    listed = await wc.servicers.list(corp[2])
+    assert [(s.userid, s.department_id) for s in listed] == [
+        ("u1", None), ("newcomer", None), (None, 4), (None, 31)
+    ]  # fmt: skip
+    assert "newcomer" in fake.corps[corp[0]].members
+    assert fake.servicer_departments(corp[2]) == [4, 31]

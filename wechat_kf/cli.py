@@ -26,8 +26,15 @@ from rich.table import Table
 from . import __version__
 from ._serde import converter
 from .clients import OfficialAccountClient, WeComClient
-from .errors import APIError, BatchError, CredentialError, WeChatError
-from .models import BatchResult, KfAccount, OnlineKfAccount, Servicer
+from .errors import APIError, BatchError, CredentialError, SyncError, WeChatError
+from .models import (
+    BatchResult,
+    KfAccount,
+    OnlineKfAccount,
+    Servicer,
+    SyncResult,
+    WeComKfAccount,
+)
 from .testing import Faults, Sandbox, sandbox
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -180,6 +187,14 @@ def _servicers_table(servicers: Sequence[Servicer]) -> Table:
             status,
             str(s.stop_type) if s.stop_type is not None else "-",
         )
+    return table
+
+
+def _wecom_accounts_table(accounts: Sequence[WeComKfAccount]) -> Table:
+    table = Table("open_kfid", "name", "manageable", "avatar")
+    for a in accounts:
+        manageable = "-" if a.manage_privilege is None else ("yes" if a.manage_privilege else "no")
+        table.add_row(a.open_kfid, a.name or "", manageable, a.avatar or "-")
     return table
 
 
@@ -351,17 +366,32 @@ def wecom_servicers() -> None:
     """The servicers of a 微信客服 account."""
 
 
-def _wecom_command(name: str, help_text: str) -> Callable[[F], F]:
-    """A ``wecom servicers`` subcommand with credentials, --open-kfid and the common options."""
+@wecom.group("kf-accounts")
+def wecom_kf_accounts() -> None:
+    """The 微信客服 accounts of the corp."""
+
+
+def _wecom_command(
+    name: str, help_text: str, group: click.Group = wecom_servicers, open_kfid: bool = True
+) -> Callable[[F], F]:
+    """A ``wecom`` subcommand with credentials, --open-kfid (for servicers) and the common
+    options."""
 
     def decorate(func: F) -> F:
-        func = click.option("--open-kfid", required=True, help="The 微信客服 account.")(
-            _common(func)
-        )
+        func = _common(func)
+        if open_kfid:
+            func = click.option("--open-kfid", required=True, help="The 微信客服 account.")(func)
         func = _credentials("corpid", "The corp id.", "WECOM_CORPID", "WECOM_SECRET")(func)
-        return wecom_servicers.command(name, help=help_text)(func)  # type: ignore[return-value]
+        return group.command(name, help=help_text)(func)  # type: ignore[return-value]
 
     return decorate
+
+
+@_wecom_command(
+    "list", "List the 微信客服 accounts and their open_kfid.", wecom_kf_accounts, open_kfid=False
+)
+def kf_accounts_list(**opts: Any) -> None:
+    _listing(opts, WeComClient, lambda c: c.kf_accounts.list(), _wecom_accounts_table)
 
 
 @_wecom_command("list", "List the servicers of a 微信客服 account.")
@@ -427,6 +457,100 @@ def _report_batch(result: BatchResult, error: BatchError | None, as_json: bool) 
             out.print()
     return 0 if error is None and result.ok else 1
 
+
+def _sync_command(
+    open_kfid: str,
+    userids: tuple[str, ...],
+    userids_file: TextIO | None,
+    department_ids: tuple[int, ...],
+    dry_run: bool,
+    **opts: Any,
+) -> None:
+    ids = list(userids) + (_read_userids(userids_file) if userids_file else [])
+    if not ids and not department_ids:
+        # An empty file is far more often a mistake than a wish to remove every servicer.
+        message = (
+            "the target lists no userid and no department: give ids, or remove servicers "
+            "with 'wechat-kf wecom servicers delete'"
+        )
+        sys.exit(_fail(message, 2).code)
+
+    async def main_() -> int:
+        async with AsyncExitStack() as stack:
+            client = await _open_client(stack, WeComClient, opts)
+            error: SyncError | None = None
+            with _progress(not opts["as_json"] and not dry_run, "syncing servicers") as bar:
+                try:
+                    result = await client.servicers.sync(
+                        open_kfid,
+                        ids,
+                        department_ids=department_ids,
+                        dry_run=dry_run,
+                        on_progress=bar,
+                    )
+                except SyncError as exc:
+                    error, result = exc, exc.result
+        return _report_sync(result, error, opts["as_json"])
+
+    _run(main_)
+
+
+def _report_sync(result: SyncResult, error: SyncError | None, as_json: bool) -> int:
+    ok = error is None and result.ok
+    if as_json:
+        data = converter.unstructure(result)
+        data["ok"] = ok
+        data["unprocessed"] = {
+            "to_add": error.unprocessed_to_add if error else [],
+            "to_remove": error.unprocessed_to_remove if error else [],
+            "departments_to_add": error.unprocessed_departments_to_add if error else [],
+            "departments_to_remove": error.unprocessed_departments_to_remove if error else [],
+        }
+        data["errors"] = [_describe(e) for e in error.errors] if error else []
+        _print_json(data)
+        return 0 if ok else 1
+    out = _out()
+    verb = "would" if result.dry_run else "to"
+    out.print(
+        f"plan for {result.open_kfid}: {verb} add {len(result.to_add)} members and "
+        f"{len(result.departments_to_add)} departments, {verb} remove {len(result.to_remove)} "
+        f"members and {len(result.departments_to_remove)} departments"
+    )
+    for label, ids in (
+        ("add", [*result.to_add, *map(str, result.departments_to_add)]),
+        ("remove", [*result.to_remove, *map(str, result.departments_to_remove)]),
+    ):
+        if ids and result.dry_run:
+            shown = ", ".join(ids[:20]) + (f" ... ({len(ids)} in all)" if len(ids) > 20 else "")
+            out.print(f"  {label}: {shown}")
+    if result.dry_run or not result.changes:
+        out.print("dry run: nothing sent" if result.dry_run else "already in sync")
+        return 0
+    for label, batch in (("added", result.added), ("removed", result.removed)):
+        if batch is not None:
+            out.print(f"{label}: {len(batch.succeeded)} ok, {len(batch.failed)} failed")
+            if batch.failed:
+                out.print(_result_table(batch, only_failed=True))
+    if error is not None:
+        unprocessed = (
+            len(error.unprocessed_to_add)
+            + len(error.unprocessed_to_remove)
+            + len(error.unprocessed_departments_to_add)
+            + len(error.unprocessed_departments_to_remove)
+        )
+        out.print(f"{unprocessed} unprocessed: run the same sync again to finish")
+        for failure in error.errors:
+            out.print(f"  {_describe(failure)}")
+    return 0 if ok else 1
+
+
+servicers_sync = _batch_options(
+    click.option("--dry-run", is_flag=True, help="Print the plan; send nothing.")(
+        _wecom_command(
+            "sync", "Make the servicers exactly the ids given: add the missing, remove the rest."
+        )(_sync_command)
+    )
+)
 
 servicers_add = _batch_options(
     _wecom_command("add", "Add servicers, in concurrent batches.")(_batch_command(delete=False))

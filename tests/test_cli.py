@@ -145,7 +145,12 @@ def test_unknown_open_kfid_reports_every_id_unprocessed() -> None:
     assert result.exit_code == 1
     data = json.loads(result.stdout)
     assert data["unprocessed_userids"] == ["user0001"]
-    assert "95000" in data["errors"][0]
+    error = data["errors"][0]
+    assert (error["type"], error["errcode"], error["path"]) == (
+        "OpenKfidError", 95000, "/cgi-bin/kf/servicer/del"
+    )  # fmt: skip
+    assert error["rid"]
+    assert error["errmsg"].startswith("invalid open_kfid")
 
 
 def test_servicers_list_table() -> None:

@@ -46,10 +46,13 @@ logger = logging.getLogger("wechat_kf.transport")
 install_log_redaction()
 
 
-def check_base_url(base_url: str) -> str:
-    """``base_url`` without a trailing slash; ValueError unless it is https, or http on loopback."""
+def check_base_url(base_url: str, allow_insecure_http: bool = False) -> str:
+    """``base_url`` without a trailing slash; ValueError unless it is https, or http on loopback,
+    or http anywhere when the caller opted in (then with a WARNING: tokens travel in clear)."""
     if not isinstance(base_url, str):
         raise TypeError("base_url must be a str")
+    if not isinstance(allow_insecure_http, bool):
+        raise TypeError("allow_insecure_http must be a bool")
     try:
         url = httpx.URL(base_url)
     except (httpx.InvalidURL, ValueError) as exc:
@@ -58,7 +61,17 @@ def check_base_url(base_url: str) -> str:
         return base_url.rstrip("/")
     if url.scheme == "http" and _is_loopback(url.host):
         return base_url.rstrip("/")
-    raise ValueError("base_url must be https:// (plain http:// only on a loopback host)")
+    if url.scheme == "http" and url.host and allow_insecure_http:
+        logger.warning(
+            "plain http to %s (allow_insecure_http): tokens travel unencrypted; "
+            "use this only for a fake server, never for WeChat",
+            url.host,
+        )
+        return base_url.rstrip("/")
+    raise ValueError(
+        "base_url must be https:// (plain http:// only on a loopback host, or with "
+        "allow_insecure_http=True for a fake server on another host)"
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -101,9 +114,10 @@ class Transport:
         timeout: float,
         max_retries: int,
         exchange: str = "auto",
+        allow_insecure_http: bool = False,
     ) -> None:
         install_log_redaction()  # again: loggers created since import need the filter too
-        self.base_url = check_base_url(base_url)
+        self.base_url = check_base_url(base_url, allow_insecure_http)
         self.timeout = float(timeout)
         self.max_retries = max_retries
         self._exchange: Exchange = _choose_exchange(

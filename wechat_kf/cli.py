@@ -7,15 +7,18 @@ failures print one line with errcode, errmsg and rid; secrets are never printed.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import logging
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
-from typing import Any, TextIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import anyio
+import attrs
 import click
 import httpx
 from rich.console import Console
@@ -31,18 +34,23 @@ from .models import (
     BatchResult,
     KfAccount,
     OnlineKfAccount,
+    RequestOutcome,
     Servicer,
     SyncResult,
     WeComKfAccount,
 )
+from .servicers import MAX_SERVICERS_PER_KF_ACCOUNT
 from .testing import Faults, Sandbox, sandbox
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _Exit(Exception):
-    def __init__(self, code: int) -> None:
+    """Leave with ``code`` after ``message`` was printed (a usage or configuration error)."""
+
+    def __init__(self, code: int, message: str = "") -> None:
         self.code = code
+        self.message = message
 
 
 def _out() -> Console:
@@ -56,7 +64,7 @@ def _err() -> Console:
 def _fail(message: str, code: int) -> _Exit:
     # The message may quote WeChat's errmsg: never let it be read as markup.
     _err().print(f"[red]error:[/red] {escape(message)}", markup=True)
-    return _Exit(code)
+    return _Exit(code, message)
 
 
 def _describe(error: Exception) -> str:
@@ -68,29 +76,100 @@ def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _run(main: Callable[[], Awaitable[int]]) -> None:
-    """Run ``main`` on anyio and turn expected failures into one line and an exit code."""
+def _error_data(error: BaseException) -> dict[str, Any]:
+    """An error as JSON: its type and message, and WeChat's errcode, errmsg and rid when it gave
+    them (the message is redacted like every WeChatError's)."""
+    data: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
+    for field in ("errcode", "errmsg", "rid", "path", "status_code", "maybe_applied"):
+        value = getattr(error, field, None)
+        if value is not None:
+            data[field] = value
+    return data
+
+
+def _run(
+    main: Callable[[], Awaitable[int]],
+    *,
+    as_json: bool = False,
+    interrupted: Callable[[], None] | None = None,
+) -> None:
+    """Run ``main`` on anyio and turn expected failures into one line (and, with --json, one
+    JSON document on stdout) and an exit code; Ctrl-C exits 130 after ``interrupted`` reports
+    what was done."""
     try:
         code = anyio.run(main)
     except _Exit as stop:
         code = stop.code
+        if as_json:
+            _print_json({"ok": False, "error": {"type": "UsageError", "message": stop.message}})
+    except KeyboardInterrupt:
+        if interrupted is not None:
+            interrupted()
+        _err().print("interrupted")
+        code = 130
     except (ValueError, TypeError) as exc:
-        code = _fail(str(exc), 2).code
+        code = _report_error(exc, 2, as_json)
     except CredentialError as exc:
-        code = _fail(f"credentials refused: {_describe(exc)}", 2).code
+        code = _report_error(exc, 2, as_json, "credentials refused: ")
     except WeChatError as exc:
-        code = _fail(_describe(exc), 1).code
+        code = _report_error(exc, 1, as_json)
     sys.exit(code)
 
 
+def _report_error(error: Exception, code: int, as_json: bool, prefix: str = "") -> int:
+    if as_json:
+        _print_json({"ok": False, "error": _error_data(error)})
+    message = str(error) if isinstance(error, (ValueError, TypeError)) else _describe(error)
+    return _fail(prefix + message, code).code
+
+
+def _set_verbosity(ctx: click.Context, _: click.Parameter, value: int) -> None:
+    # -v may come before the subcommand, after it, or both: the most verbose wins.
+    root = ctx.find_root()
+    verbose = max(root.meta.get("wechat_kf.verbose", 0), value)
+    root.meta["wechat_kf.verbose"] = verbose
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("wechat_kf").setLevel(logging.WARNING if verbose == 0 else logging.DEBUG)
+    logging.getLogger("httpx").setLevel(logging.INFO if verbose > 1 else logging.WARNING)
+
+
+_verbose = click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    expose_value=False,
+    callback=_set_verbosity,
+    help="-v: each retry and request; -vv: httpx too. Anywhere on the line.",
+)
+
+
 def _common(func: F) -> F:
-    """--json, --base-url and --sandbox, on every command that talks to WeChat."""
+    """--json, --base-url, --allow-insecure-http, --sandbox and -v, on every command that talks
+    to WeChat."""
     options = [
-        click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON."),
-        click.option("--base-url", default=None, help="API host (default: WeChat's)."),
+        click.option(
+            "--json",
+            "as_json",
+            is_flag=True,
+            help="Print one JSON document on stdout, on success and on failure.",
+        ),
+        click.option(
+            "--base-url",
+            default=None,
+            envvar="WECHAT_KF_BASE_URL",
+            show_envvar=True,
+            help="API host (default: WeChat's), such as a fake server's.",
+        ),
+        click.option(
+            "--allow-insecure-http",
+            is_flag=True,
+            help="Accept a plain http:// --base-url off loopback (a fake server in another "
+            "container; never WeChat).",
+        ),
         click.option(
             "--sandbox", is_flag=True, help="Use an in-process FakeWeChat seeded with demo data."
         ),
+        _verbose,
     ]
     for option in reversed(options):
         func = option(func)
@@ -114,18 +193,23 @@ async def _open_client(stack: AsyncExitStack, cls: type[Client], opts: dict[str,
     """The client a command asked for: the sandbox's, or one from the credentials given."""
     id_name, env_name, sandbox_credentials = _PLATFORMS[cls]
     options: dict[str, Any] = {}
+    secret: str | None
     if opts["sandbox"]:
         box = sandbox()
         app_id, secret = sandbox_credentials(box)
         http = httpx.AsyncClient(transport=box.fake.transport)
         options["http_client"] = await stack.enter_async_context(http)
     else:
-        app_id, secret = opts[id_name], opts["secret"]
+        app_id, secret = opts[id_name], _secret(opts)
         if not app_id or not secret:
             secret_env = env_name.split("_")[0] + "_SECRET"
-            raise _fail(f"give --{id_name} and --secret (or {env_name} / {secret_env})", 2)
+            raise _fail(
+                f"give --{id_name} and --secret-file or --secret (or {env_name} / {secret_env})",
+                2,
+            )
         if opts["base_url"]:
             options["base_url"] = opts["base_url"]
+        options["allow_insecure_http"] = opts["allow_insecure_http"]
     return await stack.enter_async_context(cls(app_id, secret, **options))
 
 
@@ -146,15 +230,41 @@ def _listing(
             _out().print(render(items))
         return 0
 
-    _run(main_)
+    _run(main_, as_json=opts["as_json"])
 
 
 def _credentials(id_name: str, id_help: str, env_name: str, secret_env: str) -> Callable[[F], F]:
     def decorate(func: F) -> F:
-        func = click.option("--secret", envvar=secret_env, help="The app's secret.")(func)
-        return click.option(f"--{id_name}", envvar=env_name, help=id_help)(func)
+        func = click.option(
+            "--secret-file",
+            type=click.File("r", encoding="utf-8-sig"),
+            help="A file whose first line is the secret.",
+        )(func)
+        func = click.option(
+            "--secret",
+            envvar=secret_env,
+            show_envvar=True,
+            help=f"The app's secret. Prefer {secret_env} or --secret-file: a secret on the "
+            "command line is visible to every user of the machine in ps.",
+        )(func)
+        return click.option(f"--{id_name}", envvar=env_name, show_envvar=True, help=id_help)(func)
 
     return decorate
+
+
+def _secret(opts: dict[str, Any]) -> str | None:
+    """The secret from --secret-file, else --secret or its environment variable; both given on
+    the command line is a usage error."""
+    secret_file = opts.get("secret_file")
+    if secret_file is None:
+        return opts["secret"]  # type: ignore[no-any-return]
+    source = click.get_current_context().get_parameter_source("secret")
+    if opts["secret"] and source is click.core.ParameterSource.COMMANDLINE:
+        raise _fail("give --secret or --secret-file, not both", 2)
+    line = str(secret_file.readline()).strip()
+    if not line:
+        raise _fail(f"{secret_file.name}: the first line holds no secret", 2)
+    return line
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -208,16 +318,6 @@ def _result_table(result: BatchResult, *, only_failed: bool = False) -> Table:
     return table
 
 
-def _batch_data(result: BatchResult, error: BatchError | None) -> dict[str, Any]:
-    return {
-        "ok": error is None and result.ok,
-        "items": converter.unstructure(list(result.items)),
-        "unprocessed_userids": error.unprocessed_userids if error else [],
-        "unprocessed_department_ids": error.unprocessed_department_ids if error else [],
-        "errors": [_describe(e) for e in error.errors] if error else [],
-    }
-
-
 @contextmanager
 def _progress(enabled: bool, label: str) -> Iterator[Callable[[int, int], None]]:
     """A live progress bar on stderr, fed by ``on_progress(done, total)``."""
@@ -239,9 +339,33 @@ def _progress(enabled: bool, label: str) -> Iterator[Callable[[int, int], None]]
         yield update
 
 
-def _read_userids(stream: TextIO) -> list[str]:
-    lines = (line.strip() for line in stream)
-    return [line for line in lines if line and not line.startswith("#")]
+def _read_userids(stream: BinaryIO, encoding: str) -> list[str]:
+    """The userids of a file, one per line (blank lines and # comments skipped): decoded with
+    ``encoding``, a byte-order mark dropped; a file that does not decode, or holds control
+    characters, is one line naming it and exit 2."""
+    name = getattr(stream, "name", "-")
+    name = "standard input" if name in ("-", "<stdin>") else name
+    raw = stream.read()
+    try:
+        text = raw.decode(encoding)
+    except LookupError:
+        raise _fail(f"unknown --encoding {encoding!r}", 2) from None
+    except UnicodeDecodeError as exc:
+        byte = raw[exc.start]
+        raise _fail(
+            f"{name}: not {encoding} text (byte 0x{byte:02x} at offset {exc.start}); "
+            "give its encoding with --encoding, such as --encoding gbk",
+            2,
+        ) from None
+    ids = []
+    for number, line in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if any(ord(c) < 32 or ord(c) == 127 for c in line):
+            raise _fail(f"{name}: line {number} holds control characters: not a list of ids", 2)
+        ids.append(line)
+    return ids
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -249,14 +373,13 @@ def _read_userids(stream: TextIO) -> list[str]:
 
 @click.group()
 @click.version_option(__version__, prog_name="wechat-kf")
-@click.option("-v", "--verbose", count=True, help="-v: each retry and request; -vv: httpx too.")
-def main(verbose: int) -> None:
-    """Manage WeChat customer service: Official Account kf accounts and WeCom servicers."""
-    level = logging.WARNING if verbose == 0 else logging.DEBUG
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("wechat_kf").setLevel(level)
-    if verbose > 1:
-        logging.getLogger("httpx").setLevel(logging.INFO)
+@_verbose
+def main() -> None:
+    """Manage WeChat customer service: Official Account kf accounts and WeCom servicers.
+
+    Credentials: the environment (WECHAT_APPID / WECHAT_SECRET, WECOM_CORPID / WECOM_SECRET) is
+    the recommended way; --secret-file next; --secret on the command line is visible in ps.
+    """
 
 
 @main.group()
@@ -295,7 +418,7 @@ def _oa_action(
             _out().print(done)
         return 0
 
-    _run(main_)
+    _run(main_, as_json=opts["as_json"])
 
 
 @_oa_command("list", "List the kf accounts.")
@@ -400,28 +523,91 @@ def servicers_list(open_kfid: str, **opts: Any) -> None:
 
 
 def _batch_options(func: F) -> F:
-    func = click.option(
-        "--department-id", "department_ids", multiple=True, type=int, help="Repeatable."
-    )(func)
-    func = click.option(
-        "--userids-file",
-        type=click.File("r", encoding="utf-8"),
-        help="One userid per line; '-' reads standard input.",
-    )(func)
-    return click.option("--userid", "userids", multiple=True, help="Repeatable.")(func)
+    options = [
+        click.option("--userid", "userids", multiple=True, help="Repeatable."),
+        click.option(
+            "--userids-file",
+            type=click.File("rb"),
+            help="One userid per line ('#' comments, blank lines skipped); '-' reads stdin.",
+        ),
+        click.option(
+            "--encoding",
+            default="utf-8",
+            show_default=True,
+            help="The file's encoding, such as gbk (a UTF-8 byte-order mark is dropped).",
+        ),
+        click.option(
+            "--department-id", "department_ids", multiple=True, type=int, help="Repeatable."
+        ),
+        click.option(
+            "--show-all", is_flag=True, help="A row for every id, not only the failed ones."
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _target(
+    userids: tuple[str, ...],
+    userids_file: BinaryIO | None,
+    encoding: str,
+    department_ids: tuple[int, ...],
+) -> tuple[list[str], list[int]]:
+    ids = list(userids) + (_read_userids(userids_file, encoding) if userids_file else [])
+    return ids, list(department_ids)
+
+
+@attrs.define
+class _Journal:
+    """Every request's outcome as it arrives, so that an interrupted run can say what was
+    done."""
+
+    outcomes: list[RequestOutcome] = attrs.Factory(list)
+
+    def __call__(self, outcome: RequestOutcome) -> None:
+        self.outcomes.append(outcome)
+
+    def result(self, action: str) -> BatchResult:
+        """What WeChat answered for the requests of ``action``, so far."""
+        return BatchResult(
+            [item for o in self.outcomes if o.action == action for item in o.results]
+        )
+
+    def unprocessed(self, action: str, userids: list[str], departments: list[int]) -> _Rest:
+        """The ids of ``action`` with no answer yet: unsent, failed, or in flight."""
+        done = self.result(action).items
+        users = {item.userid for item in done}
+        depts = {item.department_id for item in done}
+        return (
+            [u for u in userids if u not in users],
+            [d for d in departments if d not in depts],
+        )
+
+
+_Rest = tuple[list[str], list[int]]
 
 
 def _batch_command(delete: bool) -> Callable[..., None]:
+    action = "delete" if delete else "add"
+
     def command(
         open_kfid: str,
         userids: tuple[str, ...],
-        userids_file: TextIO | None,
+        userids_file: BinaryIO | None,
+        encoding: str,
         department_ids: tuple[int, ...],
+        show_all: bool,
         **opts: Any,
     ) -> None:
-        ids = list(userids) + (_read_userids(userids_file) if userids_file else [])
+        journal = _Journal()
+        ids: list[str] = []
+        departments: list[int] = []
 
         async def main_() -> int:
+            ids[:], departments[:] = _target(userids, userids_file, encoding, department_ids)
+            if not ids and not departments:
+                raise _fail("nothing to do: give --userid, --userids-file or --department-id", 2)
             async with AsyncExitStack() as stack:
                 client = await _open_client(stack, WeComClient, opts)
                 call = client.servicers.delete if delete else client.servicers.add
@@ -430,83 +616,154 @@ def _batch_command(delete: bool) -> Callable[..., None]:
                 with _progress(not opts["as_json"], label) as on_progress:
                     try:
                         result = await call(
-                            open_kfid, ids, department_ids=department_ids, on_progress=on_progress
+                            open_kfid,
+                            ids,
+                            department_ids=departments,
+                            on_progress=on_progress,
+                            on_request=journal,
                         )
                     except BatchError as exc:
                         error, result = exc, exc.result
-            return _report_batch(result, error, opts["as_json"])
+            rest = (error.unprocessed_userids, error.unprocessed_department_ids) if error else None
+            errors = error.errors if error else []
+            return _report_batch(result, rest, errors, opts["as_json"], show_all)
 
-        _run(main_)
+        def interrupted() -> None:
+            rest = journal.unprocessed(action, ids, departments)
+            _report_batch(journal.result(action), rest, [], opts["as_json"], show_all, True)
+
+        _run(main_, as_json=opts["as_json"], interrupted=interrupted)
 
     return command
 
 
-def _report_batch(result: BatchResult, error: BatchError | None, as_json: bool) -> int:
+def _batch_data(
+    result: BatchResult, rest: _Rest | None, errors: Sequence[Exception], interrupted: bool
+) -> dict[str, Any]:
+    data = {
+        "ok": rest is None and not interrupted and result.ok,
+        "items": converter.unstructure(list(result.items)),
+        "unprocessed_userids": rest[0] if rest else [],
+        "unprocessed_department_ids": rest[1] if rest else [],
+        "errors": [_error_data(e) for e in errors],
+    }
+    if interrupted:
+        data["interrupted"] = True
+    return data
+
+
+def _report_batch(
+    result: BatchResult,
+    rest: _Rest | None,
+    errors: Sequence[Exception],
+    as_json: bool,
+    show_all: bool,
+    interrupted: bool = False,
+) -> int:
+    """The outcome of a batch: with --json one document; else the failed ids (every id with
+    --show-all) and a summary naming what was left unprocessed."""
     if as_json:
-        _print_json(_batch_data(result, error))
+        _print_json(_batch_data(result, rest, errors, interrupted))
     else:
         out = _out()
-        out.print(_result_table(result))
-        out.print(f"{len(result.succeeded)} ok, {len(result.failed)} failed", end="")
-        if error is not None:
-            unprocessed = len(error.unprocessed_userids) + len(error.unprocessed_department_ids)
-            out.print(f", {unprocessed} unprocessed")
-            for failure in error.errors:
-                out.print(f"  {_describe(failure)}")
-        else:
-            out.print()
-    return 0 if error is None and result.ok else 1
+        rows = result.items if show_all else result.failed
+        if rows:
+            out.print(_result_table(BatchResult(rows)))
+        summary = f"{len(result.succeeded)} ok, {len(result.failed)} failed"
+        if rest is not None:
+            summary += f", {len(rest[0]) + len(rest[1])} unprocessed"
+        if interrupted:
+            summary += " (interrupted: the unprocessed ids may include requests in flight)"
+        out.print(summary)
+        for failure in errors:
+            out.print(f"  {_describe(failure)}")
+    return 0 if rest is None and result.ok else 1
 
 
 def _sync_command(
     open_kfid: str,
     userids: tuple[str, ...],
-    userids_file: TextIO | None,
+    userids_file: BinaryIO | None,
+    encoding: str,
     department_ids: tuple[int, ...],
+    show_all: bool,
     dry_run: bool,
     **opts: Any,
 ) -> None:
-    ids = list(userids) + (_read_userids(userids_file) if userids_file else [])
-    if not ids and not department_ids:
-        # An empty file is far more often a mistake than a wish to remove every servicer.
-        message = (
-            "the target lists no userid and no department: give ids, or remove servicers "
-            "with 'wechat-kf wecom servicers delete'"
-        )
-        sys.exit(_fail(message, 2).code)
+    journal = _Journal()
+    plans: list[SyncResult] = []
 
     async def main_() -> int:
+        ids, departments = _target(userids, userids_file, encoding, department_ids)
+        if not ids and not departments:
+            # An empty file is far more often a mistake than a wish to remove every servicer.
+            raise _fail(
+                "the target lists no userid and no department: give ids, or remove servicers "
+                "with 'wechat-kf wecom servicers delete'",
+                2,
+            )
         async with AsyncExitStack() as stack:
             client = await _open_client(stack, WeComClient, opts)
+            plans.append(
+                await client.servicers.sync(
+                    open_kfid, ids, department_ids=departments, dry_run=True
+                )
+            )
+            if dry_run or not plans[0].changes:
+                return _report_sync(plans[0], None, opts["as_json"], show_all)
             error: SyncError | None = None
-            with _progress(not opts["as_json"] and not dry_run, "syncing servicers") as bar:
+            with _progress(not opts["as_json"], "syncing servicers") as bar:
                 try:
                     result = await client.servicers.sync(
                         open_kfid,
                         ids,
-                        department_ids=department_ids,
-                        dry_run=dry_run,
+                        department_ids=departments,
                         on_progress=bar,
+                        on_request=journal,
                     )
                 except SyncError as exc:
                     error, result = exc, exc.result
-        return _report_sync(result, error, opts["as_json"])
+        return _report_sync(result, error, opts["as_json"], show_all)
 
-    _run(main_)
+    def interrupted() -> None:
+        if not plans:
+            return
+        plan = plans[0]
+        done = attrs.evolve(plan, added=journal.result("add"), removed=journal.result("delete"))
+        adds = journal.unprocessed("add", plan.to_add, plan.departments_to_add)
+        removes = journal.unprocessed("delete", plan.to_remove, plan.departments_to_remove)
+        error = SyncError(
+            done,
+            unprocessed_to_add=adds[0],
+            unprocessed_departments_to_add=adds[1],
+            unprocessed_to_remove=removes[0],
+            unprocessed_departments_to_remove=removes[1],
+        )
+        _report_sync(done, error, opts["as_json"], show_all, interrupted=True)
+
+    _run(main_, as_json=opts["as_json"], interrupted=interrupted)
 
 
-def _report_sync(result: SyncResult, error: SyncError | None, as_json: bool) -> int:
+def _report_sync(
+    result: SyncResult,
+    error: SyncError | None,
+    as_json: bool,
+    show_all: bool,
+    interrupted: bool = False,
+) -> int:
     ok = error is None and result.ok
     if as_json:
         data = converter.unstructure(result)
-        data["ok"] = ok
+        data["ok"] = ok and not interrupted
         data["unprocessed"] = {
             "to_add": error.unprocessed_to_add if error else [],
             "to_remove": error.unprocessed_to_remove if error else [],
             "departments_to_add": error.unprocessed_departments_to_add if error else [],
             "departments_to_remove": error.unprocessed_departments_to_remove if error else [],
         }
-        data["errors"] = [_describe(e) for e in error.errors] if error else []
+        data["errors"] = [_error_data(e) for e in error.errors] if error else []
+        if interrupted:
+            data["interrupted"] = True
         _print_json(data)
         return 0 if ok else 1
     out = _out()
@@ -521,16 +778,18 @@ def _report_sync(result: SyncResult, error: SyncError | None, as_json: bool) -> 
         ("remove", [*result.to_remove, *map(str, result.departments_to_remove)]),
     ):
         if ids and result.dry_run:
-            shown = ", ".join(ids[:20]) + (f" ... ({len(ids)} in all)" if len(ids) > 20 else "")
-            out.print(f"  {label}: {shown}")
+            shown = ids if show_all else ids[:20]
+            more = f" ... ({len(ids)} in all)" if len(shown) < len(ids) else ""
+            out.print(f"  {label}: {', '.join(shown)}{more}")
     if result.dry_run or not result.changes:
         out.print("dry run: nothing sent" if result.dry_run else "already in sync")
         return 0
     for label, batch in (("added", result.added), ("removed", result.removed)):
         if batch is not None:
             out.print(f"{label}: {len(batch.succeeded)} ok, {len(batch.failed)} failed")
-            if batch.failed:
-                out.print(_result_table(batch, only_failed=True))
+            rows = batch.items if show_all else batch.failed
+            if rows:
+                out.print(_result_table(BatchResult(rows)))
     if error is not None:
         unprocessed = (
             len(error.unprocessed_to_add)
@@ -538,7 +797,8 @@ def _report_sync(result: SyncResult, error: SyncError | None, as_json: bool) -> 
             + len(error.unprocessed_departments_to_add)
             + len(error.unprocessed_departments_to_remove)
         )
-        out.print(f"{unprocessed} unprocessed: run the same sync again to finish")
+        note = " (interrupted: they may include requests in flight)" if interrupted else ""
+        out.print(f"{unprocessed} unprocessed{note}: run the same sync again to finish")
         for failure in error.errors:
             out.print(f"  {_describe(failure)}")
     return 0 if ok else 1
@@ -561,28 +821,63 @@ servicers_delete = _batch_options(
 
 
 @main.command("fake-server")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0: every interface.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
+@_verbose
 def fake_server(host: str, port: int) -> None:
     """Serve a seeded FakeWeChat over HTTP for your other services (needs uvicorn)."""
     try:
         import uvicorn
     except ImportError:
         raise click.UsageError("fake-server needs uvicorn: pip install 'wechat-kf[cli]'") from None
+    # Bound here, so a busy port is one line and exit 2, before any banner.
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        sys.exit(_fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 2).code)
     box = sandbox()
-    base = f"http://{host}:{port}"
+    base, loopback = _reachable_url(host, listener.getsockname()[1])
     click.echo("FakeWeChat (in memory; state is lost when it stops)")
     click.echo(f"  base_url      {base}")
+    if not loopback:
+        click.echo(
+            "                (plain http off loopback: clients need allow_insecure_http=True, "
+            "the command --allow-insecure-http)"
+        )
     click.echo(
         f"  OA appid      {box.appid}    secret {box.oa_secret}    WeChat ID {box.wechat_id}"
     )
     click.echo(f"  WeCom corpid  {box.corpid}    secret {box.wecom_secret}")
     click.echo(f"  open_kfid     {box.open_kfid}    members user0001..user1000, departments 1..10")
-    uvicorn.run(box.fake.app, host=host, port=port, log_level="warning", interface="asgi3")
+    config = uvicorn.Config(box.fake.app, log_level="warning", interface="asgi3")
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+def _reachable_url(host: str, port: int) -> tuple[str, bool]:
+    """A base_url other programs can use for a server bound to ``host``, and whether it is on
+    loopback: a wildcard address is named by this machine's host name."""
+    if host in ("0.0.0.0", "::", ""):
+        return f"http://{socket.gethostname()}:{port}", False
+    shown = f"[{host}]" if ":" in host else host
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    return f"http://{shown}:{port}", loopback
 
 
 @main.command()
-@click.option("--ids", default=1000, show_default=True, help="How many userids to onboard.")
+@click.option(
+    "--ids",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, MAX_SERVICERS_PER_KF_ACCOUNT),
+    help="How many userids to onboard (a kf account holds at most 2,000 servicers).",
+)
+@_verbose
 def demo(ids: int) -> None:
     """Walk through the whole SDK on an in-process FakeWeChat: no credentials, no network."""
     _run(functools.partial(_demo, ids))
@@ -606,7 +901,8 @@ async def _demo(count: int) -> int:
             out.print("online now:")
             out.print(_online_table(await oa.kf_accounts.list_online()))
         out.rule(f"WeCom servicers (微信客服): onboarding {count} userids")
-        known = box.members[: max(count - 5, 0)]
+        fake.add_members(box.corpid, (f"user{i:04d}" for i in range(1, count + 1)))
+        known = sorted(fake.corps[box.corpid].members)[: max(count - 5, 0)]
         ghosts = [f"ghost{i:03d}" for i in range(1, min(count, 5) + 1)]
         userids = known + ghosts
         async with WeComClient(box.corpid, box.wecom_secret, http_client=http) as wc:

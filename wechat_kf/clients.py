@@ -103,7 +103,8 @@ class OfficialAccountClient(_Client):
     ``use_stable_token=False``, cached in ``token_store``), or a ``token_provider`` of your own.
     ``http_client`` is an httpx.AsyncClient you own (and the seam for tests). ``timeout`` bounds
     each attempt as a whole, so a call takes at most ``(max_retries + 1) x timeout`` plus
-    backoff."""
+    backoff. ``allow_insecure_http=True`` accepts a plain ``http://`` base_url off loopback (a
+    fake server in another container; never WeChat), with a WARNING."""
 
     def __init__(
         self,
@@ -118,6 +119,7 @@ class OfficialAccountClient(_Client):
         timeout: float = 10.0,
         max_retries: int = 3,
         exchange: str = "auto",
+        allow_insecure_http: bool = False,
     ) -> None:
         secret = hide(secret)  # this frame shows in the traceback of a refused argument
         uses_credentials = _check_auth("appid", appid, secret, token_provider, token_store)
@@ -128,6 +130,7 @@ class OfficialAccountClient(_Client):
             timeout=timeout,
             max_retries=max_retries,
             exchange=exchange,
+            allow_insecure_http=allow_insecure_http,
         )
         if uses_credentials:
             assert appid is not None
@@ -154,7 +157,7 @@ class WeComClient(_Client):
     accounts. Give ``corpid`` and the app's ``secret`` (tokens cached per pair in ``token_store``)
     or a ``token_provider``; batch requests run at most ``max_concurrency`` at a time. ``timeout``
     bounds each attempt as a whole, so a request takes at most ``(max_retries + 1) x timeout``
-    plus backoff."""
+    plus backoff. ``allow_insecure_http`` is as for :class:`OfficialAccountClient`."""
 
     def __init__(
         self,
@@ -169,6 +172,7 @@ class WeComClient(_Client):
         max_retries: int = 3,
         max_concurrency: int = 8,
         exchange: str = "auto",
+        allow_insecure_http: bool = False,
     ) -> None:
         secret = hide(secret)  # this frame shows in the traceback of a refused argument
         uses_credentials = _check_auth("corpid", corpid, secret, token_provider, token_store)
@@ -183,6 +187,7 @@ class WeComClient(_Client):
             timeout=timeout,
             max_retries=max_retries,
             exchange=exchange,
+            allow_insecure_http=allow_insecure_http,
         )
         if uses_credentials:
             assert corpid is not None

@@ -1,7 +1,7 @@
 """wechat_kf in an aiohttp service: the clients open and close with the app (``cleanup_ctx``).
 
 wechat-kf fake-server --port 8765
-WECHAT_KF_FAKE=http://127.0.0.1:8765 python -m examples.aiohttp_app
+python -m examples.aiohttp_app          # after exporting what `wechat-kf fake-server` prints
 curl localhost:8080/kf-accounts
 """
 

@@ -1,8 +1,10 @@
 """What the FastAPI and aiohttp examples share: the clients, and WeChat outcomes as HTTP answers.
 
-Configuration comes from the environment: WECHAT_APPID / WECHAT_SECRET and WECOM_CORPID /
-WECOM_SECRET for WeChat, or WECHAT_KF_FAKE=http://127.0.0.1:8765 for ``wechat-kf fake-server``
-(which accepts the sandbox credentials).
+Configuration comes from the environment, as for the ``wechat-kf`` command: WECHAT_APPID /
+WECHAT_SECRET and WECOM_CORPID / WECOM_SECRET, and WECHAT_KF_BASE_URL to send both clients to
+another host, such as ``wechat-kf fake-server`` (whose banner prints the values to export;
+WECHAT_KF_ALLOW_INSECURE_HTTP=1 when that fake runs in another container). These variables are
+read here, by the examples; the library itself reads none.
 """
 
 from __future__ import annotations
@@ -24,12 +26,6 @@ from wechat_kf import (
     WeComClient,
     to_data,
 )
-from wechat_kf.testing._sandbox import (
-    SANDBOX_APPID,
-    SANDBOX_CORPID,
-    SANDBOX_OA_SECRET,
-    SANDBOX_WECOM_SECRET,
-)
 
 Answer = tuple[int, dict[str, str], dict[str, Any]]
 
@@ -39,17 +35,16 @@ async def open_clients(
 ) -> tuple[OfficialAccountClient, WeComClient]:
     """Open one client of each kind for the life of ``stack`` (the app): every request shares
     their connection pools and token caches. ``transport`` (a FakeWeChat's) is for tests."""
-    fake = os.environ.get("WECHAT_KF_FAKE")
-    if transport is not None or fake:
-        options: dict[str, Any] = {"base_url": fake} if fake else {}
-        if transport is not None:
-            http = httpx.AsyncClient(transport=transport)
-            options["http_client"] = await stack.enter_async_context(http)
-        oa = OfficialAccountClient(SANDBOX_APPID, SANDBOX_OA_SECRET, **options)
-        wc = WeComClient(SANDBOX_CORPID, SANDBOX_WECOM_SECRET, **options)
-    else:
-        oa = OfficialAccountClient(os.environ["WECHAT_APPID"], os.environ["WECHAT_SECRET"])
-        wc = WeComClient(os.environ["WECOM_CORPID"], os.environ["WECOM_SECRET"])
+    env = os.environ
+    options: dict[str, Any] = {}
+    if env.get("WECHAT_KF_BASE_URL"):
+        options["base_url"] = env["WECHAT_KF_BASE_URL"]
+        options["allow_insecure_http"] = env.get("WECHAT_KF_ALLOW_INSECURE_HTTP") == "1"
+    if transport is not None:
+        http = httpx.AsyncClient(transport=transport)
+        options["http_client"] = await stack.enter_async_context(http)
+    oa = OfficialAccountClient(env["WECHAT_APPID"], env["WECHAT_SECRET"], **options)
+    wc = WeComClient(env["WECOM_CORPID"], env["WECOM_SECRET"], **options)
     return await stack.enter_async_context(oa), await stack.enter_async_context(wc)
 
 

@@ -1,8 +1,8 @@
 """wechat_kf in a FastAPI service: the clients open and close with the app (its lifespan) and
 reach the routes through dependencies.
 
-    wechat-kf fake-server --port 8765
-    WECHAT_KF_FAKE=http://127.0.0.1:8765 uvicorn examples.fastapi_app:app --port 8000
+    wechat-kf fake-server --port 8765      # then export what its banner prints
+    uvicorn examples.fastapi_app:app --port 8000
     curl localhost:8000/kf-accounts
     curl -X POST localhost:8000/servicers/wkSANDBOX0000000000000000000001 \\
          -H 'content-type: application/json' -d '{"userids": ["user0001", "ghost"]}'

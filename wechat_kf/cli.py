@@ -163,6 +163,8 @@ def _common(func: F) -> F:
         click.option(
             "--allow-insecure-http",
             is_flag=True,
+            envvar="WECHAT_KF_ALLOW_INSECURE_HTTP",
+            show_envvar=True,
             help="Accept a plain http:// --base-url off loopback (a fake server in another "
             "container; never WeChat).",
         ),
@@ -852,6 +854,12 @@ def fake_server(host: str, port: int) -> None:
     )
     click.echo(f"  WeCom corpid  {box.corpid}    secret {box.wecom_secret}")
     click.echo(f"  open_kfid     {box.open_kfid}    members user0001..user1000, departments 1..10")
+    click.echo("For the wechat-kf command and the examples in another shell:")
+    insecure = "" if loopback else " WECHAT_KF_ALLOW_INSECURE_HTTP=1"
+    click.echo(
+        f"  export WECHAT_KF_BASE_URL={base}{insecure} WECHAT_APPID={box.appid} "
+        f"WECHAT_SECRET={box.oa_secret} WECOM_CORPID={box.corpid} WECOM_SECRET={box.wecom_secret}"
+    )
     config = uvicorn.Config(box.fake.app, log_level="warning", interface="asgi3")
     uvicorn.Server(config).run(sockets=[listener])
 

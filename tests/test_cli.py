@@ -272,3 +272,18 @@ def test_servicers_sync_with_an_empty_target_is_a_usage_error(tmp_path: Path) ->
     result = run("wecom", "servicers", "sync", *KFID, "--userids-file", str(path), "--sandbox")
     assert result.exit_code == 2
     assert "lists no userid" in result.stderr
+
+
+def test_the_install_exposes_the_package_and_not_the_checkouts_other_folders(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    probe = (
+        "import importlib.util, wechat_kf\n"
+        "print([n for n in ('examples', 'tests', 'benchmarks') if importlib.util.find_spec(n)])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

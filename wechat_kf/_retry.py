@@ -7,6 +7,8 @@ import random
 from collections.abc import Callable
 from contextvars import ContextVar
 
+from .errors import ERRCODES
+
 __all__ = ["INSTANT_RETRIES", "MAY_HAVE_APPLIED", "Failure", "retry_delay"]
 
 BASE_DELAY = 0.2
@@ -35,11 +37,8 @@ class Failure(enum.Enum):
 #: refusals before processing.
 MAY_HAVE_APPLIED = frozenset({Failure.HTTP_5XX, Failure.MAYBE_SENT, Failure.DEADLINE})
 
-RETRYABLE_ERRCODES = {
-    -1: Failure.BUSY,
-    45011: Failure.MINUTE_QUOTA,
-    45033: Failure.CONCURRENCY,
-}
+#: The errcodes the policy sends again, from the one registry (``errors.ERRCODES``).
+RETRYABLE_ERRCODES = {code: Failure[info.retry] for code, info in ERRCODES.items() if info.retry}
 
 
 def retry_delay(

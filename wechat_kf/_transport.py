@@ -9,6 +9,7 @@ wrong in it becomes a WeChatError, and one place decides whether to try again.
 
 from __future__ import annotations
 
+import enum
 import importlib.util
 import ipaddress
 import json as jsonlib
@@ -35,8 +36,10 @@ from .errors import (
     TransportError,
     WeChatError,
     api_error,
+    parse_rid,
     token_endpoint_error,
 )
+from .hooks import Attempt, AttemptResult, Hooks, Retry
 from .tokens import TokenProvider
 
 __all__ = ["MAX_BODY_BYTES", "Transport", "check_base_url", "redact"]
@@ -85,12 +88,14 @@ def _is_loopback(host: str) -> bool:
 
 @attrs.frozen
 class _Failed:
-    """An attempt that failed: what the retry policy sees (None: never retried) and what the
-    caller receives once the policy gives up."""
+    """An attempt that failed: what the retry policy sees (None: never retried), what the
+    caller receives once the policy gives up, and the HTTP status and errcode when there were."""
 
     failure: Failure | None
     error: WeChatError
     reason: str
+    status: int | None = None
+    errcode: int | None = None
 
 
 @attrs.frozen
@@ -99,6 +104,28 @@ class _TokenRejected:
 
     errcode: int
     errmsg: str
+
+
+class CallKind(enum.Enum):
+    """What a call is: an API call with the access token, or a token endpoint."""
+
+    BUSINESS = "business"
+    TOKEN = "token"
+
+
+@attrs.frozen
+class _Call:
+    """One API call as the send loop sees it: a business call carries the access token, a token
+    call fetches one (its refusals mean a wrong configuration)."""
+
+    kind: CallKind
+    method: str
+    path: str
+    params: Mapping[str, str] | None
+    json: Mapping[str, Any] | None
+    files: Mapping[str, tuple[str, bytes, str]] | None
+    idempotent: bool
+    once: bool = False
 
 
 class Transport:
@@ -115,6 +142,7 @@ class Transport:
         max_retries: int,
         exchange: str = "auto",
         allow_insecure_http: bool = False,
+        hooks: Hooks | None = None,
     ) -> None:
         install_log_redaction()  # again: loggers created since import need the filter too
         self.base_url = check_base_url(base_url, allow_insecure_http)
@@ -124,6 +152,7 @@ class Transport:
             exchange, http_client, self.timeout, self.base_url
         )
         logger.debug("exchange: %s", self._exchange.name)
+        self.hooks = hooks if hooks is not None else Hooks(None)
         self._token_provider: TokenProvider | None = None
         self.closed = False
 
@@ -151,16 +180,16 @@ class Transport:
         applied (a 5xx, a lost answer, an expired deadline)."""
         if self._token_provider is None:  # pragma: no cover - the clients always bind one
             raise RuntimeError("no token provider bound to this transport")
-        return await self._send(
+        call = _Call(
+            CallKind.BUSINESS,
             method,
             path,
-            params=params,
-            json=json,
-            files=files,
+            params,
+            json,
+            files,
             idempotent=method == "GET" if idempotent is None else idempotent,
-            once=False,
-            provider=self._token_provider,
         )
+        return await self._send(call, self._token_provider)
 
     async def fetch_token(
         self,
@@ -176,117 +205,95 @@ class Transport:
         errcode that means wrong configuration raises ``CredentialError`` at once; ``once``
         sends the request again only if it never left (a forced refresh). The credentials in the
         answer come back as Secrets."""
-        body = await self._send(
-            method,
-            path,
-            params=params,
-            json=json,
-            files=None,
-            idempotent=idempotent,
-            once=once,
-            provider=None,
-        )
+        call = _Call(CallKind.TOKEN, method, path, params, json, None, idempotent, once)
+        body = await self._send(call, None)
         hide_fields(body)
         return body
 
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None,
-        json: Mapping[str, Any] | None,
-        files: Mapping[str, tuple[str, bytes, str]] | None,
-        idempotent: bool,
-        once: bool,
-        provider: TokenProvider | None,
-    ) -> dict[str, Any]:
-        url = self.base_url + path
-        attempt = 0
+    async def _send(self, call: _Call, provider: TokenProvider | None) -> dict[str, Any]:
+        """Attempts until one succeeds or the policy gives up. Each attempt returns an outcome;
+        this is the one place that decides what follows, tells the hooks and sleeps."""
+        url = self.base_url + call.path
+        attempt = retries = 0
         refreshed = False
         while True:
             if self.closed:
                 raise ClientClosedError("the client is closed")
             attempt += 1
-            query = dict(params or {})
             token = None
-            if provider is not None:
+            if call.kind is CallKind.BUSINESS:
+                assert provider is not None
                 token = hide(await provider.get_token())
-                query["access_token"] = token
-            outcome = await self._attempt(method, url, path, query, json, files, attempt, token)
+            outcome = await self._attempt(call, url, attempt, token)
             if isinstance(outcome, dict):
                 return outcome
             if isinstance(outcome, _TokenRejected):
-                assert provider is not None
-                assert token is not None
                 if refreshed:
-                    raise AccessTokenError(outcome.errcode, outcome.errmsg, path=path)
+                    raise AccessTokenError(outcome.errcode, outcome.errmsg, path=call.path)
                 # A rejected token costs a refresh, not one of the retries.
                 refreshed = True
-                attempt -= 1
-                logger.warning(
-                    "%s %s: token rejected (%d), refreshing", method, path, outcome.errcode
-                )
-                await provider.invalidate(token)
-                continue
-            delay = None
-            if outcome.failure is not None:
-                delay = retry_delay(
-                    outcome.failure,
-                    attempt,
-                    max_retries=self.max_retries,
-                    idempotent=idempotent,
-                    once=once,
-                )
-            if delay is None:
-                # Raised here, in a frame that holds no request and no plain secret, with no
-                # traceback of its own: what an error tracker records of it shows nothing secret.
-                raise outcome.error.with_traceback(None)
-            if INSTANT_RETRIES.get():
-                delay = 0.0
-            logger.warning(
-                "%s %s attempt=%d failed (%s); retrying in %.2fs",
-                method,
-                path,
-                attempt,
-                outcome.reason,
-                delay,
+                reason, delay = "token rejected", 0.0
+                errcode: int | None = outcome.errcode
+            else:
+                step = None
+                if outcome.failure is not None:
+                    step = retry_delay(
+                        outcome.failure,
+                        retries + 1,
+                        max_retries=self.max_retries,
+                        idempotent=call.idempotent,
+                        once=call.once,
+                    )
+                if step is None:
+                    # Raised here, in a frame that holds no request and no plain secret, with
+                    # no traceback of its own: an error tracker recording it sees no secret.
+                    raise outcome.error.with_traceback(None)
+                retries += 1
+                reason, errcode = outcome.reason, outcome.errcode
+                delay = 0.0 if INSTANT_RETRIES.get() else step
+            self.hooks.retry(
+                Retry(call.method, call.path, attempt, call.kind.value, reason, delay, errcode)
             )
-            await anyio.sleep(delay)
+            if isinstance(outcome, _TokenRejected):
+                assert provider is not None
+                assert token is not None
+                await provider.invalidate(token)
+            else:
+                await anyio.sleep(delay)
 
     async def _attempt(
-        self,
-        method: str,
-        url: str,
-        path: str,
-        query: Mapping[str, str],
-        json: Mapping[str, Any] | None,
-        files: Mapping[str, tuple[str, bytes, str]] | None,
-        attempt: int,
-        token: str | None,
+        self, call: _Call, url: str, attempt: int, token: str | None
     ) -> dict[str, Any] | _Failed | _TokenRejected:
-        """One request under the deadline: the body of a success, or what went wrong (never
-        raised from here: this frame holds the request, whose URL carries the token)."""
-        request = Outgoing(method, url, path, query, files=files)
-        if json is not None:
-            request = attrs.evolve(request, content=json_body(json), content_type=JSON)
-        try:
-            return await self._answer(request, method, path, attempt, token)
-        except InvalidResponseError as exc:
-            exc.__context__ = None
-            return _Failed(None, exc, "unreadable answer")
+        """One request under the deadline and the hooks: the body of a success, or what went
+        wrong (never raised from here: this frame holds the request, whose URL carries the
+        token)."""
+        query = dict(call.params or {})
+        if token is not None:
+            query["access_token"] = token
+        request = Outgoing(call.method, url, call.path, query, files=call.files)
+        if call.json is not None:
+            request = attrs.evolve(request, content=json_body(call.json), content_type=JSON)
+        info = Attempt(call.method, call.path, attempt, call.idempotent, call.kind.value)
+        started = time.perf_counter()
+        with self.hooks.attempt(info):
+            try:
+                outcome = await self._answer(request, call, token)
+            except InvalidResponseError as exc:
+                exc.__context__ = None
+                outcome = _Failed(None, exc, "unreadable answer", exc.status_code)
+            self.hooks.attempt_end(_result(info, time.perf_counter() - started, outcome))
+        return outcome[0] if isinstance(outcome, tuple) else outcome
 
     async def _answer(
-        self, request: Outgoing, method: str, path: str, attempt: int, token: str | None
-    ) -> dict[str, Any] | _Failed | _TokenRejected:
-        started = time.perf_counter()
+        self, request: Outgoing, call: _Call, token: str | None
+    ) -> tuple[dict[str, Any], int] | _Failed | _TokenRejected:
+        method, path = call.method, call.path
         answer: tuple[int, bytes] | None = None
         with anyio.move_on_after(self.timeout):
             try:
                 answer = await self._exchange.send(request)
             except ExchangeFailed as exc:
                 return self._exchange_failed(exc, method, path)
-        elapsed = (time.perf_counter() - started) * 1000
         if answer is None:
             error = TransportError(
                 f"no complete answer to {method} {path} within {self.timeout:g} s",
@@ -296,9 +303,6 @@ class Transport:
             return _Failed(Failure.DEADLINE, error, f"no answer within {self.timeout:g} s")
         status, raw = answer
         if status == 429 or status >= 500:
-            logger.debug(
-                "%s %s attempt=%d status=%d ms=%.1f", method, path, attempt, status, elapsed
-            )
             error = TransportError(
                 f"HTTP {status} on {method} {path}",
                 path=path,
@@ -306,23 +310,21 @@ class Transport:
                 maybe_applied=status != 429,
                 status_code=status,
             )
-            return _Failed(
-                Failure.HTTP_429 if status == 429 else Failure.HTTP_5XX, error, f"HTTP {status}"
-            )
+            failure = Failure.HTTP_429 if status == 429 else Failure.HTTP_5XX
+            return _Failed(failure, error, f"HTTP {status}", status)
         body = _decode(raw, status, path)
         errcode, errmsg = _errcode(body, path)
         if token is not None:
             errmsg = errmsg.replace(token, "<redacted>")
-        logger.debug("%s %s attempt=%d errcode=%d ms=%.1f", method, path, attempt, errcode, elapsed)
         if errcode == 0:
-            return body
-        if token is not None and errcode in TOKEN_ERRCODES:
+            return body, status
+        if call.kind is CallKind.BUSINESS and errcode in TOKEN_ERRCODES:
             return _TokenRejected(errcode, errmsg)
-        if token is None:
+        if call.kind is CallKind.TOKEN:
             api = token_endpoint_error(errcode, errmsg, path)
         else:
             api = api_error(errcode, errmsg, path)
-        return _Failed(RETRYABLE_ERRCODES.get(errcode), api, f"errcode {errcode}")
+        return _Failed(RETRYABLE_ERRCODES.get(errcode), api, f"errcode {errcode}", status, errcode)
 
     def _exchange_failed(self, exc: ExchangeFailed, method: str, path: str) -> _Failed:
         """The failure the exchange classified, as the error the caller may receive: summarised,
@@ -406,3 +408,20 @@ def _errcode(body: Mapping[str, Any], path: str) -> tuple[int, str]:
         raise InvalidResponseError("errcode is not an integer", path=path)
     errmsg = body.get("errmsg", "")
     return errcode, errmsg if isinstance(errmsg, str) else str(errmsg)
+
+
+def _result(
+    attempt: Attempt,
+    duration: float,
+    outcome: tuple[dict[str, Any], int] | _Failed | _TokenRejected,
+) -> AttemptResult:
+    """What the hooks learn of an attempt: never the body, the token or the request."""
+    if isinstance(outcome, tuple):
+        return AttemptResult(attempt, duration, outcome[1], 0)
+    if isinstance(outcome, _TokenRejected):
+        rid = parse_rid(outcome.errmsg)
+        return AttemptResult(attempt, duration, 200, outcome.errcode, rid, "token rejected")
+    error = outcome.error
+    rid = getattr(error, "rid", None)
+    status = outcome.status if outcome.status is not None else getattr(error, "status_code", None)
+    return AttemptResult(attempt, duration, status, outcome.errcode, rid, type(error).__name__)

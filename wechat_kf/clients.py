@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import httpx
@@ -12,6 +13,7 @@ from ._secrets import hide
 from ._transport import Transport
 from .customer_service import KfAccounts
 from .errors import ClientClosedError
+from .hooks import Hooks
 from .servicers import Servicers
 from .stores import TokenStore
 from .tokens import OfficialAccountTokenProvider, TokenProvider, WeComTokenProvider
@@ -104,7 +106,8 @@ class OfficialAccountClient(_Client):
     ``http_client`` is an httpx.AsyncClient you own (and the seam for tests). ``timeout`` bounds
     each attempt as a whole, so a call takes at most ``(max_retries + 1) x timeout`` plus
     backoff. ``allow_insecure_http=True`` accepts a plain ``http://`` base_url off loopback (a
-    fake server in another container; never WeChat), with a WARNING."""
+    fake server in another container; never WeChat), with a WARNING. ``hooks`` observe every
+    attempt, retry and token fetch (default: ``[LoggingHook()]``, see :mod:`wechat_kf.hooks`)."""
 
     def __init__(
         self,
@@ -120,6 +123,7 @@ class OfficialAccountClient(_Client):
         max_retries: int = 3,
         exchange: str = "auto",
         allow_insecure_http: bool = False,
+        hooks: Iterable[Any] | None = None,
     ) -> None:
         secret = hide(secret)  # this frame shows in the traceback of a refused argument
         uses_credentials = _check_auth("appid", appid, secret, token_provider, token_store)
@@ -131,6 +135,7 @@ class OfficialAccountClient(_Client):
             max_retries=max_retries,
             exchange=exchange,
             allow_insecure_http=allow_insecure_http,
+            hooks=Hooks(hooks),
         )
         if uses_credentials:
             assert appid is not None
@@ -141,6 +146,7 @@ class OfficialAccountClient(_Client):
                 fetch=self._transport.fetch_token,
                 store=token_store,
                 use_stable_token=use_stable_token,
+                hooks=self._transport.hooks,
             )
         assert token_provider is not None
         self.appid = appid
@@ -157,7 +163,8 @@ class WeComClient(_Client):
     accounts. Give ``corpid`` and the app's ``secret`` (tokens cached per pair in ``token_store``)
     or a ``token_provider``; batch requests run at most ``max_concurrency`` at a time. ``timeout``
     bounds each attempt as a whole, so a request takes at most ``(max_retries + 1) x timeout``
-    plus backoff. ``allow_insecure_http`` is as for :class:`OfficialAccountClient`."""
+    plus backoff. ``allow_insecure_http`` and ``hooks`` are as for
+    :class:`OfficialAccountClient`; hooks also see each batch request."""
 
     def __init__(
         self,
@@ -173,6 +180,7 @@ class WeComClient(_Client):
         max_concurrency: int = 8,
         exchange: str = "auto",
         allow_insecure_http: bool = False,
+        hooks: Iterable[Any] | None = None,
     ) -> None:
         secret = hide(secret)  # this frame shows in the traceback of a refused argument
         uses_credentials = _check_auth("corpid", corpid, secret, token_provider, token_store)
@@ -188,12 +196,17 @@ class WeComClient(_Client):
             max_retries=max_retries,
             exchange=exchange,
             allow_insecure_http=allow_insecure_http,
+            hooks=Hooks(hooks),
         )
         if uses_credentials:
             assert corpid is not None
             assert secret is not None
             token_provider = WeComTokenProvider(
-                corpid, secret, fetch=self._transport.fetch_token, store=token_store
+                corpid,
+                secret,
+                fetch=self._transport.fetch_token,
+                store=token_store,
+                hooks=self._transport.hooks,
             )
         assert token_provider is not None
         self.corpid = corpid

@@ -283,14 +283,19 @@ class ClientClosedError(WeChatError, RuntimeError):
 
 @attrs.frozen
 class ErrcodeInfo:
-    """One documented errcode: the exception class raised for it and what it means."""
+    """One documented errcode: the exception class raised for it, what it means, and, for the
+    few the retry policy sends again, the name of the failure it sees (``retry``)."""
 
     exception: type[APIError]
     description: str
+    retry: str | None = None
 
 
-def _codes(exc: type[APIError], table: dict[int, str]) -> dict[int, ErrcodeInfo]:
-    return {code: ErrcodeInfo(exc, text) for code, text in table.items()}
+def _codes(
+    exc: type[APIError], table: dict[int, str], retry: dict[int, str] | None = None
+) -> dict[int, ErrcodeInfo]:
+    retry = retry or {}
+    return {code: ErrcodeInfo(exc, text, retry.get(code)) for code, text in table.items()}
 
 
 ERRCODES: dict[int, ErrcodeInfo] = {
@@ -310,6 +315,7 @@ ERRCODES: dict[int, ErrcodeInfo] = {
             95019: "servicer stopped or suspended",
             95027: "an unverified corp may have at most 10 kf accounts",
         },
+        retry={-1: "BUSY"},
     ),
     **_codes(
         CredentialError,
@@ -345,6 +351,7 @@ ERRCODES: dict[int, ErrcodeInfo] = {
             45011: "per-minute quota hit",
             45033: "concurrency limit hit",
         },
+        retry={45011: "MINUTE_QUOTA", 45033: "CONCURRENCY"},
     ),
     **_codes(
         PermissionDeniedError,
@@ -379,7 +386,10 @@ ERRCODES: dict[int, ErrcodeInfo] = {
     **_codes(OpenKfidError, {95000: "invalid open_kfid", 95004: "open_kfid not found"}),
 }
 
-TOKEN_ERRCODES = frozenset({40001, 40014, 42001})
+#: The errcodes that mean "this access token is no good": the call refreshes it and tries once more.
+TOKEN_ERRCODES = frozenset(
+    code for code, info in ERRCODES.items() if info.exception is AccessTokenError
+)
 
 # OA writes "rid: 6582f5c2-1a2b3c4d"; WeCom (and older OA answers) "hint: [1559277777_1_abcdef]".
 _RID = re.compile(r"rid:\s*([0-9A-Za-z_\-]+)|hint:\s*\[\s*([^\]\s]+)\s*\]")

@@ -24,6 +24,7 @@ from .errors import (
     SyncError,
     WeChatError,
 )
+from .hooks import BatchRequest
 from .models import BatchResult, RequestOutcome, Servicer, ServicerResult, SyncResult
 
 __all__ = [
@@ -320,6 +321,17 @@ class Servicers:
                 # group must never turn it into an ExceptionGroup that hides applied ids.
                 state.fail(exc)
                 outcome = attrs.evolve(outcome, error=exc)
+            ok = sum(1 for item in outcome.results if item.ok)
+            self._transport.hooks.batch_request(
+                BatchRequest(
+                    outcome.action,
+                    kfid,
+                    len(chunk.userids) + len(chunk.department_ids),
+                    ok,
+                    len(outcome.results) - ok,
+                    None if outcome.error is None else type(outcome.error).__name__,
+                )
+            )
             state.advance(chunk, outcome)
 
 

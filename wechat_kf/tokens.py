@@ -24,6 +24,7 @@ import anyio
 
 from ._secrets import hide
 from .errors import InvalidResponseError, TokenStoreError, WeChatError
+from .hooks import Hooks, TokenFetch
 from .models import AccessToken
 from .stores import MemoryTokenStore, TokenStore
 
@@ -118,8 +119,10 @@ class _CachingTokenProvider(abc.ABC):
         fetch: TokenFetcher,
         store: TokenStore | None,
         clock: Callable[[], float],
+        hooks: Hooks | None = None,
     ) -> None:
         self._key = key
+        self._hooks = hooks
         self._fetcher = fetch
         self._store: TokenStore = store if store is not None else MemoryTokenStore()
         self._fallback = MemoryTokenStore()
@@ -131,6 +134,8 @@ class _CachingTokenProvider(abc.ABC):
         # linger until the compare-and-delete lands (a normal stable_token fetch returning it
         # again is what triggers a forced refresh).
         self._rejected: str | None = None
+        # Why the next fetch happens, for the hooks: set when a rejection dropped the token.
+        self._dropped = False
         # The last failed refresh, shared with the callers that waited for it.
         self._failures = 0
         self._last_failure: WeChatError | None = None
@@ -156,6 +161,7 @@ class _CachingTokenProvider(abc.ABC):
         if self._cached is None or self._cached.value != token:
             return  # already dropped (a burst of rejections reaches the store once) or replaced
         self._cached = None
+        self._dropped = True
         store = self._current_store()
         try:
             await store.invalidate(self._key, token)
@@ -194,7 +200,12 @@ class _CachingTokenProvider(abc.ABC):
                     return token
                 if not held:
                     continue  # a new token arrived but is not usable: wait for the lock
+                reason = (
+                    "rejected" if self._dropped else "cold" if self._cached is None else "stale"
+                )
+                self._observe(reason)
                 fetched = await self._fetch(store)
+                self._dropped = False
                 self.fetch_count += 1
                 stored = await store.put(self._key, fetched)
                 return self._keep(store, stored)
@@ -241,6 +252,16 @@ class _CachingTokenProvider(abc.ABC):
         if store is self._store and self._outage_since is not None:
             logger.warning("token store reachable again for %s", self._key)
             self._outage_since = None
+
+    #: For the hooks: "oa" or "wecom", and the appid or corpid.
+    _platform = ""
+
+    def _app_id(self) -> str:
+        return ""
+
+    def _observe(self, reason: str) -> None:
+        if self._hooks is not None:
+            self._hooks.token_fetch(TokenFetch(self._platform, self._app_id(), reason))
 
     @abc.abstractmethod
     async def _fetch(self, store: TokenStore) -> AccessToken:
@@ -317,6 +338,7 @@ class OfficialAccountTokenProvider(_CachingTokenProvider):
         store: TokenStore | None = None,
         use_stable_token: bool = True,
         clock: Callable[[], float] = time.time,
+        hooks: Hooks | None = None,
     ) -> None:
         secret = hide(secret)  # this frame shows in the traceback of a refused argument
         self.appid = _check_credential("appid", appid)
@@ -324,7 +346,9 @@ class OfficialAccountTokenProvider(_CachingTokenProvider):
         self.use_stable_token = bool(use_stable_token)
         kind = "stable" if self.use_stable_token else "classic"
         self._path = "/cgi-bin/stable_token" if self.use_stable_token else "/cgi-bin/token"
-        super().__init__(key=f"oa:{appid}:{kind}", fetch=fetch, store=store, clock=clock)
+        super().__init__(
+            key=f"oa:{appid}:{kind}", fetch=fetch, store=store, clock=clock, hooks=hooks
+        )
         # A classic fetch replaces the token every other process holds: never fetch blind.
         self._local_fallback = self.use_stable_token
 
@@ -338,6 +362,7 @@ class OfficialAccountTokenProvider(_CachingTokenProvider):
         if token.value == self._rejected and await store.claim(
             f"force-refresh:{self._key}", FORCE_REFRESH_INTERVAL
         ):
+            self._observe("forced")
             token = await self._stable(force=True)
         self._rejected = None
         return token
@@ -352,6 +377,11 @@ class OfficialAccountTokenProvider(_CachingTokenProvider):
             body["force_refresh"] = True
         # A forced refresh invalidates the previous token: sent again only if it never left.
         return await self._call("POST", json=body, idempotent=not force, once=force)
+
+    _platform = "oa"
+
+    def _app_id(self) -> str:
+        return self.appid
 
     def __repr__(self) -> str:
         # Never fails, even half-built: error trackers take reprs of the frames of a refusal.
@@ -374,15 +404,21 @@ class WeComTokenProvider(_CachingTokenProvider):
         fetch: TokenFetcher,
         store: TokenStore | None = None,
         clock: Callable[[], float] = time.time,
+        hooks: Hooks | None = None,
     ) -> None:
         secret = hide(secret)  # this frame shows in the traceback of a refused argument
         self.corpid = _check_credential("corpid", corpid)
         self._secret = _check_credential("secret", secret)
         key = f"wecom:{corpid}:{_secret_digest(secret)}"
-        super().__init__(key=key, fetch=fetch, store=store, clock=clock)
+        super().__init__(key=key, fetch=fetch, store=store, clock=clock, hooks=hooks)
 
     async def _fetch(self, store: TokenStore) -> AccessToken:
         return await self._call("GET", params={"corpid": self.corpid, "corpsecret": self._secret})
+
+    _platform = "wecom"
+
+    def _app_id(self) -> str:
+        return self.corpid
 
     def __repr__(self) -> str:
         return f"WeComTokenProvider(corpid={getattr(self, 'corpid', None)!r})"

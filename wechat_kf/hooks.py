@@ -1,0 +1,221 @@
+"""Hooks: what the SDK tells observers at fixed points (each attempt, each retry, each token fetch,
+each batch request), for traces, metrics and logs.
+
+A hook is any object with some of these methods; a method it lacks is skipped::
+
+    class MyHook:
+        def on_attempt(self, attempt: Attempt) -> ContextManager | None: ...  # wraps the attempt
+        def on_attempt_end(self, result: AttemptResult) -> None: ...          # inside that wrap
+        def on_retry(self, retry: Retry) -> None: ...
+        def on_token_fetch(self, fetch: TokenFetch) -> None: ...
+        def on_batch_request(self, request: BatchRequest) -> None: ...
+
+Clients take ``hooks=[...]``; the default is ``[LoggingHook()]``, the SDK's log lines. The
+records are frozen and never hold a token or a secret. A hook that raises is logged and never
+breaks a call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "Attempt",
+    "AttemptResult",
+    "BatchRequest",
+    "LoggingHook",
+    "Retry",
+    "TokenFetch",
+]
+
+logger = logging.getLogger("wechat_kf.transport")
+_hook_logger = logging.getLogger("wechat_kf.hooks")
+
+
+@attrs.frozen
+class Attempt:
+    """One request about to be sent: ``kind`` is "business" (an API call with the access token)
+    or "token" (a token endpoint); ``attempt`` counts from 1 for each call, refreshes and
+    retries included; ``idempotent`` says whether the policy may send it again after it may have
+    been applied."""
+
+    method: str
+    path: str
+    attempt: int
+    idempotent: bool
+    kind: str
+
+
+@attrs.frozen
+class AttemptResult:
+    """How an attempt ended, ``duration`` seconds after it started: the HTTP ``status`` (None
+    when no answer came), WeChat's ``errcode`` and ``rid`` when it answered, and ``error``, the
+    name of what went wrong (None for a success): an exception class such as "TransportError",
+    or "token rejected"."""
+
+    attempt: Attempt
+    duration: float
+    status: int | None = None
+    errcode: int | None = None
+    rid: str | None = None
+    error: str | None = None
+
+
+@attrs.frozen
+class Retry:
+    """The policy sends a call again: after ``attempt`` failed with ``reason`` (a retryable
+    failure, or "token rejected", which refreshes the token first), in ``delay`` seconds."""
+
+    method: str
+    path: str
+    attempt: int
+    kind: str
+    reason: str
+    delay: float
+    errcode: int | None = None
+
+
+@attrs.frozen
+class TokenFetch:
+    """A token provider fetches a token: ``platform`` "oa" or "wecom", ``app_id`` the appid or
+    corpid, and why: "cold" (none held yet), "stale" (about to expire), "rejected" (WeChat
+    refused the one held) or "forced" (a forced ``stable_token`` refresh)."""
+
+    platform: str
+    app_id: str
+    reason: str
+
+
+@attrs.frozen
+class BatchRequest:
+    """One request of a servicer batch came back: ``action`` "add" or "delete", the ``ids`` it
+    carried, how many WeChat accepted (``ok``) and refused (``failed``), or ``error``, the name of
+    what left them all unprocessed."""
+
+    action: str
+    open_kfid: str
+    ids: int
+    ok: int
+    failed: int
+    error: str | None = None
+
+
+class LoggingHook:
+    """The SDK's log lines, as a hook (the default): DEBUG a line per attempt under
+    ``wechat_kf.transport`` (method, path, attempt, status or errcode, milliseconds), WARNING a
+    line per retry with its reason and delay, and per token refresh after a rejection."""
+
+    def on_attempt_end(self, result: AttemptResult) -> None:
+        if not logger.isEnabledFor(logging.DEBUG):
+            return
+        a = result.attempt
+        outcome = (
+            f"errcode={result.errcode}"
+            if result.errcode is not None
+            else f"status={result.status}"
+            if result.status is not None
+            else f"failed ({result.error})"
+        )
+        logger.debug(
+            "%s %s attempt=%d %s ms=%.1f",
+            a.method,
+            a.path,
+            a.attempt,
+            outcome,
+            result.duration * 1000,
+        )
+
+    def on_retry(self, retry: Retry) -> None:
+        if retry.reason == "token rejected":
+            logger.warning(
+                "%s %s: token rejected (%s), refreshing", retry.method, retry.path, retry.errcode
+            )
+            return
+        logger.warning(
+            "%s %s attempt=%d failed (%s); retrying in %.2fs",
+            retry.method,
+            retry.path,
+            retry.attempt,
+            retry.reason,
+            retry.delay,
+        )
+
+
+class Hooks:
+    """The hooks of one client, called so that none can break a call: what a hook raises is
+    logged under ``wechat_kf.hooks`` and dropped."""
+
+    def __init__(self, hooks: Iterable[Any] | None) -> None:
+        if hooks is None:
+            hooks = [LoggingHook()]
+        if isinstance(hooks, (str, bytes)) or not isinstance(hooks, Iterable):
+            raise TypeError("hooks must be an iterable of hook objects")
+        self.hooks: Sequence[Any] = tuple(hooks)
+
+    @contextlib.contextmanager
+    def attempt(self, attempt: Attempt) -> Iterator[None]:
+        """Around one attempt: each hook's ``on_attempt`` context manager, entered in order."""
+        with contextlib.ExitStack() as stack:
+            for hook in self.hooks:
+                method = getattr(hook, "on_attempt", None)
+                if method is None:
+                    continue
+                try:
+                    wrap = method(attempt)
+                    if wrap is not None:
+                        stack.enter_context(_Guarded(wrap, hook))
+                except Exception:
+                    _hook_failed(hook, "on_attempt")
+            yield
+
+    def attempt_end(self, result: AttemptResult) -> None:
+        self._call("on_attempt_end", result)
+
+    def retry(self, retry: Retry) -> None:
+        self._call("on_retry", retry)
+
+    def token_fetch(self, fetch: TokenFetch) -> None:
+        self._call("on_token_fetch", fetch)
+
+    def batch_request(self, request: BatchRequest) -> None:
+        self._call("on_batch_request", request)
+
+    def _call(self, name: str, record: Any) -> None:
+        for hook in self.hooks:
+            method = getattr(hook, name, None)
+            if method is None:
+                continue
+            try:
+                method(record)
+            except Exception:
+                _hook_failed(hook, name)
+
+
+class _Guarded:
+    """A hook's context manager whose own failures are logged instead of raised; what the
+    attempt raises (a cancellation, say) still reaches it and goes on."""
+
+    def __init__(self, wrap: Any, hook: Any) -> None:
+        self._wrap = wrap
+        self._hook = hook
+        self._entered = False
+
+    def __enter__(self) -> None:
+        self._wrap.__enter__()
+        self._entered = True
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._entered:
+            try:
+                self._wrap.__exit__(*exc_info)
+            except Exception:
+                _hook_failed(self._hook, "on_attempt (exit)")
+
+
+def _hook_failed(hook: Any, where: str) -> None:
+    _hook_logger.warning("hook %s failed in %s", type(hook).__name__, where, exc_info=True)

@@ -84,6 +84,7 @@ def test_every_python_block_of_the_readme_is_run_by_a_test_here() -> None:
         "## Using it from FastAPI, aiohttp and workers",
         "## Using it from FastAPI, aiohttp and workers",
         "## Using it from FastAPI, aiohttp and workers",
+        "## Observability: hooks, traces and metrics",
         "## Testing your code with FakeWeChat",
         "## Testing your code with FakeWeChat",
     ]
@@ -256,3 +257,24 @@ def test_readme_worker_block_journals_and_resumes(world: Sandbox, tmp_path: Path
     asyncio.run(main())
     assert journal.read_text().split() == ids
     assert len(world.fake.calls_to("/cgi-bin/kf/servicer/add")) == 1  # the re-run sent nothing
+
+
+def test_readme_observability_block_exports_a_span_per_attempt(
+    world: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (code,) = blocks_under("## Observability: hooks, traces and metrics")
+    app = run_as_script(code)["app"]
+
+    async def main() -> httpx.Response:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+                return await client.get(f"/servicers/{world.open_kfid}")
+
+    answer = asyncio.run(main())
+    assert answer.status_code == 200
+    exported = capsys.readouterr().out
+    assert '"name": "GET /cgi-bin/kf/servicer/list"' in exported
+    assert '"name": "GET /cgi-bin/gettoken"' in exported
+    assert "wechat_kf.request.duration" in exported
+    assert world.wecom_secret not in exported

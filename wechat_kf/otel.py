@@ -1,0 +1,91 @@
+"""OpenTelemetry for wechat_kf (extra ``otel``): ``hooks=[OpenTelemetryHook()]`` gives a client span
+per attempt and metrics for request duration, retries, token fetches and batch ids, through the
+global tracer and meter providers or the ones you give."""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    from opentelemetry import metrics, trace
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+except ImportError as exc:  # pragma: no cover - exercised without the extra only
+    raise ImportError("wechat_kf.otel needs: pip install 'wechat-kf[otel]'") from exc
+
+from . import __version__
+from .hooks import Attempt, AttemptResult, BatchRequest, Retry, TokenFetch
+
+__all__ = ["OpenTelemetryHook"]
+
+
+class OpenTelemetryHook:
+    """A span per attempt, named "METHOD /path", with ``http.request.method``, ``url.path``
+    (never the query, which holds the token), ``wechat.attempt``, ``wechat.call`` (business or
+    token) and, once it ends, ``http.response.status_code``, ``wechat.errcode``, ``wechat.rid``
+    and ``error.type``; and the metrics ``wechat_kf.request.duration`` (seconds, per attempt),
+    ``wechat_kf.retries``, ``wechat_kf.token.fetches`` and ``wechat_kf.batch.ids``. Uses the
+    global providers unless ``tracer_provider`` / ``meter_provider`` are given."""
+
+    def __init__(self, *, tracer_provider: Any = None, meter_provider: Any = None) -> None:
+        self._tracer = trace.get_tracer("wechat_kf", __version__, tracer_provider)
+        meter = metrics.get_meter("wechat_kf", __version__, meter_provider)
+        self._duration = meter.create_histogram(
+            "wechat_kf.request.duration", unit="s", description="Duration of each attempt."
+        )
+        self._retries = meter.create_counter(
+            "wechat_kf.retries", unit="{retry}", description="Calls sent again, by reason."
+        )
+        self._token_fetches = meter.create_counter(
+            "wechat_kf.token.fetches", unit="{fetch}", description="Token fetches, by reason."
+        )
+        self._batch_ids = meter.create_counter(
+            "wechat_kf.batch.ids", unit="{id}", description="Ids of servicer batches, by outcome."
+        )
+
+    def on_attempt(self, attempt: Attempt) -> Any:
+        attributes: dict[str, Any] = {
+            "http.request.method": attempt.method,
+            "url.path": attempt.path,
+            "wechat.attempt": attempt.attempt,
+            "wechat.call": attempt.kind,
+        }
+        return self._tracer.start_as_current_span(
+            f"{attempt.method} {attempt.path}", kind=SpanKind.CLIENT, attributes=attributes
+        )
+
+    def on_attempt_end(self, result: AttemptResult) -> None:
+        span = trace.get_current_span()
+        if result.status is not None:
+            span.set_attribute("http.response.status_code", result.status)
+        if result.errcode is not None:
+            span.set_attribute("wechat.errcode", result.errcode)
+        if result.rid is not None:
+            span.set_attribute("wechat.rid", result.rid)
+        if result.error is not None:
+            span.set_attribute("error.type", result.error)
+            span.set_status(Status(StatusCode.ERROR, result.error))
+        attributes: dict[str, Any] = {
+            "http.request.method": result.attempt.method,
+            "url.path": result.attempt.path,
+            "wechat.call": result.attempt.kind,
+        }
+        if result.error is not None:
+            attributes["error.type"] = result.error
+        self._duration.record(result.duration, attributes)
+
+    def on_retry(self, retry: Retry) -> None:
+        self._retries.add(1, {"url.path": retry.path, "wechat.retry.reason": retry.reason})
+
+    def on_token_fetch(self, fetch: TokenFetch) -> None:
+        attributes = {"wechat.platform": fetch.platform, "wechat.token.reason": fetch.reason}
+        self._token_fetches.add(1, attributes)
+
+    def on_batch_request(self, request: BatchRequest) -> None:
+        base = {"wechat.batch.action": request.action}
+        if request.ok:
+            self._batch_ids.add(request.ok, {**base, "wechat.batch.outcome": "ok"})
+        if request.failed:
+            self._batch_ids.add(request.failed, {**base, "wechat.batch.outcome": "failed"})
+        unprocessed = request.ids - request.ok - request.failed
+        if unprocessed:
+            self._batch_ids.add(unprocessed, {**base, "wechat.batch.outcome": "unprocessed"})

@@ -260,8 +260,25 @@ def test_readme_worker_block_journals_and_resumes(world: Sandbox, tmp_path: Path
 
 
 def test_readme_observability_block_exports_a_span_per_attempt(
-    world: Sandbox, capsys: pytest.CaptureFixture[str]
+    world: Sandbox, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import sys
+
+    from opentelemetry.sdk.metrics import export as metrics_export
+    from opentelemetry.sdk.trace import export as trace_export
+
+    # The console exporters default to the stdout of the moment they were imported; here, the
+    # one this test captures.
+    class Spans(trace_export.ConsoleSpanExporter):
+        def __init__(self) -> None:
+            super().__init__(out=sys.stdout)
+
+    class Metrics(metrics_export.ConsoleMetricExporter):
+        def __init__(self) -> None:
+            super().__init__(out=sys.stdout)
+
+    monkeypatch.setattr(trace_export, "ConsoleSpanExporter", Spans)
+    monkeypatch.setattr(metrics_export, "ConsoleMetricExporter", Metrics)
     (code,) = blocks_under("## Observability: hooks, traces and metrics")
     app = run_as_script(code)["app"]
 

@@ -169,6 +169,12 @@ def secret_watch(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
         watched.update(instance.issued_tokens())
         watched.update(app.secret for app in instance.official_accounts.values())
         watched.update(app.secret for app in instance.wecom_apps.values())
+        for platform in instance.open_platforms.values():
+            watched.update([platform.component_appsecret, platform.ticket or ""])
+            watched.update(platform.refresh_tokens.values())
+        for suite in instance.service_providers.values():
+            watched.update([suite.suite_secret, suite.ticket or ""])
+            watched.update(suite.permanent_codes.values())
     secrets = [s for s in watched if s]
     leaks = [(s, text) for s in secrets for text in handler.texts if s in text]
     assert not leaks, f"secret leaked into a log record: {leaks[0][1]!r}"

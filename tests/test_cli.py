@@ -206,6 +206,11 @@ def fake_server() -> Iterator[str]:
         yield server.url
     assert SANDBOX_OPEN_KFID in server.output
     assert SANDBOX_WECOM_SECRET in server.output  # it prints what it accepts, for clients
+    box = sandbox()
+    for seeded in (box.component_appid, box.verify_ticket, box.authorizer_refresh_token,
+                   box.suite_id, box.suite_ticket, box.permanent_code):  # fmt: skip
+        assert seeded in server.output
+    assert "export WECHAT_KF_BASE_URL=http://127.0.0.1:" in server.output
 
 
 def test_fake_server_serves_the_sdk_over_loopback(fake_server: str) -> None:

@@ -80,6 +80,7 @@ def test_every_python_block_of_the_readme_is_run_by_a_test_here() -> None:
         "## WeCom servicers, in batches",
         "## Keeping servicers in sync, and knowing each id's fate",
         "## Tokens",
+        "## Third-party platforms",
         "## Running many workers",
         "## Using it from FastAPI, aiohttp and workers",
         "## Using it from FastAPI, aiohttp and workers",
@@ -295,3 +296,33 @@ def test_readme_observability_block_exports_a_span_per_attempt(
     assert '"name": "GET /cgi-bin/gettoken"' in exported
     assert "wechat_kf.request.duration" in exported
     assert world.wecom_secret not in exported
+
+
+def test_readme_platforms_block_acts_for_an_authorizer_and_a_corp(
+    world: Sandbox, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {
+        "COMPONENT_APPID": world.component_appid,
+        "COMPONENT_APPSECRET": world.component_appsecret,
+        "COMPONENT_VERIFY_TICKET": world.verify_ticket,
+        "AUTHORIZER_APPID": world.appid,
+        "AUTHORIZER_REFRESH_TOKEN": world.authorizer_refresh_token,
+        "SUITE_ID": world.suite_id,
+        "SUITE_SECRET": world.suite_secret,
+        "SUITE_TICKET": world.suite_ticket,
+        "AUTH_CORPID": world.corpid,
+        "PERMANENT_CODE": world.permanent_code,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    # The platforms make their own pool: route it to the fake as the clients are.
+    from wechat_kf import platforms
+
+    monkeypatch.setattr(
+        platforms, "_new_pool", lambda: httpx.AsyncClient(transport=world.fake.transport)
+    )
+    (code,) = blocks_under("## Third-party platforms")
+    run_as_script(code)
+    out = capsys.readouterr().out
+    assert f"{world.appid} 2 kf accounts" in out
+    assert "1 微信客服 accounts" in out

@@ -24,6 +24,7 @@ from .errors import (
     KfAccountLimitError,
     OpenKfidError,
     PermissionDeniedError,
+    PlatformTicketError,
     RateLimitError,
     SyncError,
     TokenStoreError,
@@ -43,6 +44,7 @@ from .models import (
     SyncResult,
     WeComKfAccount,
 )
+from .platforms import OpenPlatform, ServiceProvider
 from .stores import MemoryTokenStore, TokenStore
 from .tokens import (
     OfficialAccountTokenProvider,
@@ -76,9 +78,12 @@ __all__ = [
     "OfficialAccountTokenProvider",
     "OnlineKfAccount",
     "OpenKfidError",
+    "OpenPlatform",
     "PermissionDeniedError",
+    "PlatformTicketError",
     "RateLimitError",
     "RequestOutcome",
+    "ServiceProvider",
     "Servicer",
     "ServicerResult",
     "ServicerStatus",

@@ -854,6 +854,18 @@ def fake_server(host: str, port: int) -> None:
     )
     click.echo(f"  WeCom corpid  {box.corpid}    secret {box.wecom_secret}")
     click.echo(f"  open_kfid     {box.open_kfid}    members user0001..user1000, departments 1..10")
+    click.echo(
+        f"  open platform component_appid {box.component_appid}    secret "
+        f"{box.component_appsecret}    verify ticket {box.verify_ticket}"
+    )
+    click.echo(
+        f"                authorizer {box.appid}    refresh token {box.authorizer_refresh_token}"
+    )
+    click.echo(
+        f"  service provider suite_id {box.suite_id}    secret {box.suite_secret}    "
+        f"suite ticket {box.suite_ticket}"
+    )
+    click.echo(f"                corp {box.corpid}    permanent code {box.permanent_code}")
     click.echo("For the wechat-kf command and the examples in another shell:")
     insecure = "" if loopback else " WECHAT_KF_ALLOW_INSECURE_HTTP=1"
     click.echo(

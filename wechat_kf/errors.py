@@ -20,6 +20,7 @@ Every failure the SDK reports is a :class:`WeChatError`::
     ├── InvalidResponseError     the body is not JSON or not the documented shape
     ├── BatchError               some servicer requests failed as a whole (.result, .unprocessed_*)
     ├── SyncError                a servicers.sync was applied in part (.result, .unprocessed_*)
+    ├── PlatformTicketError      a third-party platform has no ticket, refresh token or code yet
     ├── TokenStoreError          a shared token store could not be used safely
     └── ClientClosedError        the client was closed (also a RuntimeError)
 
@@ -57,6 +58,7 @@ __all__ = [
     "KfAccountLimitError",
     "OpenKfidError",
     "PermissionDeniedError",
+    "PlatformTicketError",
     "RateLimitError",
     "SyncError",
     "TokenStoreError",
@@ -273,6 +275,12 @@ class SyncError(WeChatError):
         )
 
 
+class PlatformTicketError(WeChatError):
+    """A third-party platform cannot fetch a token yet: its source returned no
+    ``component_verify_ticket`` or ``suite_ticket`` (WeChat pushes one to the platform's callback
+    every 10 minutes), no authorizer refresh token or no permanent code. Nothing was sent."""
+
+
 class TokenStoreError(WeChatError):
     """A shared token store could not be used, and fetching a token without it would be unsafe."""
 
@@ -334,6 +342,13 @@ ERRCODES: dict[int, ErrcodeInfo] = {
             89503: "caller IP awaiting admin approval",
             89506: "caller IP refused by the admin",
             89507: "caller IP refused by the admin for now",
+            61003: "the account has not authorised this platform",
+            61006: "component_verify_ticket invalid or expired",
+            61023: "authorizer refresh token invalid",
+            40082: "invalid suite_id",
+            40083: "invalid suite_secret",
+            40084: "invalid permanent_code",
+            40085: "invalid suite_ticket",
         },
     ),
     **_codes(

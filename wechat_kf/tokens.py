@@ -279,10 +279,19 @@ class _CachingTokenProvider(abc.ABC):
         body = await self._fetcher(
             method, self._path, params=params, json=json, idempotent=idempotent, once=once
         )
-        value = body.get("access_token")
+        return self._token_of(body)
+
+    #: The field of the answer that holds the token.
+    _token_field = "access_token"
+
+    def _token_of(self, body: Mapping[str, Any]) -> AccessToken:
+        """The token in a token endpoint's answer, with its lifetime."""
+        value = body.get(self._token_field)
         expires_in = body.get("expires_in")
         if not isinstance(value, str) or not value:
-            raise InvalidResponseError("token response has no access_token", path=self._path)
+            raise InvalidResponseError(
+                f"token response has no {self._token_field}", path=self._path
+            )
         if (
             isinstance(expires_in, bool)
             or not isinstance(expires_in, (int, float))

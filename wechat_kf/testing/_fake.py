@@ -15,7 +15,7 @@ import anyio
 import attrs
 import httpx
 
-from . import _official, _token_api, _wecom
+from . import _official, _platform_api, _token_api, _wecom
 from ._faults import Call, Faults, Refusal, Reply, Request
 from ._serving import AsgiApp, InProcessTransport, parse_multipart
 from ._state import (
@@ -23,13 +23,27 @@ from ._state import (
     KfAccountOfCorp,
     KfAccountState,
     OfficialAccountApp,
+    OpenPlatformState,
+    ServiceProviderState,
     TokenState,
     WeComApp,
 )
 
 __all__ = ["Call", "FakeWeChat", "Faults"]
 
-_SECRET_KEYS = ("access_token", "secret", "corpsecret")
+_SECRET_KEYS = (
+    "access_token",
+    "secret",
+    "corpsecret",
+    "component_appsecret",
+    "component_verify_ticket",
+    "component_access_token",
+    "authorizer_refresh_token",
+    "suite_secret",
+    "suite_ticket",
+    "suite_access_token",
+    "permanent_code",
+)
 Handler = Callable[[Any, Any, Request], dict[str, Any]]
 
 
@@ -46,6 +60,14 @@ _ROUTES: dict[tuple[str, str], _Route] = {
     ("POST", "/cgi-bin/stable_token"): _Route("token", _token_api.stable_token),
     ("GET", "/cgi-bin/token"): _Route("token", _token_api.classic_token),
     ("GET", "/cgi-bin/gettoken"): _Route("token", _token_api.wecom_token),
+    ("POST", "/cgi-bin/component/api_component_token"): _Route(
+        "token", _platform_api.component_token
+    ),
+    ("POST", "/cgi-bin/component/api_authorizer_token"): _Route(
+        "token", _platform_api.authorizer_token
+    ),
+    ("POST", "/cgi-bin/service/get_suite_token"): _Route("token", _platform_api.suite_token),
+    ("POST", "/cgi-bin/service/get_corp_token"): _Route("token", _platform_api.corp_token),
     ("GET", "/cgi-bin/customservice/getkflist"): _Route("oa", _official.kf_list),
     ("GET", "/cgi-bin/customservice/getonlinekflist"): _Route("oa", _official.kf_online),
     ("POST", "/customservice/kfaccount/add"): _Route("oa", _official.kf_add),
@@ -88,6 +110,11 @@ class FakeWeChat:
         self.official_accounts: dict[str, OfficialAccountApp] = {}
         self.wecom_apps: dict[tuple[str, str], WeComApp] = {}
         self.corps: dict[str, Corp] = {}
+        self.open_platforms: dict[str, OpenPlatformState] = {}
+        self.service_providers: dict[str, ServiceProviderState] = {}
+        #: Hand out a new authorizer refresh token with every authorizer token (the old one
+        #: stops working), as WeChat may.
+        self.rotate_refresh_tokens = False
 
     # -- seeding ---------------------------------------------------------------------------
 
@@ -157,6 +184,56 @@ class FakeWeChat:
             corp.departments.add(department)
             if department not in kf.departments:
                 kf.departments.append(department)
+
+    def register_open_platform(
+        self, component_appid: str = "wxcomponent00001", component_appsecret: str | None = None
+    ) -> OpenPlatformState:
+        """Register an Official Account open platform (第三方平台); push it a verify ticket with
+        :meth:`push_verify_ticket` before it can fetch its component token."""
+        state = OpenPlatformState(component_appid, component_appsecret or secrets.token_hex(16))
+        self.open_platforms[component_appid] = state
+        return state
+
+    def push_verify_ticket(self, component_appid: str) -> str:
+        """What WeChat pushes to the platform's callback every 10 minutes: a new
+        component_verify_ticket, accepted for 12 hours; returns it."""
+        platform = self.open_platforms[component_appid]
+        platform.ticket = "ticket@@@" + secrets.token_urlsafe(24)
+        platform.ticket_expires_at = self.now() + _platform_api.TICKET_LIFETIME
+        return platform.ticket
+
+    def authorize(self, component_appid: str, authorizer_appid: str) -> str:
+        """An Official Account authorises the platform (registered here if new); returns its
+        authorizer_refresh_token."""
+        if authorizer_appid not in self.official_accounts:
+            self.register_official_account(authorizer_appid)
+        token = "refreshtoken@@@" + secrets.token_urlsafe(24)
+        self.open_platforms[component_appid].refresh_tokens[authorizer_appid] = token
+        return token
+
+    def register_service_provider(
+        self, suite_id: str = "wwsuite000000001", suite_secret: str | None = None
+    ) -> ServiceProviderState:
+        """Register a WeCom service provider's suite (第三方应用); push it a suite ticket with
+        :meth:`push_suite_ticket` before it can fetch its suite token."""
+        state = ServiceProviderState(suite_id, suite_secret or secrets.token_urlsafe(32))
+        self.service_providers[suite_id] = state
+        return state
+
+    def push_suite_ticket(self, suite_id: str) -> str:
+        """A new suite_ticket, as WeChat pushes every 10 minutes; returns it."""
+        suite = self.service_providers[suite_id]
+        suite.ticket = secrets.token_urlsafe(32)
+        suite.ticket_expires_at = self.now() + _platform_api.TICKET_LIFETIME
+        return suite.ticket
+
+    def authorize_corp(self, suite_id: str, corpid: str) -> str:
+        """A corp installs the suite (the corp is created here if new); returns its
+        permanent_code."""
+        self._corp(corpid)
+        code = secrets.token_urlsafe(32)
+        self.service_providers[suite_id].permanent_codes[corpid] = code
+        return code
 
     def add_kf_account(self, appid: str, kf_account: str, nickname: str) -> KfAccountState:
         """Seed a kf account of an Official Account directly, as if it had been added."""

@@ -14,6 +14,16 @@ SANDBOX_WECOM_SECRET = "sandbox-wecom-secret-0123456789abcdef"
 SANDBOX_OPEN_KFID = "wkSANDBOX0000000000000000000001"
 SANDBOX_MEMBERS = 1000
 SANDBOX_DEPARTMENTS = 10
+SANDBOX_COMPONENT_APPID = "wxsandboxcomponent1"
+SANDBOX_COMPONENT_SECRET = "sandbox-component-secret-0123456789"
+SANDBOX_VERIFY_TICKET = "ticket@@@sandbox-verify-ticket"
+SANDBOX_AUTHORIZER_REFRESH_TOKEN = "refreshtoken@@@sandbox-authorizer"
+SANDBOX_SUITE_ID = "wwsandboxsuite0001"
+SANDBOX_SUITE_SECRET = "sandbox-suite-secret-0123456789abcdef"
+SANDBOX_SUITE_TICKET = "sandbox-suite-ticket-0123456789"
+SANDBOX_PERMANENT_CODE = "sandbox-permanent-code-0123456789"
+#: The sandbox's tickets stay valid this long (a real one lasts 12 hours).
+_TICKET_LIFETIME = 10 * 365 * 86400.0
 
 
 @attrs.frozen
@@ -27,6 +37,14 @@ class Sandbox:
     corpid: str = SANDBOX_CORPID
     wecom_secret: str = SANDBOX_WECOM_SECRET
     open_kfid: str = SANDBOX_OPEN_KFID
+    component_appid: str = SANDBOX_COMPONENT_APPID
+    component_appsecret: str = SANDBOX_COMPONENT_SECRET
+    verify_ticket: str = SANDBOX_VERIFY_TICKET
+    authorizer_refresh_token: str = SANDBOX_AUTHORIZER_REFRESH_TOKEN
+    suite_id: str = SANDBOX_SUITE_ID
+    suite_secret: str = SANDBOX_SUITE_SECRET
+    suite_ticket: str = SANDBOX_SUITE_TICKET
+    permanent_code: str = SANDBOX_PERMANENT_CODE
 
     @property
     def members(self) -> list[str]:
@@ -35,8 +53,10 @@ class Sandbox:
 
 
 def sandbox(*, seed: int = 0) -> Sandbox:
-    """A FakeWeChat with one Official Account (WeChat ID ``gh_sandbox``, two kf accounts) and one
-    WeCom corp (members ``user0001``..``user1000``, departments 1..10, one 微信客服 account)."""
+    """A FakeWeChat with one Official Account (WeChat ID ``gh_sandbox``, two kf accounts), one
+    WeCom corp (members ``user0001``..``user1000``, departments 1..10, one 微信客服 account), an
+    open platform the Official Account authorised and a service provider the corp installed
+    (fixed tickets, refresh token and permanent code)."""
     fake = FakeWeChat(seed=seed)
     fake.register_official_account(SANDBOX_APPID, SANDBOX_OA_SECRET, wechat_id=SANDBOX_WECHAT_ID)
     for prefix, nick in (("support", "客服小王"), ("sales", "销售小李")):
@@ -45,4 +65,12 @@ def sandbox(*, seed: int = 0) -> Sandbox:
     fake.add_members(SANDBOX_CORPID, [f"user{i:04d}" for i in range(1, SANDBOX_MEMBERS + 1)])
     fake.add_departments(SANDBOX_CORPID, range(1, SANDBOX_DEPARTMENTS + 1))
     fake.create_kf_account(SANDBOX_CORPID, "沙盒客服", open_kfid=SANDBOX_OPEN_KFID)
+    platform = fake.register_open_platform(SANDBOX_COMPONENT_APPID, SANDBOX_COMPONENT_SECRET)
+    platform.ticket = SANDBOX_VERIFY_TICKET
+    platform.ticket_expires_at = fake.now() + _TICKET_LIFETIME
+    platform.refresh_tokens[SANDBOX_APPID] = SANDBOX_AUTHORIZER_REFRESH_TOKEN
+    suite = fake.register_service_provider(SANDBOX_SUITE_ID, SANDBOX_SUITE_SECRET)
+    suite.ticket = SANDBOX_SUITE_TICKET
+    suite.ticket_expires_at = fake.now() + _TICKET_LIFETIME
+    suite.permanent_codes[SANDBOX_CORPID] = SANDBOX_PERMANENT_CODE
     return Sandbox(fake)

@@ -74,3 +74,27 @@ class TokenState:
     owner: str
     expires_at: float
     kind: str = ""
+
+
+@attrs.define
+class OpenPlatformState:
+    """An Official Account open platform: its credentials, the latest verify ticket (and until
+    when it is accepted), and each authorizer's current refresh token."""
+
+    component_appid: str
+    component_appsecret: str
+    ticket: str | None = None
+    ticket_expires_at: float = 0.0
+    refresh_tokens: dict[str, str] = attrs.Factory(dict)
+
+
+@attrs.define
+class ServiceProviderState:
+    """A WeCom service provider's suite: its credentials, the latest suite ticket, and each
+    authorised corp's permanent code."""
+
+    suite_id: str
+    suite_secret: str
+    ticket: str | None = None
+    ticket_expires_at: float = 0.0
+    permanent_codes: dict[str, str] = attrs.Factory(dict)

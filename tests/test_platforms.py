@@ -1,0 +1,314 @@
+"""Third-party platforms: authorizer and corp tokens fetched through the component and suite tokens,
+refreshed and shared like the apps' own, against FakeWeChat's platform endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from wechat_kf import CredentialError, WeChatError
+from wechat_kf.platforms import OpenPlatform, PlatformTicketError, ServiceProvider
+from wechat_kf.testing import FakeWeChat
+
+pytestmark = pytest.mark.anyio
+
+COMPONENT = "/cgi-bin/component/api_component_token"
+AUTHORIZER = "/cgi-bin/component/api_authorizer_token"
+SUITE = "/cgi-bin/service/get_suite_token"
+CORP = "/cgi-bin/service/get_corp_token"
+
+
+@pytest.fixture
+async def http(fake: FakeWeChat) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=fake.transport) as client:
+        yield client
+
+
+@pytest.fixture
+def component(fake: FakeWeChat) -> Any:
+    state = fake.register_open_platform()
+    fake.push_verify_ticket(state.component_appid)
+    return state
+
+
+def platform(fake: FakeWeChat, component: Any, http: httpx.AsyncClient, **options: Any) -> Any:
+    def latest() -> str | None:  # what a callback stored: always the newest ticket
+        return fake.open_platforms[component.component_appid].ticket
+
+    options.setdefault("verify_ticket", latest)
+    return OpenPlatform(
+        component.component_appid, component.component_appsecret, http_client=http, **options
+    )
+
+
+def successes(fake: FakeWeChat, path: str) -> int:
+    return len([c for c in fake.calls_to(path) if c.delivered_ok])
+
+
+async def test_an_authorizer_client_calls_with_a_token_fetched_through_the_component_token(
+    fake: FakeWeChat, component: Any, http: httpx.AsyncClient
+) -> None:
+    refresh = fake.authorize(component.component_appid, "wxauthorizer0001")
+    fake.add_kf_account("wxauthorizer0001", "a@gh_fake", "客服")
+    async with platform(fake, component, http) as p:
+        oa = p.official_account("wxauthorizer0001", refresh_token=refresh)
+        accounts = await oa.kf_accounts.list()
+    assert [a.kf_account for a in accounts] == ["a@gh_fake"]
+    assert (successes(fake, COMPONENT), successes(fake, AUTHORIZER)) == (1, 1)
+    sent = fake.calls_to(AUTHORIZER)[0]
+    assert sent.json["authorizer_refresh_token"] == "<redacted>"
+    assert sent.params["component_access_token"] == "<redacted>"
+
+
+async def test_many_authorizers_share_one_component_token_and_one_pool(
+    fake: FakeWeChat, component: Any, http: httpx.AsyncClient
+) -> None:
+    appids = [f"wxauthorizer000{i}" for i in range(3)]
+    refresh = {a: fake.authorize(component.component_appid, a) for a in appids}
+    fake.faults.token_latency = 0.02  # every caller finds the caches cold together
+    async with platform(fake, component, http) as p:
+        clients = [p.official_account(a, refresh_token=refresh[a]) for a in appids for _ in "ab"]
+        async with anyio.create_task_group() as group:
+            for client in clients:
+                for _ in range(10):
+                    group.start_soon(client.kf_accounts.list)
+        pools = {id(c._transport._exchange._http) for c in clients}
+    assert pools == {id(http)}
+    assert successes(fake, COMPONENT) == 1
+    assert successes(fake, AUTHORIZER) == 3
+
+
+async def test_ticket_sources_may_be_async_and_no_ticket_is_a_clear_error(
+    fake: FakeWeChat, component: Any, http: httpx.AsyncClient
+) -> None:
+    refresh = fake.authorize(component.component_appid, "wxauthorizer0001")
+    none_yet: list[str | None] = [None]
+
+    async def stored() -> str | None:
+        return none_yet[0]
+
+    async with platform(fake, component, http, verify_ticket=stored) as p:
+        oa = p.official_account("wxauthorizer0001", refresh_token=refresh)
+        with pytest.raises(PlatformTicketError, match="component_verify_ticket"):
+            await oa.kf_accounts.list()
+        assert fake.calls_to(COMPONENT) == []  # nothing sent without a ticket
+        none_yet[0] = fake.open_platforms[component.component_appid].ticket
+        await oa.kf_accounts.list()
+
+
+async def test_an_expired_ticket_is_refused_and_the_next_pushed_one_works(
+    fake: FakeWeChat, component: Any, http: httpx.AsyncClient
+) -> None:
+    refresh = fake.authorize(component.component_appid, "wxauthorizer0001")
+    async with platform(fake, component, http) as p:
+        oa = p.official_account("wxauthorizer0001", refresh_token=refresh)
+        fake.advance(13 * 3600)  # no ticket pushed for 13 hours
+        with pytest.raises(CredentialError) as info:
+            await oa.kf_accounts.list()
+        assert info.value.errcode == 61006
+        fake.push_verify_ticket(component.component_appid)
+        await oa.kf_accounts.list()
+
+
+async def test_a_refresh_token_that_comes_back_new_is_saved_and_used_next(
+    fake: FakeWeChat, component: Any, http: httpx.AsyncClient
+) -> None:
+    first = fake.authorize(component.component_appid, "wxauthorizer0001")
+    fake.rotate_refresh_tokens = True
+    saved: list[str] = []
+
+    async def save(token: str) -> None:
+        saved.append(token)
+
+    async with platform(fake, component, http) as p:
+        oa = p.official_account("wxauthorizer0001", refresh_token=first, save_refresh_token=save)
+        await oa.kf_accounts.list()
+        fake.revoke_tokens()
+        fake.push_verify_ticket(component.component_appid)
+        await oa.kf_accounts.list()  # the rotated refresh token, not the first, is used
+    current = fake.open_platforms[component.component_appid].refresh_tokens["wxauthorizer0001"]
+    assert len(saved) == 2
+    assert saved[-1] == current
+    assert first not in saved
+
+
+async def test_an_invalid_refresh_token_is_a_credential_error_61023(
+    fake: FakeWeChat, component: Any, http: httpx.AsyncClient
+) -> None:
+    fake.authorize(component.component_appid, "wxauthorizer0001")
+    async with platform(fake, component, http) as p:
+        oa = p.official_account("wxauthorizer0001", refresh_token="refreshtoken@@@stale")
+        with pytest.raises(CredentialError) as info:
+            await oa.kf_accounts.list()
+    assert info.value.errcode == 61023
+    assert successes(fake, AUTHORIZER) == 0
+
+
+async def test_a_component_token_the_endpoint_rejects_is_replaced_once(
+    fake: FakeWeChat, component: Any, http: httpx.AsyncClient
+) -> None:
+    refresh = fake.authorize(component.component_appid, "wxauthorizer0001")
+    async with platform(fake, component, http) as p:
+        oa = p.official_account("wxauthorizer0001", refresh_token=refresh)
+        await oa.kf_accounts.list()
+        fake.revoke_tokens()  # WeChat drops both: the business call and the fetch are refused
+        await oa.kf_accounts.list()
+    refused = [c for c in fake.calls_to(AUTHORIZER) if c.errcode == 40001]
+    assert len(refused) == 1
+    assert successes(fake, COMPONENT) == 2
+    assert successes(fake, AUTHORIZER) == 2
+
+
+async def test_a_service_provider_acts_for_an_authorised_corp(
+    fake: FakeWeChat, http: httpx.AsyncClient
+) -> None:
+    suite = fake.register_service_provider()
+    fake.push_suite_ticket(suite.suite_id)
+    code = fake.authorize_corp(suite.suite_id, "wwcustomer00001")
+    fake.add_members("wwcustomer00001", ["alice", "bob"])
+    open_kfid = fake.create_kf_account("wwcustomer00001")
+
+    def latest() -> str | None:
+        return fake.service_providers[suite.suite_id].ticket
+
+    async with ServiceProvider(
+        suite.suite_id, suite.suite_secret, suite_ticket=latest, http_client=http
+    ) as sp:
+        wc = sp.wecom("wwcustomer00001", permanent_code=code)
+        result = await wc.servicers.add(open_kfid, ["alice", "bob"])
+        wrong = sp.wecom("wwother00000001", permanent_code="not-the-code")
+        with pytest.raises(CredentialError) as info:
+            await wrong.servicers.list(open_kfid)
+    assert result.ok
+    assert set(fake.servicers(open_kfid)) == {"alice", "bob"}
+    assert info.value.errcode == 40084
+    assert (successes(fake, SUITE), successes(fake, CORP)) == (1, 1)
+
+
+async def test_an_expired_suite_ticket_is_refused(
+    fake: FakeWeChat, http: httpx.AsyncClient
+) -> None:
+    suite = fake.register_service_provider()
+    ticket = fake.push_suite_ticket(suite.suite_id)
+    code = fake.authorize_corp(suite.suite_id, "wwcustomer00001")
+    fake.advance(13 * 3600)
+    async with ServiceProvider(
+        suite.suite_id, suite.suite_secret, suite_ticket=ticket, http_client=http
+    ) as sp:
+        with pytest.raises(CredentialError) as info:
+            await sp.wecom("wwcustomer00001", permanent_code=code).servicers.list("wk1")
+    assert info.value.errcode == 40085
+
+
+async def test_closing_a_client_leaves_the_platform_and_its_other_clients_working(
+    fake: FakeWeChat, component: Any
+) -> None:
+    refresh = fake.authorize(component.component_appid, "wxauthorizer0001")
+    p = OpenPlatform(
+        component.component_appid,
+        component.component_appsecret,
+        verify_ticket=component.ticket,
+        http_client=httpx.AsyncClient(transport=fake.transport),
+    )
+    first = p.official_account("wxauthorizer0001", refresh_token=refresh)
+    second = p.official_account("wxauthorizer0001", refresh_token=refresh)
+    await first.aclose()
+    assert first.closed
+    await second.kf_accounts.list()
+    await p.aclose()
+    with pytest.raises(WeChatError):
+        await second.kf_accounts.list()
+    await p._http.aclose()
+
+
+async def test_bad_arguments_are_refused_before_any_request(
+    fake: FakeWeChat, component: Any, http: httpx.AsyncClient
+) -> None:
+    with pytest.raises(TypeError):
+        OpenPlatform("wxc", "secret", verify_ticket=42, http_client=http)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        OpenPlatform("", "secret", verify_ticket="t", http_client=http)
+    async with platform(fake, component, http) as p:
+        with pytest.raises(TypeError):
+            p.official_account("wxa", refresh_token=None)  # type: ignore[arg-type]
+    assert fake.calls == []
+
+
+async def test_platform_token_fetches_reach_the_hooks(
+    fake: FakeWeChat, component: Any, http: httpx.AsyncClient
+) -> None:
+    fetches: list[Any] = []
+
+    class Hook:
+        def on_token_fetch(self, fetch: Any) -> None:
+            fetches.append((fetch.platform, fetch.app_id, fetch.reason))
+
+    refresh = fake.authorize(component.component_appid, "wxauthorizer0001")
+    async with platform(fake, component, http, hooks=[Hook()]) as p:
+        await p.official_account("wxauthorizer0001", refresh_token=refresh).kf_accounts.list()
+    assert fetches == [
+        ("oa", "wxauthorizer0001", "cold"),
+        ("component", component.component_appid, "cold"),
+    ]
+
+
+# -- across processes, on a real redis-server --------------------------------------------------
+
+
+def test_four_processes_of_one_platform_fetch_one_component_and_one_authorizer_token() -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests._redis import redis_server
+    from tests._servers import serve
+
+    fake = FakeWeChat()
+    state = fake.register_open_platform()
+    ticket = fake.push_verify_ticket(state.component_appid)
+    refresh = fake.authorize(state.component_appid, "wxauthorizer0001")
+    fake.faults.token_latency = 0.2  # a slow fetch, so all four processes find the store cold
+    root = Path(__file__).resolve().parent.parent
+    with redis_server() as redis_url, serve(fake.app) as base_url:
+        command = [
+            sys.executable, "-m", "tests._platform_worker", "--base-url", base_url,
+            "--redis-url", redis_url, "--component-appid", state.component_appid,
+            "--component-secret", state.component_appsecret, "--ticket", ticket,
+            "--authorizer", "wxauthorizer0001", "--refresh-token", refresh,
+        ]  # fmt: skip
+        workers = [
+            subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, text=True) for _ in range(4)
+        ]
+        results = [
+            json.loads(w.communicate(timeout=60)[0].strip().splitlines()[-1]) for w in workers
+        ]
+    assert [r["ok"] for r in results] == [50] * 4, results
+    assert successes(fake, COMPONENT) == 1
+    assert successes(fake, AUTHORIZER) == 1
+
+
+async def test_the_sandbox_and_the_fake_server_seed_a_platform_and_a_service_provider() -> None:
+    from wechat_kf.testing import sandbox
+
+    box = sandbox()
+    async with (
+        httpx.AsyncClient(transport=box.fake.transport) as http,
+        OpenPlatform(
+            box.component_appid,
+            box.component_appsecret,
+            verify_ticket=box.verify_ticket,
+            http_client=http,
+        ) as p,
+        ServiceProvider(
+            box.suite_id, box.suite_secret, suite_ticket=box.suite_ticket, http_client=http
+        ) as sp,
+    ):
+        oa = p.official_account(box.appid, refresh_token=box.authorizer_refresh_token)
+        assert len(await oa.kf_accounts.list()) == 2
+        wc = sp.wecom(box.corpid, permanent_code=box.permanent_code)
+        assert await wc.servicers.list(box.open_kfid) == []

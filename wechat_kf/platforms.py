@@ -1,0 +1,522 @@
+"""Third-party platforms: an Official Account open platform (component) acting for its authorizers,
+and a WeCom service provider (suite) acting for its authorised corps. Their tokens are fetched,
+refreshed and shared like the app's own: cached, one fetch however many callers wait,
+compare-and-invalidate, and the same token store (Redis across processes).
+
+    async with OpenPlatform(appid, appsecret, verify_ticket=latest_ticket, token_store=store) as p:
+        oa = p.official_account(authorizer_appid, refresh_token=load, save_refresh_token=save)
+        await oa.kf_accounts.list()
+
+Every client a platform hands out shares its one connection pool and its one component (or
+suite) token.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, TypeAlias, TypeVar
+
+import httpx
+
+from ._exchanges import DEFAULT_CONNECTIONS, KEEPALIVE_SECONDS
+from ._secrets import hide
+from ._transport import Transport, check_base_url
+from .clients import OfficialAccountClient, WeComClient
+from .errors import TOKEN_ERRCODES, ClientClosedError, CredentialError, PlatformTicketError
+from .hooks import Hooks
+from .models import AccessToken
+from .stores import TokenStore
+from .tokens import TokenFetcher, _CachingTokenProvider, _check_credential
+
+__all__ = [
+    "AuthorizerTokenProvider",
+    "ComponentTokenProvider",
+    "CorpTokenProvider",
+    "OpenPlatform",
+    "PlatformTicketError",
+    "ServiceProvider",
+    "Source",
+    "SuiteTokenProvider",
+]
+
+#: Where a value the platform receives elsewhere comes from: the value itself, or a function
+#: (plain or async) that returns the latest one (None when there is none yet), such as a read of
+#: the key your callback writes.
+Source: TypeAlias = "str | Callable[[], str | Awaitable[str | None] | None]"
+
+_P = TypeVar("_P", bound="_Platform")
+_C = TypeVar("_C", OfficialAccountClient, WeComClient)
+
+
+async def _read(source: Source, what: str) -> str | None:
+    value: Any = source() if callable(source) else source
+    if inspect.isawaitable(value):
+        value = await value
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"the {what} source returned {type(value).__name__}, not a str")
+    return hide(value) if value else None
+
+
+def _check_source(name: str, source: object) -> Source:
+    if isinstance(source, str):
+        _check_credential(name, source)
+        return hide(source)
+    if not callable(source):
+        raise TypeError(f"{name} must be a str or a function returning the latest one")
+    return source
+
+
+class ComponentTokenProvider(_CachingTokenProvider):
+    """The open platform's ``component_access_token`` (``POST
+    /cgi-bin/component/api_component_token`` with the latest ``component_verify_ticket``, read
+    from ``verify_ticket`` at each fetch). One per platform, shared by all its authorizers."""
+
+    _path = "/cgi-bin/component/api_component_token"
+    _token_field = "component_access_token"
+    _platform = "component"
+
+    def __init__(
+        self,
+        component_appid: str,
+        component_appsecret: str,
+        *,
+        verify_ticket: Source,
+        fetch: TokenFetcher,
+        store: TokenStore | None = None,
+        clock: Callable[[], float] = time.time,
+        hooks: Hooks | None = None,
+    ) -> None:
+        component_appsecret = hide(component_appsecret)
+        self.component_appid = _check_credential("component_appid", component_appid)
+        self._secret = _check_credential("component_appsecret", component_appsecret)
+        self._ticket = _check_source("verify_ticket", verify_ticket)
+        key = f"component:{component_appid}"
+        super().__init__(key=key, fetch=fetch, store=store, clock=clock, hooks=hooks)
+
+    def _app_id(self) -> str:
+        return self.component_appid
+
+    async def _fetch(self, store: TokenStore) -> AccessToken:
+        ticket = await _read(self._ticket, "verify_ticket")
+        if ticket is None:
+            raise PlatformTicketError(
+                "no component_verify_ticket yet: WeChat pushes one to your callback every 10 "
+                "minutes; the verify_ticket source returned none"
+            )
+        body = {
+            "component_appid": self.component_appid,
+            "component_appsecret": self._secret,
+            "component_verify_ticket": ticket,
+        }
+        # Not idempotent in effect: a new component token replaces the previous one.
+        return await self._call("POST", json=body, idempotent=False)
+
+    def __repr__(self) -> str:
+        appid = getattr(self, "component_appid", None)
+        return f"ComponentTokenProvider(component_appid={appid!r})"
+
+
+class SuiteTokenProvider(_CachingTokenProvider):
+    """A WeCom service provider's ``suite_access_token`` (``POST /cgi-bin/service/get_suite_token``
+    with the latest ``suite_ticket``, read from ``suite_ticket`` at each fetch). One per suite,
+    shared by all its authorised corps."""
+
+    _path = "/cgi-bin/service/get_suite_token"
+    _token_field = "suite_access_token"
+    _platform = "suite"
+
+    def __init__(
+        self,
+        suite_id: str,
+        suite_secret: str,
+        *,
+        suite_ticket: Source,
+        fetch: TokenFetcher,
+        store: TokenStore | None = None,
+        clock: Callable[[], float] = time.time,
+        hooks: Hooks | None = None,
+    ) -> None:
+        suite_secret = hide(suite_secret)
+        self.suite_id = _check_credential("suite_id", suite_id)
+        self._secret = _check_credential("suite_secret", suite_secret)
+        self._ticket = _check_source("suite_ticket", suite_ticket)
+        super().__init__(
+            key=f"suite:{suite_id}", fetch=fetch, store=store, clock=clock, hooks=hooks
+        )
+
+    def _app_id(self) -> str:
+        return self.suite_id
+
+    async def _fetch(self, store: TokenStore) -> AccessToken:
+        ticket = await _read(self._ticket, "suite_ticket")
+        if ticket is None:
+            raise PlatformTicketError(
+                "no suite_ticket yet: WeChat pushes one to your callback every 10 minutes; the "
+                "suite_ticket source returned none"
+            )
+        body = {"suite_id": self.suite_id, "suite_secret": self._secret, "suite_ticket": ticket}
+        return await self._call("POST", json=body)
+
+    def __repr__(self) -> str:
+        return f"SuiteTokenProvider(suite_id={getattr(self, 'suite_id', None)!r})"
+
+
+class _OnBehalf(_CachingTokenProvider):
+    """A token obtained with the platform's own token (component or suite): a rejection of that
+    token by the endpoint drops it and the fetch is tried once more with a new one."""
+
+    _parent: _CachingTokenProvider
+    _parent_param = ""
+
+    async def _with_parent(self, json: Mapping[str, Any]) -> Mapping[str, Any]:
+        for last in (False, True):
+            parent = await self._parent.get_token()
+            try:
+                return await self._fetcher(
+                    "POST", self._path, params={self._parent_param: parent}, json=json,
+                    idempotent=True,
+                )  # fmt: skip
+            except CredentialError as exc:
+                if last or exc.errcode not in TOKEN_ERRCODES:
+                    raise
+                await self._parent.invalidate(parent)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class AuthorizerTokenProvider(_OnBehalf):
+    """An authorizer's ``authorizer_access_token`` (``POST
+    /cgi-bin/component/api_authorizer_token`` with the component token and the authorizer's
+    refresh token, read from ``refresh_token`` at each fetch). A refresh token that comes back
+    different is handed to ``save_refresh_token`` (plain or async) before the token is used, and
+    used for the next fetch."""
+
+    _path = "/cgi-bin/component/api_authorizer_token"
+    _token_field = "authorizer_access_token"
+    _platform = "oa"
+    _parent_param = "component_access_token"
+
+    def __init__(
+        self,
+        component: ComponentTokenProvider,
+        authorizer_appid: str,
+        *,
+        refresh_token: Source,
+        save_refresh_token: Callable[[str], Any] | None = None,
+        fetch: TokenFetcher,
+        store: TokenStore | None = None,
+        clock: Callable[[], float] = time.time,
+        hooks: Hooks | None = None,
+    ) -> None:
+        if not isinstance(component, ComponentTokenProvider):
+            raise TypeError("component must be a ComponentTokenProvider")
+        if save_refresh_token is not None and not callable(save_refresh_token):
+            raise TypeError("save_refresh_token must be a function")
+        self._parent = self._component = component
+        self.authorizer_appid = _check_credential("authorizer_appid", authorizer_appid)
+        self._refresh_source = _check_source("refresh_token", refresh_token)
+        self._save = save_refresh_token
+        self._latest: str | None = None
+        key = f"authorizer:{component.component_appid}:{authorizer_appid}"
+        super().__init__(key=key, fetch=fetch, store=store, clock=clock, hooks=hooks)
+
+    def _app_id(self) -> str:
+        return self.authorizer_appid
+
+    async def _fetch(self, store: TokenStore) -> AccessToken:
+        refresh = self._latest or await _read(self._refresh_source, "refresh_token")
+        if refresh is None:
+            raise PlatformTicketError(
+                f"no authorizer_refresh_token for {self.authorizer_appid}: the refresh_token "
+                "source returned none"
+            )
+        body = await self._with_parent(
+            {
+                "component_appid": self._component.component_appid,
+                "authorizer_appid": self.authorizer_appid,
+                "authorizer_refresh_token": refresh,
+            }
+        )
+        token = self._token_of(body)
+        new = body.get("authorizer_refresh_token")
+        if isinstance(new, str) and new and new != refresh:
+            self._latest = hide(new)
+            if self._save is not None:
+                saved = self._save(self._latest)
+                if inspect.isawaitable(saved):
+                    await saved
+        return token
+
+    def __repr__(self) -> str:
+        appid = getattr(self, "authorizer_appid", None)
+        return f"AuthorizerTokenProvider(authorizer_appid={appid!r})"
+
+
+class CorpTokenProvider(_OnBehalf):
+    """An authorised corp's ``access_token`` (``POST /cgi-bin/service/get_corp_token`` with the
+    suite token and the corp's permanent code)."""
+
+    _path = "/cgi-bin/service/get_corp_token"
+    _platform = "wecom"
+    _parent_param = "suite_access_token"
+
+    def __init__(
+        self,
+        suite: SuiteTokenProvider,
+        auth_corpid: str,
+        *,
+        permanent_code: Source,
+        fetch: TokenFetcher,
+        store: TokenStore | None = None,
+        clock: Callable[[], float] = time.time,
+        hooks: Hooks | None = None,
+    ) -> None:
+        if not isinstance(suite, SuiteTokenProvider):
+            raise TypeError("suite must be a SuiteTokenProvider")
+        self._parent = suite
+        self.auth_corpid = _check_credential("auth_corpid", auth_corpid)
+        self._code = _check_source("permanent_code", permanent_code)
+        key = f"corp:{suite.suite_id}:{auth_corpid}"
+        super().__init__(key=key, fetch=fetch, store=store, clock=clock, hooks=hooks)
+
+    def _app_id(self) -> str:
+        return self.auth_corpid
+
+    async def _fetch(self, store: TokenStore) -> AccessToken:
+        code = await _read(self._code, "permanent_code")
+        if code is None:
+            raise PlatformTicketError(
+                f"no permanent_code for {self.auth_corpid}: its source returned none"
+            )
+        body = await self._with_parent({"auth_corpid": self.auth_corpid, "permanent_code": code})
+        return self._token_of(body)
+
+    def __repr__(self) -> str:
+        return f"CorpTokenProvider(auth_corpid={getattr(self, 'auth_corpid', None)!r})"
+
+
+def _new_pool() -> httpx.AsyncClient:
+    """A platform's own pool: as many idle connections kept as it may open."""
+    limits = httpx.Limits(
+        max_connections=DEFAULT_CONNECTIONS,
+        max_keepalive_connections=DEFAULT_CONNECTIONS,
+        keepalive_expiry=KEEPALIVE_SECONDS,
+    )
+    return httpx.AsyncClient(limits=limits, follow_redirects=False)
+
+
+class _Platform:
+    """One connection pool and one platform token for every client handed out."""
+
+    _default_base_url = ""
+
+    def __init__(
+        self,
+        *,
+        token_store: TokenStore | None,
+        http_client: httpx.AsyncClient | None,
+        base_url: str | None,
+        timeout: float,
+        max_retries: int,
+        hooks: Iterable[Any] | None,
+        allow_insecure_http: bool,
+    ) -> None:
+        if token_store is not None and not isinstance(token_store, TokenStore):
+            raise TypeError("token_store must implement the TokenStore protocol")
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise TypeError("http_client must be an httpx.AsyncClient")
+        self.base_url = check_base_url(base_url or self._default_base_url, allow_insecure_http)
+        self._owns_http = http_client is None
+        # The pool every client shares: the platform's own httpx client (or yours).
+        self._http = http_client or _new_pool()
+        self._store = token_store
+        self._hooks = Hooks(hooks)
+        self._options: dict[str, Any] = {
+            "http_client": self._http,
+            "base_url": self.base_url,
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "allow_insecure_http": allow_insecure_http,
+            "hooks": self._hooks.hooks,
+        }
+        self._transport = Transport(
+            base_url=self.base_url,
+            http_client=self._http,
+            timeout=timeout,
+            max_retries=max_retries,
+            allow_insecure_http=allow_insecure_http,
+            hooks=self._hooks,
+        )
+        # The clients handed out, closed with the platform (weakly held: a dropped client goes).
+        self._clients: weakref.WeakSet[OfficialAccountClient | WeComClient] = weakref.WeakSet()
+        self.closed = False
+
+    def _hand_out(self, client: _C) -> _C:
+        if self.closed:
+            raise ClientClosedError("the platform is closed")
+        self._clients.add(client)
+        return client
+
+    async def __aenter__(self: _P) -> _P:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the clients handed out and the shared pool (unless it is your
+        ``http_client``)."""
+        self.closed = True
+        for client in list(self._clients):
+            await client.aclose()
+        await self._transport.aclose()
+        if self._owns_http:
+            await self._http.aclose()
+
+
+class OpenPlatform(_Platform):
+    """An Official Account open platform (第三方平台): ``official_account(authorizer_appid, ...)``
+    hands out an :class:`OfficialAccountClient` acting for that authorizer. The component token
+    is fetched with the latest ``verify_ticket`` and shared by every authorizer; authorizer tokens
+    are fetched with it, one per authorizer; all are kept in ``token_store`` (share a
+    ``RedisTokenStore`` between processes: one fetch per token for all of them)."""
+
+    _default_base_url = "https://api.weixin.qq.com"
+
+    def __init__(
+        self,
+        component_appid: str,
+        component_appsecret: str,
+        *,
+        verify_ticket: Source,
+        token_store: TokenStore | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        base_url: str | None = None,
+        timeout: float = 10.0,
+        max_retries: int = 3,
+        hooks: Iterable[Any] | None = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        component_appsecret = hide(component_appsecret)
+        super().__init__(
+            token_store=token_store,
+            http_client=http_client,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            hooks=hooks,
+            allow_insecure_http=allow_insecure_http,
+        )
+        self.component = ComponentTokenProvider(
+            component_appid,
+            component_appsecret,
+            verify_ticket=verify_ticket,
+            fetch=self._transport.fetch_token,
+            store=token_store,
+            hooks=self._hooks,
+        )
+        self._authorizers: dict[str, AuthorizerTokenProvider] = {}
+
+    def official_account(
+        self,
+        authorizer_appid: str,
+        *,
+        refresh_token: Source,
+        save_refresh_token: Callable[[str], Any] | None = None,
+    ) -> OfficialAccountClient:
+        """A client acting for ``authorizer_appid``, its token fetched with ``refresh_token`` (the
+        value or a function returning the latest); a new refresh token WeChat hands back goes to
+        ``save_refresh_token``. One token provider per authorizer, however many clients."""
+        provider = self._authorizers.get(authorizer_appid)
+        if provider is None:
+            provider = AuthorizerTokenProvider(
+                self.component,
+                authorizer_appid,
+                refresh_token=refresh_token,
+                save_refresh_token=save_refresh_token,
+                fetch=self._transport.fetch_token,
+                store=self._store,
+                hooks=self._hooks,
+            )
+            self._authorizers[authorizer_appid] = provider
+        return self._hand_out(OfficialAccountClient(token_provider=provider, **self._options))
+
+    def __repr__(self) -> str:
+        return f"OpenPlatform(component_appid={self.component.component_appid!r})"
+
+
+class ServiceProvider(_Platform):
+    """A WeCom service provider (第三方应用): ``wecom(auth_corpid, permanent_code=...)`` hands out a
+    :class:`WeComClient` acting for that corp. The suite token is fetched with the latest
+    ``suite_ticket`` and shared by every corp; corp tokens are fetched with it, one per corp; all
+    are kept in ``token_store``."""
+
+    _default_base_url = "https://qyapi.weixin.qq.com"
+
+    def __init__(
+        self,
+        suite_id: str,
+        suite_secret: str,
+        *,
+        suite_ticket: Source,
+        token_store: TokenStore | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        base_url: str | None = None,
+        timeout: float = 10.0,
+        max_retries: int = 3,
+        hooks: Iterable[Any] | None = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        suite_secret = hide(suite_secret)
+        super().__init__(
+            token_store=token_store,
+            http_client=http_client,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            hooks=hooks,
+            allow_insecure_http=allow_insecure_http,
+        )
+        self.suite = SuiteTokenProvider(
+            suite_id,
+            suite_secret,
+            suite_ticket=suite_ticket,
+            fetch=self._transport.fetch_token,
+            store=token_store,
+            hooks=self._hooks,
+        )
+        self._corps: dict[str, CorpTokenProvider] = {}
+
+    def wecom(
+        self, auth_corpid: str, *, permanent_code: Source, max_concurrency: int = 8
+    ) -> WeComClient:
+        """A client acting for the authorised corp ``auth_corpid`` with its ``permanent_code``
+        (the value or a function returning it). One token provider per corp."""
+        provider = self._corps.get(auth_corpid)
+        if provider is None:
+            provider = CorpTokenProvider(
+                self.suite,
+                auth_corpid,
+                permanent_code=permanent_code,
+                fetch=self._transport.fetch_token,
+                store=self._store,
+                hooks=self._hooks,
+            )
+            self._corps[auth_corpid] = provider
+        client = WeComClient(
+            token_provider=provider, max_concurrency=max_concurrency, **self._options
+        )
+        return self._hand_out(client)
+
+    def __repr__(self) -> str:
+        return f"ServiceProvider(suite_id={self.suite.suite_id!r})"

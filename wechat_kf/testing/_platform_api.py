@@ -1,0 +1,97 @@
+"""FakeWeChat's third-party platform endpoints: the open platform's component and authorizer
+tokens, the WeCom service provider's suite and corp tokens."""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from ._faults import Refusal, Request
+
+if TYPE_CHECKING:
+    from ._fake import FakeWeChat
+
+#: A verify or suite ticket is accepted this long after it was pushed.
+TICKET_LIFETIME = 12 * 3600.0
+
+
+def _payload(request: Request) -> dict[str, Any]:
+    if not isinstance(request.payload, dict):
+        raise Refusal(40058, "invalid parameter")
+    return request.payload
+
+
+def _platform_token(fake: FakeWeChat, request: Request, name: str, kind: str, owner: str) -> None:
+    """Refuse a missing, unknown, foreign or expired platform token in the query."""
+    presented = request.query.get(name, "")
+    if not presented:
+        raise Refusal(41001, f"{name} missing")
+    token = fake.tokens.get(presented)
+    if token is None or token.platform != kind or token.owner != owner:
+        raise Refusal(40001, f"invalid credential, {name} is invalid")
+    if token.expires_at <= fake.now():
+        raise Refusal(42001, f"{name} expired")
+
+
+def component_token(fake: FakeWeChat, _: None, request: Request) -> dict[str, Any]:
+    body = _payload(request)
+    platform = fake.open_platforms.get(body.get("component_appid"))  # type: ignore[arg-type]
+    if platform is None:
+        raise Refusal(40013, "invalid component_appid")
+    if body.get("component_appsecret") != platform.component_appsecret:
+        raise Refusal(40125, "invalid component_appsecret")
+    ticket = body.get("component_verify_ticket")
+    if not ticket or ticket != platform.ticket or platform.ticket_expires_at <= fake.now():
+        raise Refusal(61006, "component_verify_ticket is invalid or expired")
+    token = fake.issue("component", platform.component_appid)
+    return {"component_access_token": token, "expires_in": fake.token_body(token)["expires_in"]}
+
+
+def authorizer_token(fake: FakeWeChat, _: None, request: Request) -> dict[str, Any]:
+    body = _payload(request)
+    platform = fake.open_platforms.get(body.get("component_appid"))  # type: ignore[arg-type]
+    if platform is None:
+        raise Refusal(40013, "invalid component_appid")
+    _platform_token(fake, request, "component_access_token", "component", platform.component_appid)
+    appid = str(body.get("authorizer_appid", ""))
+    current = platform.refresh_tokens.get(appid)
+    if current is None:
+        raise Refusal(61003, "component is not authorized by this account")
+    if body.get("authorizer_refresh_token") != current:
+        raise Refusal(61023, "refresh_token is invalid")
+    if fake.rotate_refresh_tokens:
+        current = platform.refresh_tokens[appid] = "refreshtoken@@@" + secrets.token_urlsafe(24)
+    token = fake.issue("oa", appid)  # an Official Account token: the OA APIs take it
+    return {
+        "authorizer_access_token": token,
+        "expires_in": fake.token_body(token)["expires_in"],
+        "authorizer_refresh_token": current,
+    }
+
+
+def suite_token(fake: FakeWeChat, _: None, request: Request) -> dict[str, Any]:
+    body = _payload(request)
+    suite = fake.service_providers.get(body.get("suite_id"))  # type: ignore[arg-type]
+    if suite is None:
+        raise Refusal(40082, "invalid suite_id")
+    if body.get("suite_secret") != suite.suite_secret:
+        raise Refusal(40083, "invalid suite_secret")
+    ticket = body.get("suite_ticket")
+    if not ticket or ticket != suite.ticket or suite.ticket_expires_at <= fake.now():
+        raise Refusal(40085, "invalid suite_ticket")
+    token = fake.issue("suite", suite.suite_id)
+    return {"suite_access_token": token, "expires_in": fake.token_body(token)["expires_in"]}
+
+
+def corp_token(fake: FakeWeChat, _: None, request: Request) -> dict[str, Any]:
+    body = _payload(request)
+    presented = fake.tokens.get(request.query.get("suite_access_token", ""))
+    owner = presented.owner if presented is not None and presented.platform == "suite" else ""
+    _platform_token(fake, request, "suite_access_token", "suite", owner)
+    suite = fake.service_providers[owner]
+    corpid = body.get("auth_corpid")
+    code = suite.permanent_codes.get(corpid)  # type: ignore[arg-type]
+    if code is None or body.get("permanent_code") != code:
+        raise Refusal(40084, "invalid permanent_code")
+    token = fake.issue("wecom", str(corpid))  # a corp token: the WeCom APIs take it
+    return {"access_token": token, "expires_in": fake.token_body(token)["expires_in"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, TypeVar
@@ -21,7 +22,7 @@ from .wecom_kf_accounts import WeComKfAccounts
 
 __all__ = ["OfficialAccountClient", "WeComClient"]
 
-_C = TypeVar("_C", bound="_Client")
+_L = TypeVar("_L", bound="Lifecycle")
 
 
 def _check_options(timeout: object, max_retries: object, http_client: object) -> None:
@@ -57,14 +58,25 @@ def _check_auth(
     return True
 
 
-class _Client:
-    """Lifecycle shared by both clients: ``async with`` or ``aclose()``; closed means closed."""
+class Lifecycle(abc.ABC):
+    """What the clients and the platforms share: ``async with`` (refused once closed) or
+    ``aclose()``; closed means closed."""
 
-    _transport: Transport
+    @property
+    @abc.abstractmethod
+    def closed(self) -> bool:
+        """True once closed."""
 
-    async def __aenter__(self: _C) -> _C:
-        if self._transport.closed:
-            raise ClientClosedError("the client is closed")
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Close, for good."""
+
+    #: What the "closed" error calls it.
+    _noun = "client"
+
+    async def __aenter__(self: _L) -> _L:
+        if self.closed:
+            raise ClientClosedError(f"the {self._noun} is closed")
         return self
 
     async def __aexit__(
@@ -74,6 +86,12 @@ class _Client:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+class _Client(Lifecycle):
+    """Lifecycle shared by both clients: ``async with`` or ``aclose()``; closed means closed."""
+
+    _transport: Transport
 
     async def aclose(self) -> None:
         """Close the client: further calls raise ``ClientClosedError``; an ``http_client`` you

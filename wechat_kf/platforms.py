@@ -17,7 +17,6 @@ import inspect
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from types import TracebackType
 from typing import Any, TypeAlias, TypeVar
 
 import httpx
@@ -25,7 +24,7 @@ import httpx
 from ._exchanges import DEFAULT_CONNECTIONS, KEEPALIVE_SECONDS
 from ._secrets import hide
 from ._transport import Transport, check_base_url
-from .clients import OfficialAccountClient, WeComClient
+from .clients import Lifecycle, OfficialAccountClient, WeComClient
 from .errors import TOKEN_ERRCODES, ClientClosedError, CredentialError, PlatformTicketError
 from .hooks import Hooks
 from .models import AccessToken
@@ -48,7 +47,6 @@ __all__ = [
 #: the key your callback writes.
 Source: TypeAlias = "str | Callable[[], str | Awaitable[str | None] | None]"
 
-_P = TypeVar("_P", bound="_Platform")
 _C = TypeVar("_C", OfficialAccountClient, WeComClient)
 
 
@@ -310,8 +308,10 @@ def _new_pool() -> httpx.AsyncClient:
     return httpx.AsyncClient(limits=limits, follow_redirects=False)
 
 
-class _Platform:
+class _Platform(Lifecycle):
     """One connection pool and one platform token for every client handed out."""
+
+    _noun = "platform"
 
     _default_base_url = ""
 
@@ -352,9 +352,15 @@ class _Platform:
             allow_insecure_http=allow_insecure_http,
             hooks=self._hooks,
         )
+        # What every token provider of the platform is made with.
+        self._provider_options: dict[str, Any] = {
+            "fetch": self._transport.fetch_token,
+            "store": token_store,
+            "hooks": self._hooks,
+        }
         # The clients handed out, closed with the platform (weakly held: a dropped client goes).
         self._clients: weakref.WeakSet[OfficialAccountClient | WeComClient] = weakref.WeakSet()
-        self.closed = False
+        self._closed = False
 
     def _hand_out(self, client: _C) -> _C:
         if self.closed:
@@ -362,21 +368,15 @@ class _Platform:
         self._clients.add(client)
         return client
 
-    async def __aenter__(self: _P) -> _P:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+    @property
+    def closed(self) -> bool:
+        """True once the platform was closed."""
+        return self._closed
 
     async def aclose(self) -> None:
         """Close the clients handed out and the shared pool (unless it is your
         ``http_client``)."""
-        self.closed = True
+        self._closed = True
         for client in list(self._clients):
             await client.aclose()
         await self._transport.aclose()
@@ -421,9 +421,7 @@ class OpenPlatform(_Platform):
             component_appid,
             component_appsecret,
             verify_ticket=verify_ticket,
-            fetch=self._transport.fetch_token,
-            store=token_store,
-            hooks=self._hooks,
+            **self._provider_options,
         )
         self._authorizers: dict[str, AuthorizerTokenProvider] = {}
 
@@ -437,18 +435,15 @@ class OpenPlatform(_Platform):
         """A client acting for ``authorizer_appid``, its token fetched with ``refresh_token`` (the
         value or a function returning the latest); a new refresh token WeChat hands back goes to
         ``save_refresh_token``. One token provider per authorizer, however many clients."""
-        provider = self._authorizers.get(authorizer_appid)
-        if provider is None:
-            provider = AuthorizerTokenProvider(
+        if authorizer_appid not in self._authorizers:
+            self._authorizers[authorizer_appid] = AuthorizerTokenProvider(
                 self.component,
                 authorizer_appid,
                 refresh_token=refresh_token,
                 save_refresh_token=save_refresh_token,
-                fetch=self._transport.fetch_token,
-                store=self._store,
-                hooks=self._hooks,
+                **self._provider_options,
             )
-            self._authorizers[authorizer_appid] = provider
+        provider = self._authorizers[authorizer_appid]
         return self._hand_out(OfficialAccountClient(token_provider=provider, **self._options))
 
     def __repr__(self) -> str:
@@ -488,12 +483,7 @@ class ServiceProvider(_Platform):
             allow_insecure_http=allow_insecure_http,
         )
         self.suite = SuiteTokenProvider(
-            suite_id,
-            suite_secret,
-            suite_ticket=suite_ticket,
-            fetch=self._transport.fetch_token,
-            store=token_store,
-            hooks=self._hooks,
+            suite_id, suite_secret, suite_ticket=suite_ticket, **self._provider_options
         )
         self._corps: dict[str, CorpTokenProvider] = {}
 
@@ -502,17 +492,11 @@ class ServiceProvider(_Platform):
     ) -> WeComClient:
         """A client acting for the authorised corp ``auth_corpid`` with its ``permanent_code``
         (the value or a function returning it). One token provider per corp."""
-        provider = self._corps.get(auth_corpid)
-        if provider is None:
-            provider = CorpTokenProvider(
-                self.suite,
-                auth_corpid,
-                permanent_code=permanent_code,
-                fetch=self._transport.fetch_token,
-                store=self._store,
-                hooks=self._hooks,
+        if auth_corpid not in self._corps:
+            self._corps[auth_corpid] = CorpTokenProvider(
+                self.suite, auth_corpid, permanent_code=permanent_code, **self._provider_options
             )
-            self._corps[auth_corpid] = provider
+        provider = self._corps[auth_corpid]
         client = WeComClient(
             token_provider=provider, max_concurrency=max_concurrency, **self._options
         )

@@ -33,18 +33,40 @@ def _platform_token(fake: FakeWeChat, request: Request, name: str, kind: str, ow
         raise Refusal(42001, f"{name} expired")
 
 
+def _ticketed(
+    fake: FakeWeChat,
+    body: dict[str, Any],
+    secret: str,
+    ticket: str | None,
+    expires_at: float,
+    *,
+    fields: tuple[str, str],
+    errcodes: tuple[int, int],
+) -> None:
+    """Refuse a wrong secret, or a ticket that is missing, not the latest or expired."""
+    secret_field, ticket_field = fields
+    if body.get(secret_field) != secret:
+        raise Refusal(errcodes[0], f"invalid {secret_field}")
+    presented = body.get(ticket_field)
+    if not presented or presented != ticket or expires_at <= fake.now():
+        raise Refusal(errcodes[1], f"{ticket_field} is invalid or expired")
+
+
+def _issued(fake: FakeWeChat, field: str, kind: str, owner: str) -> dict[str, Any]:
+    token = fake.issue(kind, owner)
+    return {field: token, "expires_in": fake.token_body(token)["expires_in"]}
+
+
 def component_token(fake: FakeWeChat, _: None, request: Request) -> dict[str, Any]:
     body = _payload(request)
     platform = fake.open_platforms.get(body.get("component_appid"))  # type: ignore[arg-type]
     if platform is None:
         raise Refusal(40013, "invalid component_appid")
-    if body.get("component_appsecret") != platform.component_appsecret:
-        raise Refusal(40125, "invalid component_appsecret")
-    ticket = body.get("component_verify_ticket")
-    if not ticket or ticket != platform.ticket or platform.ticket_expires_at <= fake.now():
-        raise Refusal(61006, "component_verify_ticket is invalid or expired")
-    token = fake.issue("component", platform.component_appid)
-    return {"component_access_token": token, "expires_in": fake.token_body(token)["expires_in"]}
+    _ticketed(
+        fake, body, platform.component_appsecret, platform.ticket, platform.ticket_expires_at,
+        fields=("component_appsecret", "component_verify_ticket"), errcodes=(40125, 61006),
+    )  # fmt: skip
+    return _issued(fake, "component_access_token", "component", platform.component_appid)
 
 
 def authorizer_token(fake: FakeWeChat, _: None, request: Request) -> dict[str, Any]:
@@ -74,13 +96,11 @@ def suite_token(fake: FakeWeChat, _: None, request: Request) -> dict[str, Any]:
     suite = fake.service_providers.get(body.get("suite_id"))  # type: ignore[arg-type]
     if suite is None:
         raise Refusal(40082, "invalid suite_id")
-    if body.get("suite_secret") != suite.suite_secret:
-        raise Refusal(40083, "invalid suite_secret")
-    ticket = body.get("suite_ticket")
-    if not ticket or ticket != suite.ticket or suite.ticket_expires_at <= fake.now():
-        raise Refusal(40085, "invalid suite_ticket")
-    token = fake.issue("suite", suite.suite_id)
-    return {"suite_access_token": token, "expires_in": fake.token_body(token)["expires_in"]}
+    _ticketed(
+        fake, body, suite.suite_secret, suite.ticket, suite.ticket_expires_at,
+        fields=("suite_secret", "suite_ticket"), errcodes=(40083, 40085),
+    )  # fmt: skip
+    return _issued(fake, "suite_access_token", "suite", suite.suite_id)
 
 
 def corp_token(fake: FakeWeChat, _: None, request: Request) -> dict[str, Any]:
@@ -93,5 +113,4 @@ def corp_token(fake: FakeWeChat, _: None, request: Request) -> dict[str, Any]:
     code = suite.permanent_codes.get(corpid)  # type: ignore[arg-type]
     if code is None or body.get("permanent_code") != code:
         raise Refusal(40084, "invalid permanent_code")
-    token = fake.issue("wecom", str(corpid))  # a corp token: the WeCom APIs take it
-    return {"access_token": token, "expires_in": fake.token_body(token)["expires_in"]}
+    return _issued(fake, "access_token", "wecom", str(corpid))  # the WeCom APIs take it

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -156,22 +156,33 @@ class Hooks:
         if isinstance(hooks, (str, bytes)) or not isinstance(hooks, Iterable):
             raise TypeError("hooks must be an iterable of hook objects")
         self.hooks: Sequence[Any] = tuple(hooks)
+        # The methods each point calls, found once: most points of most clients have none or
+        # one, and an attempt is the hot path.
+        self._methods: dict[str, list[tuple[Any, Any]]] = {
+            name: [(h, getattr(h, name)) for h in self.hooks if hasattr(h, name)]
+            for name in (
+                "on_attempt",
+                "on_attempt_end",
+                "on_retry",
+                "on_token_fetch",
+                "on_batch_request",
+            )
+        }
 
-    @contextlib.contextmanager
-    def attempt(self, attempt: Attempt) -> Iterator[None]:
+    def attempt(self, attempt: Attempt) -> contextlib.AbstractContextManager[Any]:
         """Around one attempt: each hook's ``on_attempt`` context manager, entered in order."""
-        with contextlib.ExitStack() as stack:
-            for hook in self.hooks:
-                method = getattr(hook, "on_attempt", None)
-                if method is None:
-                    continue
-                try:
-                    wrap = method(attempt)
-                    if wrap is not None:
-                        stack.enter_context(_Guarded(wrap, hook))
-                except Exception:
-                    _hook_failed(hook, "on_attempt")
-            yield
+        wrapping = self._methods["on_attempt"]
+        if not wrapping:
+            return contextlib.nullcontext()
+        stack = contextlib.ExitStack()
+        for hook, method in wrapping:
+            try:
+                wrap = method(attempt)
+                if wrap is not None:
+                    stack.enter_context(_Guarded(wrap, hook))
+            except Exception:
+                _hook_failed(hook, "on_attempt")
+        return stack
 
     def attempt_end(self, result: AttemptResult) -> None:
         self._call("on_attempt_end", result)
@@ -186,10 +197,7 @@ class Hooks:
         self._call("on_batch_request", request)
 
     def _call(self, name: str, record: Any) -> None:
-        for hook in self.hooks:
-            method = getattr(hook, name, None)
-            if method is None:
-                continue
+        for hook, method in self._methods[name]:
             try:
                 method(record)
             except Exception:

@@ -68,6 +68,16 @@ def oa(server: WireServer, exchange: str, **options: Any) -> OfficialAccountClie
     )
 
 
+def oa_with_token(server: WireServer, exchange: str, max_retries: int) -> OfficialAccountClient:
+    """A client whose token is TOKEN, given: no token endpoint in the way."""
+    return OfficialAccountClient(
+        token_provider=StaticTokenProvider(TOKEN),
+        base_url=server.url,
+        max_retries=max_retries,
+        exchange=exchange,
+    )
+
+
 def servicer_results(request: WireRequest) -> dict[str, Any]:
     ids = request.json.get("userid_list", [])
     results = [{"userid": u, "errcode": 0, "errmsg": "success"} for u in ids]
@@ -463,12 +473,7 @@ async def test_a_static_token_business_call_on_a_dropped_connection_is_a_transpo
         conn.close()
 
     with WireServer(script) as server:
-        async with OfficialAccountClient(
-            token_provider=StaticTokenProvider(TOKEN),
-            base_url=server.url,
-            max_retries=1,
-            exchange=exchange,
-        ) as client:
+        async with oa_with_token(server, exchange, max_retries=1) as client:
             with anyio.fail_after(10), pytest.raises(TransportError) as info:
                 await client.kf_accounts.add("a@gh_wire", nickname="n")
     assert info.value.maybe_applied
@@ -535,12 +540,7 @@ async def test_a_connection_the_server_closed_while_idle_is_not_reused(exchange:
         conn.close()
 
     with WireServer(close_when_idle) as server:
-        async with OfficialAccountClient(
-            token_provider=StaticTokenProvider(TOKEN),
-            base_url=server.url,
-            max_retries=0,
-            exchange=exchange,
-        ) as client:
+        async with oa_with_token(server, exchange, max_retries=0) as client:
             with anyio.fail_after(10):
                 for nickname in ("one", "two", "three"):
                     await anyio.sleep(idle_limit * 3)

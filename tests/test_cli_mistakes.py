@@ -22,7 +22,7 @@ from click.testing import CliRunner, Result
 from tests._servers import serve
 from wechat_kf import WeComClient
 from wechat_kf.cli import _reachable_url, main
-from wechat_kf.testing import sandbox
+from wechat_kf.testing import Sandbox, sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 CLEAN = {"WECHAT_APPID": "", "WECHAT_SECRET": "", "WECOM_CORPID": "", "WECOM_SECRET": ""}
@@ -110,21 +110,16 @@ def test_an_unknown_encoding_is_a_usage_error(tmp_path: Path, box_kfid: list[str
 # -- 3: Ctrl-C ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
-def test_ctrl_c_in_a_batch_exits_130_and_says_what_was_applied(
-    tmp_path: Path, as_json: bool
-) -> None:
-    box = sandbox()
-    box.fake.faults.latency = 0.5  # two waves of 8 and 2 requests
-    ids = [f"user{i:04d}" for i in range(1, 1001)]
-    path = tmp_path / "ids.txt"
-    path.write_text("\n".join(ids) + "\n")
+def interrupt_after_first_wave(
+    tmp_path: Path, box: Sandbox, *args: str, wave: int = 8
+) -> tuple[int, str, str]:
+    """Run the command against ``box`` served with a 0.5 s latency, send SIGINT once the first
+    ``wave`` add requests were answered and the rest are in flight; its code and output."""
+    box.fake.faults.latency = 0.5
     env = {**os.environ, "WECOM_CORPID": box.corpid, "WECOM_SECRET": box.wecom_secret}
     add = "/cgi-bin/kf/servicer/add"
     with serve(box.fake.app) as base_url:
-        command = [sys.executable, "-m", "wechat_kf", "wecom", "servicers", "add",
-                   "--open-kfid", box.open_kfid, "--userids-file", str(path),
-                   "--base-url", base_url, *(["--json"] if as_json else [])]  # fmt: skip
+        command = [sys.executable, "-m", "wechat_kf", *args, "--base-url", base_url]
         process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
@@ -134,13 +129,33 @@ def test_ctrl_c_in_a_batch_exits_130_and_says_what_was_applied(
             cwd=tmp_path,
         )
         deadline = time.monotonic() + 20
-        while len([c for c in box.fake.calls_to(add) if c.status == 200]) < 8:
+        while len([c for c in box.fake.calls_to(add) if c.status == 200]) < wave:
             assert time.monotonic() < deadline, "the batch never started"
             time.sleep(0.01)
         time.sleep(0.2)  # the first wave's answers reach the command; the second is in flight
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=20)
-    assert process.returncode == 130, stderr
+    return process.returncode, stdout, stderr
+
+
+def ids_file(tmp_path: Path, count: int) -> tuple[list[str], Path]:
+    ids = [f"user{i:04d}" for i in range(1, count + 1)]
+    path = tmp_path / "ids.txt"
+    path.write_text("\n".join(ids) + "\n")
+    return ids, path
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
+def test_ctrl_c_in_a_batch_exits_130_and_says_what_was_applied(
+    tmp_path: Path, as_json: bool
+) -> None:
+    box = sandbox()
+    ids, path = ids_file(tmp_path, 1000)
+    code, stdout, stderr = interrupt_after_first_wave(
+        tmp_path, box, "wecom", "servicers", "add", "--open-kfid", box.open_kfid,
+        "--userids-file", str(path), *(["--json"] if as_json else []),
+    )  # fmt: skip
+    assert code == 130, stderr
     assert "interrupted" in stderr
     state = set(box.fake.servicers(box.open_kfid))
     if as_json:
@@ -155,6 +170,25 @@ def test_ctrl_c_in_a_batch_exits_130_and_says_what_was_applied(
     else:
         assert "unprocessed" in stdout
         assert "interrupted" in stdout
+
+
+def test_ctrl_c_in_a_sync_exits_130_and_says_what_was_and_was_not_done(tmp_path: Path) -> None:
+    box = sandbox()
+    box.fake.add_servicers(box.open_kfid, ["user0999", "user1000"])
+    ids, path = ids_file(tmp_path, 998)
+    code, stdout, stderr = interrupt_after_first_wave(
+        tmp_path, box, "wecom", "servicers", "sync", "--open-kfid", box.open_kfid,
+        "--userids-file", str(path), "--json", wave=7,  # the removal takes the eighth place
+    )  # fmt: skip
+    assert code == 130, stderr
+    data = json.loads(stdout)
+    assert data["interrupted"] is True
+    assert data["to_add"] == ids
+    assert data["to_remove"] == ["user0999", "user1000"]
+    added = {item["userid"] for item in data["added"]["items"]}
+    assert added
+    assert added <= set(box.fake.servicers(box.open_kfid))
+    assert sorted(added | set(data["unprocessed"]["to_add"])) == sorted(ids)
 
 
 # -- 4: large batches ------------------------------------------------------------------------
@@ -321,3 +355,21 @@ def test_the_command_passes_the_opt_in_to_the_client(box_kfid: list[str]) -> Non
                 "--allow-insecure-http", env=env)  # fmt: skip
     assert tried.exit_code == 1  # accepted, then the host does not resolve
     assert "TransportError" in tried.stderr or "connect" in tried.stderr.lower()
+
+
+def test_a_ctrl_c_after_the_report_was_printed_adds_no_second_document() -> None:
+    import click
+
+    from wechat_kf.cli import _print_json, _run
+
+    @click.command()
+    def finished_then_interrupted() -> None:
+        async def main_() -> int:
+            _print_json({"ok": True, "items": []})
+            raise KeyboardInterrupt  # as a SIGINT held back until the report was out
+
+        _run(main_, as_json=True, interrupted=lambda: _print_json({"interrupted": True}))
+
+    result = CliRunner().invoke(finished_then_interrupted, [])
+    assert result.exit_code == 130
+    assert json.loads(result.stdout) == {"ok": True, "items": []}

@@ -10,8 +10,10 @@ import functools
 import ipaddress
 import json
 import logging
+import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
@@ -103,7 +105,9 @@ def _run(
         if as_json:
             _print_json({"ok": False, "error": {"type": "UsageError", "message": stop.message}})
     except KeyboardInterrupt:
-        if interrupted is not None:
+        context = click.get_current_context(silent=True)
+        printed = context is not None and context.find_root().meta.get("wechat_kf.printed")
+        if interrupted is not None and not printed:
             interrupted()
         _err().print("interrupted")
         code = 130
@@ -179,7 +183,28 @@ def _common(func: F) -> F:
 
 
 def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    """One whole JSON document on stdout: a Ctrl-C while it is written waits until it is out, and
+    the run prints no other."""
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    with _sigint_deferred():
+        click.echo(text)
+        context = click.get_current_context(silent=True)
+        if context is not None:
+            context.find_root().meta["wechat_kf.printed"] = True
+
+
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """SIGINT held back for the block (where the platform allows): delivered after it."""
+    mask = getattr(signal, "pthread_sigmask", None)
+    if mask is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    mask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        mask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 Client = TypeVar("Client", OfficialAccountClient, WeComClient)

@@ -7,6 +7,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from ._faults import Refusal, Request
+from ._state import OpenPlatformState
 
 if TYPE_CHECKING:
     from ._fake import FakeWeChat
@@ -57,11 +58,16 @@ def _issued(fake: FakeWeChat, field: str, kind: str, owner: str) -> dict[str, An
     return {field: token, "expires_in": fake.token_body(token)["expires_in"]}
 
 
-def component_token(fake: FakeWeChat, _: None, request: Request) -> dict[str, Any]:
-    body = _payload(request)
+def _open_platform(fake: FakeWeChat, body: dict[str, Any]) -> OpenPlatformState:
     platform = fake.open_platforms.get(body.get("component_appid"))  # type: ignore[arg-type]
     if platform is None:
         raise Refusal(40013, "invalid component_appid")
+    return platform
+
+
+def component_token(fake: FakeWeChat, _: None, request: Request) -> dict[str, Any]:
+    body = _payload(request)
+    platform = _open_platform(fake, body)
     _ticketed(
         fake, body, platform.component_appsecret, platform.ticket, platform.ticket_expires_at,
         fields=("component_appsecret", "component_verify_ticket"), errcodes=(40125, 61006),
@@ -71,9 +77,7 @@ def component_token(fake: FakeWeChat, _: None, request: Request) -> dict[str, An
 
 def authorizer_token(fake: FakeWeChat, _: None, request: Request) -> dict[str, Any]:
     body = _payload(request)
-    platform = fake.open_platforms.get(body.get("component_appid"))  # type: ignore[arg-type]
-    if platform is None:
-        raise Refusal(40013, "invalid component_appid")
+    platform = _open_platform(fake, body)
     _platform_token(fake, request, "component_access_token", "component", platform.component_appid)
     appid = str(body.get("authorizer_appid", ""))
     current = platform.refresh_tokens.get(appid)
@@ -83,12 +87,9 @@ def authorizer_token(fake: FakeWeChat, _: None, request: Request) -> dict[str, A
         raise Refusal(61023, "refresh_token is invalid")
     if fake.rotate_refresh_tokens:
         current = platform.refresh_tokens[appid] = "refreshtoken@@@" + secrets.token_urlsafe(24)
-    token = fake.issue("oa", appid)  # an Official Account token: the OA APIs take it
-    return {
-        "authorizer_access_token": token,
-        "expires_in": fake.token_body(token)["expires_in"],
-        "authorizer_refresh_token": current,
-    }
+    # An Official Account token: the OA APIs take it.
+    issued = _issued(fake, "authorizer_access_token", "oa", appid)
+    return {**issued, "authorizer_refresh_token": current}
 
 
 def suite_token(fake: FakeWeChat, _: None, request: Request) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from wechat_kf import errors
@@ -142,6 +144,27 @@ def test_wecom_hint_is_parsed_as_the_rid() -> None:
     assert api_error(40014, errmsg, "/cgi-bin/kf/servicer/add").rid == "1559277777_1_abcdef"
     assert parse_rid("invalid appsecret rid: 6582f5c2-1a2b3c4d") == "6582f5c2-1a2b3c4d"
     assert parse_rid("no id here") is None
+
+
+def test_rid_is_the_rid_value_when_errmsg_also_carries_a_hint() -> None:
+    # A real Official Account answer: support asks for the rid; the hint stays available.
+    errmsg = (
+        "invalid custom service account hint: [4hEDR0I2e-OQxxgA] rid: 61123150-1bf2ec94-0441cc67"
+    )
+    error = api_error(65401, errmsg, "/customservice/kfaccount/update")
+    assert parse_rid(errmsg) == "61123150-1bf2ec94-0441cc67"
+    assert error.rid == "61123150-1bf2ec94-0441cc67"
+    assert error.hint == "4hEDR0I2e-OQxxgA"
+    assert "rid=61123150-1bf2ec94-0441cc67" in str(error)
+    restored = pickle.loads(pickle.dumps(error))
+    assert (restored.rid, restored.hint) == (error.rid, error.hint)
+
+
+def test_hint_alone_is_both_rid_and_hint_and_a_rid_alone_has_no_hint() -> None:
+    wecom = api_error(60111, "userid not found, hint: [1559277777_1_abc]", "/p")
+    assert (wecom.rid, wecom.hint) == ("1559277777_1_abc", "1559277777_1_abc")
+    oa = api_error(65406, "kf account exists rid: abc-123", "/p")
+    assert (oa.rid, oa.hint) == ("abc-123", None)
 
 
 def _every_kind_of_error() -> list[WeChatError]:

@@ -88,12 +88,15 @@ def _restore(cls: type[WeChatError], args: tuple[Any, ...], state: dict[str, Any
 class APIError(WeChatError):
     """WeChat answered with an errcode other than 0 and the SDK gave up on the call; carries
     ``errcode``, ``errmsg`` (as sent, with its ``rid:`` suffix), ``rid`` (the request id WeChat
-    support asks for, or None) and ``path`` (the API path, never a URL with its query)."""
+    support asks for, or None: the ``rid:`` value when errmsg has one, else its ``hint: [...]``),
+    ``hint`` (the ``hint: [...]`` value, or None) and ``path`` (the API path, never a URL with
+    its query)."""
 
     def __init__(self, errcode: int, errmsg: str = "", *, path: str | None = None) -> None:
         self.errcode = errcode
         self.errmsg = errmsg
         self.rid = parse_rid(errmsg)
+        self.hint = parse_hint(errmsg)
         self.path = path
         super().__init__(errcode, errmsg, path)
 
@@ -406,17 +409,24 @@ TOKEN_ERRCODES = frozenset(
     code for code, info in ERRCODES.items() if info.exception is AccessTokenError
 )
 
-# OA writes "rid: 6582f5c2-1a2b3c4d"; WeCom (and older OA answers) "hint: [1559277777_1_abcdef]".
-_RID = re.compile(r"rid:\s*([0-9A-Za-z_\-]+)|hint:\s*\[\s*([^\]\s]+)\s*\]")
+# OA writes "rid: 6582f5c2-1a2b3c4d"; WeCom (and older OA answers) "hint: [1559277777_1_abcdef]";
+# some OA answers carry both.
+_RID = re.compile(r"\brid:\s*([0-9A-Za-z_\-]+)")
+_HINT = re.compile(r"\bhint:\s*\[\s*([^\]\s]+)\s*\]")
+
+
+def parse_hint(errmsg: str) -> str | None:
+    """The ``hint: [<id>]`` WeChat puts in errmsg (WeCom, older Official Account answers), or
+    None."""
+    match = _HINT.search(errmsg)
+    return match.group(1) if match else None
 
 
 def parse_rid(errmsg: str) -> str | None:
-    """The request id WeChat puts in errmsg, as ``rid: <id>`` (Official Account) or
-    ``hint: [<id>]`` (WeCom), or None."""
+    """The request id support asks for: the ``rid: <id>`` of errmsg (Official Account) when there
+    is one, even beside a hint, else its ``hint: [<id>]`` (WeCom), else None."""
     match = _RID.search(errmsg)
-    if match is None:
-        return None
-    return match.group(1) or match.group(2)
+    return match.group(1) if match else parse_hint(errmsg)
 
 
 def api_error(errcode: int, errmsg: str, path: str | None) -> APIError:

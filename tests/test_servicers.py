@@ -14,6 +14,7 @@ from wechat_kf import (
     BatchError,
     ClientClosedError,
     OpenKfidError,
+    RateLimitError,
     ServicerStatus,
     TransportError,
     WeComClient,
@@ -326,11 +327,70 @@ async def test_a_fatal_error_stops_the_requests_not_yet_sent(
     assert fake.calls_to(ADD) == []
 
 
+async def test_a_used_up_daily_quota_stops_the_requests_not_yet_sent(
+    fake: FakeWeChat, corp: tuple[str, str, str]
+) -> None:
+    # 45009: no further call goes through today, so sending the rest only burns requests.
+    ids = [f"u{i}" for i in range(1000)]
+    failing = FailBatch(fake, '"open_kfid"', {"errcode": 45009, "errmsg": "api freq out of limit"})
+    async with client_with(failing, corp, max_concurrency=1) as client:
+        with pytest.raises(BatchError) as info:
+            await client.servicers.add(corp[2], ids)
+    error = info.value
+    assert error.result.items == []
+    assert error.unprocessed_userids == ids
+    assert failing.attempts == 1
+    assert fake.calls_to(ADD) == []
+    assert len(error.errors) == 1
+    assert isinstance(error.errors[0], RateLimitError)
+    assert error.errors[0].errcode == 45009
+    assert "1000 of 1000 ids unprocessed" in str(error)
+    assert "45009" in str(error)
+
+
+async def test_a_per_minute_quota_does_not_stop_the_other_requests(
+    fake: FakeWeChat, corp: tuple[str, str, str]
+) -> None:
+    ids = [f"u{i}" for i in range(300)]
+    failing = FailBatch(fake, '"u100"', {"errcode": 45011, "errmsg": "minute quota"})
+    async with client_with(failing, corp, max_concurrency=1, max_retries=1) as client:
+        with pytest.raises(BatchError) as info:
+            await client.servicers.add(corp[2], ids)
+    assert info.value.unprocessed_userids == ids[100:200]
+    assert len(fake.calls_to(ADD)) == 2
+
+
+async def test_userids_differing_only_by_case_are_one_member_first_spelling_kept_others_reported(
+    fake: FakeWeChat, wc: WeComClient, corp: tuple[str, str, str]
+) -> None:
+    fake.add_members(corp[0], ["alice", "bob"])
+    result = await wc.servicers.add(corp[2], ["Alice", "bob", "ALICE", "alice", "Bob"])
+    assert sent_userids(fake) == ["Alice", "bob"]
+    assert [item.userid for item in result.items] == ["Alice", "bob"]
+    assert result.ok
+    assert result.case_duplicates == {"ALICE": "Alice", "alice": "Alice", "Bob": "bob"}
+    assert set(fake.servicers(corp[2])) == {"alice", "bob"}
+
+
+async def test_an_answer_spelling_a_userid_in_another_case_is_that_ids_outcome(
+    corp: tuple[str, str, str],
+) -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("gettoken"):
+            return httpx.Response(200, json={"access_token": "T" * 20, "expires_in": 7200})
+        items = [{"userid": "alice", "errcode": 0, "errmsg": "success"}]
+        return httpx.Response(200, json={"errcode": 0, "result_list": items})
+
+    async with client_with(httpx.MockTransport(handler), corp) as client:
+        result = await client.servicers.add(corp[2], ["Alice"])
+    assert [(i.userid, i.errcode) for i in result.items] == [("Alice", 0)]
+
+
 async def test_every_id_is_either_processed_or_unprocessed_never_both(
     fake: FakeWeChat, corp: tuple[str, str, str]
 ) -> None:
     ids = [f"u{i}" for i in range(1000)]
-    failing = FailBatch(fake, '"u300"', {"errcode": 45009, "errmsg": "frequency"})
+    failing = FailBatch(fake, '"u300"', {"errcode": 40058, "errmsg": "invalid parameter"})
     async with client_with(failing, corp) as client:
         with pytest.raises(BatchError) as info:
             await client.servicers.add(corp[2], ids)

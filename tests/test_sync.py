@@ -51,6 +51,22 @@ async def test_a_dry_run_reports_the_exact_plan_and_sends_nothing(
     assert fake.servicers(corp[2]).keys() == {"u1", "u2", "u3"}
 
 
+async def test_sync_compares_userids_without_case_and_never_swaps_alice_for_alice(
+    fake: FakeWeChat, wc: WeComClient, corp: Corp
+) -> None:
+    fake.add_servicers(corp[2], ["alice", "bob", "carol"])
+    fake.add_members(corp[0], ["dave"])
+    result = await wc.servicers.sync(corp[2], ["Alice", "BOB", "dave", "DAVE"])
+    assert result.to_add == ["dave"]
+    assert result.to_remove == ["carol"]
+    assert result.case_duplicates == {"DAVE": "dave"}
+    assert result.ok
+    removed = [u for c in writes(fake) if c.path.endswith("/del") for u in c.json["userid_list"]]
+    added = [u for c in writes(fake) if c.path.endswith("/add") for u in c.json["userid_list"]]
+    assert (added, removed) == (["dave"], ["carol"])
+    assert fake.servicers(corp[2]).keys() == {"alice", "bob", "dave"}
+
+
 async def test_sync_makes_the_servicers_exactly_the_target_and_a_rerun_sends_nothing(
     fake: FakeWeChat, wc: WeComClient, corp: Corp
 ) -> None:

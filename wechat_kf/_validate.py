@@ -11,7 +11,9 @@ __all__ = [
     "kf_account",
     "nickname",
     "token_like",
+    "userid_key",
     "userids",
+    "without_case_duplicates",
 ]
 
 MAX_AVATAR_BYTES = 5 * 1024 * 1024
@@ -77,6 +79,24 @@ def userids(values: object) -> list[str]:
         _require_utf8("userid", value)
         seen.setdefault(value)
     return list(seen)
+
+
+def userid_key(userid: str) -> str:
+    """What WeCom compares when it decides whether two userids name one member: its uniqueness
+    check ignores the case of ASCII letters ("Alice" and "alice" are one member)."""
+    return userid.lower() if userid.isascii() else userid
+
+
+def without_case_duplicates(ids: list[str]) -> tuple[list[str], dict[str, str]]:
+    """``ids`` with every id that differs from an earlier one only by case left out (the first
+    spelling is kept), and what was left out: ``{dropped spelling: kept spelling}``."""
+    kept: dict[str, str] = {}
+    dropped: dict[str, str] = {}
+    for userid in ids:
+        first = kept.setdefault(userid_key(userid), userid)
+        if first != userid:
+            dropped.setdefault(userid, first)
+    return list(kept.values()), dropped
 
 
 def department_ids(values: object) -> list[int]:

@@ -126,9 +126,12 @@ def _as_list(items: Iterable[ServicerResult]) -> list[ServicerResult]:
 @attrs.frozen
 class BatchResult:
     """The outcome of a servicer add or delete: one item per distinct id that was processed, in
-    input order (userids, then department ids)."""
+    input order (userids, then department ids). WeCom compares userids without regard to case, so
+    a userid that differs from an earlier one only by case is the same member: it was not sent
+    again, and ``case_duplicates`` maps it to the spelling that was (``{"ALICE": "alice"}``)."""
 
     items: list[ServicerResult] = attrs.field(factory=list, converter=_as_list)
+    case_duplicates: dict[str, str] = attrs.field(factory=dict, kw_only=True)
 
     @property
     def ok(self) -> bool:
@@ -182,7 +185,10 @@ def _optional_batch(value: BatchResult | None) -> bool:
 class SyncResult:
     """The plan of a ``servicers.sync`` and what was done: the members and departments to add and
     to remove (in the order given, then as WeChat listed them), whether it was a ``dry_run``, and
-    the ``added`` / ``removed`` batch results (``None`` when nothing was sent that way)."""
+    the ``added`` / ``removed`` batch results (``None`` when nothing was sent that way). Members
+    are compared as WeCom compares them, without regard to case: a wanted "Alice" is the servicer
+    "alice", and a wanted id that repeats an earlier one in another case is in
+    ``case_duplicates``."""
 
     open_kfid: str
     to_add: list[str] = attrs.Factory(list)
@@ -192,6 +198,8 @@ class SyncResult:
     dry_run: bool = False
     added: BatchResult | None = None
     removed: BatchResult | None = None
+    #: Wanted userids that differ from an earlier one only by case: ``{dropped: kept}``.
+    case_duplicates: dict[str, str] = attrs.Factory(dict)
 
     @property
     def changes(self) -> int:

@@ -21,6 +21,7 @@ from .errors import (
     InvalidResponseError,
     OpenKfidError,
     PermissionDeniedError,
+    RateLimitError,
     SyncError,
     WeChatError,
 )
@@ -54,6 +55,16 @@ _FATAL = (
     AccessTokenError,
     ClientClosedError,
 )
+#: The daily quota (or WeCom's frequency cap): nothing more goes through today.
+_QUOTA_USED_UP = 45009
+
+
+def _is_fatal(error: Exception) -> bool:
+    if isinstance(error, RateLimitError):
+        return error.errcode == _QUOTA_USED_UP
+    return isinstance(error, _FATAL) or not isinstance(error, WeChatError)
+
+
 _NOT_REPORTED = "not reported by the server"
 _ADD = "/cgi-bin/kf/servicer/add"
 _DELETE = "/cgi-bin/kf/servicer/del"
@@ -85,7 +96,7 @@ class _BatchState:
     def fail(self, error: Exception) -> None:
         """Record what left a request's ids unprocessed; a fatal one stops the batch."""
         self.errors.append(error)
-        if isinstance(error, _FATAL) or not isinstance(error, WeChatError):
+        if _is_fatal(error):
             self.stopped = True
 
     def advance(self, chunk: _Chunk, outcome: RequestOutcome | None) -> None:
@@ -184,7 +195,7 @@ class Servicers:
         if self._transport.closed:
             raise ClientClosedError("the client is closed")
         kfid = _validate.token_like("open_kfid", open_kfid)
-        users = _validate.userids(userids)
+        users, case_duplicates = _validate.without_case_duplicates(_validate.userids(userids))
         departments = _validate.department_ids(department_ids)
         if len(users) > MAX_SERVICERS_PER_KF_ACCOUNT:
             raise ValueError(
@@ -202,6 +213,7 @@ class Servicers:
         async with lock:
             current = await self.list(kfid)
             plan = _plan(kfid, current, users, departments, dry_run)
+            plan = attrs.evolve(plan, case_duplicates=case_duplicates)
             if dry_run or not plan.changes:
                 return plan
             return await self._apply(plan, current, on_progress, on_request)
@@ -282,7 +294,7 @@ class Servicers:
         if self._transport.closed:
             raise ClientClosedError("the client is closed")
         kfid = _validate.token_like("open_kfid", open_kfid)
-        users = _validate.userids(userids)
+        users, case_duplicates = _validate.without_case_duplicates(_validate.userids(userids))
         departments = _validate.department_ids(department_ids)
         if not users and not departments:
             raise ValueError("nothing to do: give at least one userid or department id")
@@ -296,7 +308,7 @@ class Servicers:
         async with anyio.create_task_group() as group:
             for chunk in chunks:
                 group.start_soon(self._run_chunk, path, kfid, chunk, state)
-        return _finish(users, departments, state)
+        return _finish(users, departments, case_duplicates, state)
 
     async def _run_chunk(self, path: str, kfid: str, chunk: _Chunk, state: _BatchState) -> None:
         async with self._limiter:
@@ -342,15 +354,18 @@ def _plan(
     departments: builtins.list[int],
     dry_run: bool,
 ) -> SyncResult:
-    """What turns ``current`` into exactly ``users`` and ``departments``."""
+    """What turns ``current`` into exactly ``users`` and ``departments``; members compared as WeCom
+    compares them, without regard to case (a servicer "alice" is the wanted "Alice")."""
+    key = _validate.userid_key
     users_now = [s.userid for s in current if s.userid]
     departments_now = [s.department_id for s in current if s.department_id is not None]
-    wanted_users, wanted_departments = set(users), set(departments)
-    have_users, have_departments = set(users_now), set(departments_now)
+    wanted_users, wanted_departments = {key(u) for u in users}, set(departments)
+    have_users, have_departments = {key(u) for u in users_now}, set(departments_now)
+    to_remove = [u for u in users_now if key(u) not in wanted_users]
     return SyncResult(
         kfid,
-        to_add=[u for u in users if u not in have_users],
-        to_remove=list(dict.fromkeys(u for u in users_now if u not in wanted_users)),
+        to_add=[u for u in users if key(u) not in have_users],
+        to_remove=_validate.without_case_duplicates(to_remove)[0],
         departments_to_add=[d for d in departments if d not in have_departments],
         departments_to_remove=list(
             dict.fromkeys(d for d in departments_now if d not in wanted_departments)
@@ -369,12 +384,14 @@ def _record(
     """Store one outcome per id of ``chunk`` and return them; ids the server left out get
     ``errcode=None``."""
     reported = structure_list(body, "result_list", ServicerResult, path=path)
+    # Keyed as WeCom compares userids: an answer may spell an id in another case.
+    key = _validate.userid_key
     by_userid: dict[str, ServicerResult] = {}
     by_department: dict[int, ServicerResult] = {}
     for item in reported:
         item = _settled(item, path)
         if item.userid:
-            by_userid.setdefault(item.userid, item)
+            by_userid.setdefault(key(item.userid), item)
         elif item.department_id is not None:
             # Some SDKs send a department's outcome with an empty "userid": "".
             by_department.setdefault(item.department_id, attrs.evolve(item, userid=None))
@@ -385,7 +402,7 @@ def _record(
     # Only write once the whole answer is understood, so a chunk is processed entirely or not.
     results = []
     for userid in chunk.userids:
-        results.append(_outcome(by_userid.get(userid), userid=userid))
+        results.append(_outcome(by_userid.get(key(userid)), userid=userid))
         state.by_userid[userid] = results[-1]
     for department in chunk.department_ids:
         results.append(_outcome(by_department.get(department), department_id=department))
@@ -407,10 +424,14 @@ def _outcome(
 ) -> ServicerResult:
     if item is None:
         return ServicerResult(userid, department_id, None, _NOT_REPORTED)
-    return item  # found by this very id, so it already names it
+    if userid is not None and item.userid != userid:
+        return attrs.evolve(item, userid=userid)  # the caller's spelling, whatever WeChat's
+    return item
 
 
-def _finish(users: list[str], departments: list[int], state: _BatchState) -> BatchResult:
+def _finish(
+    users: list[str], departments: list[int], case_duplicates: dict[str, str], state: _BatchState
+) -> BatchResult:
     items: list[ServicerResult] = []
     unprocessed_users: list[str] = []
     unprocessed_departments: list[int] = []
@@ -424,7 +445,7 @@ def _finish(users: list[str], departments: list[int], state: _BatchState) -> Bat
             items.append(state.by_department[department])
         else:
             unprocessed_departments.append(department)
-    result = BatchResult(items)
+    result = BatchResult(items, case_duplicates=case_duplicates)
     if unprocessed_users or unprocessed_departments or state.callback_error is not None:
         error = BatchError(result, unprocessed_users, unprocessed_departments, state.errors)
         raise error from state.callback_error

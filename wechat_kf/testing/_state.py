@@ -51,6 +51,18 @@ class Corp:
     members: set[str] = attrs.Factory(set)
     departments: set[int] = attrs.Factory(set)
     kf_accounts: dict[str, KfAccountOfCorp] = attrs.Factory(dict)
+    _folded: dict[str, str] = attrs.field(factory=dict, init=False, repr=False)
+    _indexed: int = attrs.field(default=-1, init=False, repr=False)
+
+    def member(self, userid: str) -> str | None:
+        """The member ``userid`` names, as the corp spells it (WeCom ignores case in userids),
+        or None."""
+        if userid in self.members:
+            return userid
+        if self._indexed != len(self.members):  # members were added since: index again
+            self._folded = {m.lower(): m for m in self.members}
+            self._indexed = len(self.members)
+        return self._folded.get(userid.lower())
 
 
 @attrs.define

@@ -37,28 +37,29 @@ def _servicer_request(corp: Corp, payload: Any) -> tuple[KfAccountOfCorp, list[A
     return kf, users, departments
 
 
-def _refused_userid(fake: FakeWeChat, corp: Corp, userid: Any) -> dict[str, Any] | None:
-    """The result item for a malformed or unknown userid, or None for a member."""
+def _refused_userid(fake: FakeWeChat, corp: Corp, userid: Any) -> tuple[dict[str, Any] | None, str]:
+    """The result item for a malformed or unknown userid (None for a member), and the member."""
     if not isinstance(userid, str) or not userid:
-        return {"userid": userid, **fake.error_body(40003, "invalid userid")}
-    if userid not in corp.members:
-        return {"userid": userid, **fake.error_body(60111, "userid not found")}
-    return None
+        return {"userid": userid, **fake.error_body(40003, "invalid userid")}, ""
+    member = corp.member(userid)
+    if member is None:
+        return {"userid": userid, **fake.error_body(60111, "userid not found")}, ""
+    return None, member
 
 
 def servicer_add(fake: FakeWeChat, corp: Corp, request: Request) -> dict[str, Any]:
     kf, users, departments = _servicer_request(corp, request.payload)
     results: list[dict[str, Any]] = []
     for userid in users:
-        refused = _refused_userid(fake, corp, userid)
+        refused, member = _refused_userid(fake, corp, userid)
         if refused:
             results.append(refused)
-        elif userid in kf.servicers:
+        elif member in kf.servicers:
             results.append({"userid": userid, "errcode": 0, "errmsg": "ignored"})
         elif len(kf.servicers) >= fake.servicer_cap:
             results.append({"userid": userid, **fake.error_body(95005, "servicer limit reached")})
         else:
-            kf.servicers[userid] = 0
+            kf.servicers[member] = 0
             results.append({"userid": userid, "errcode": 0, "errmsg": "success"})
     for department in departments:
         if not _positive_int(department):
@@ -80,10 +81,10 @@ def servicer_delete(fake: FakeWeChat, corp: Corp, request: Request) -> dict[str,
     kf, users, departments = _servicer_request(corp, request.payload)
     results: list[dict[str, Any]] = []
     for userid in users:
-        refused = _refused_userid(fake, corp, userid)
+        refused, member = _refused_userid(fake, corp, userid)
         if refused:
             results.append(refused)
-        elif kf.servicers.pop(userid, None) is None:
+        elif kf.servicers.pop(member, None) is None:
             results.append({"userid": userid, **fake.error_body(95014, "not a servicer")})
         else:
             results.append({"userid": userid, "errcode": 0, "errmsg": "success"})

@@ -311,3 +311,37 @@ async def test_the_opentelemetry_hook_makes_a_span_per_attempt_without_the_query
     assert fetches == {"cold": 1, "rejected": 1}
     ids = {p.attributes["wechat.batch.outcome"]: p.value for p in points["wechat_kf.batch.ids"]}
     assert ids == {"ok": 1}
+
+
+@pytest.mark.parametrize(
+    ("base_url", "address", "port"),
+    [
+        ("https://qyapi.weixin.qq.com", "qyapi.weixin.qq.com", 443),
+        ("http://127.0.0.1:8123", "127.0.0.1", 8123),
+        ("https://wechat.example:9443/", "wechat.example", 9443),
+    ],
+)
+async def test_spans_and_durations_carry_server_address_and_port(
+    corp: Corp, otel: tuple[Any, Any, Any], base_url: str, address: str, port: int
+) -> None:
+    hook, spans, reader = otel
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/cgi-bin/gettoken":
+            return httpx.Response(200, json={"access_token": "T" * 20, "expires_in": 7200})
+        return httpx.Response(200, json={"errcode": 0, "servicer_list": []})
+
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http,
+        WeComClient(corp[0], corp[1], http_client=http, base_url=base_url, hooks=[hook]) as wc,
+    ):
+        await wc.servicers.list(corp[2])
+    finished = spans.get_finished_spans()
+    assert len(finished) == 2
+    for span in finished:
+        assert span.attributes["server.address"] == address
+        assert span.attributes["server.port"] == port
+    durations = metric_points(reader)["wechat_kf.request.duration"]
+    assert {(p.attributes["server.address"], p.attributes["server.port"]) for p in durations} == {
+        (address, port)
+    }

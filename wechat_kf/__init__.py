@@ -7,6 +7,7 @@ WeCom (企业微信) 微信客服 servicers through :class:`WeComClient`, on asy
 from __future__ import annotations
 
 from ._serde import from_data, to_data
+from ._version import __version__
 from .clients import OfficialAccountClient, WeComClient
 from .errors import (
     AccessTokenError,
@@ -52,8 +53,6 @@ from .tokens import (
     TokenProvider,
     WeComTokenProvider,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "APIError",

@@ -146,6 +146,9 @@ class Transport:
     ) -> None:
         install_log_redaction()  # again: loggers created since import need the filter too
         self.base_url = check_base_url(base_url, allow_insecure_http)
+        url = httpx.URL(self.base_url)
+        # Where every attempt goes, for the hooks (OpenTelemetry's server.address / server.port).
+        self._server = (url.host, url.port or (443 if url.scheme == "https" else 80))
         self.timeout = float(timeout)
         self.max_retries = max_retries
         self._exchange: Exchange = _choose_exchange(
@@ -273,7 +276,9 @@ class Transport:
         request = Outgoing(call.method, url, call.path, query, files=call.files)
         if call.json is not None:
             request = attrs.evolve(request, content=json_body(call.json), content_type=JSON)
-        info = Attempt(call.method, call.path, attempt, call.idempotent, call.kind.value)
+        info = Attempt(
+            call.method, call.path, attempt, call.idempotent, call.kind.value, *self._server
+        )
         started = time.perf_counter()
         with self.hooks.attempt(info):
             try:

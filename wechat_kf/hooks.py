@@ -42,13 +42,16 @@ class Attempt:
     """One request about to be sent: ``kind`` is "business" (an API call with the access token)
     or "token" (a token endpoint); ``attempt`` counts from 1 for each call, refreshes and
     retries included; ``idempotent`` says whether the policy may send it again after it may have
-    been applied."""
+    been applied; ``server_address`` and ``server_port`` name the host it goes to (the port
+    implied by the scheme when the base URL gives none)."""
 
     method: str
     path: str
     attempt: int
     idempotent: bool
     kind: str
+    server_address: str | None = None
+    server_port: int | None = None
 
 
 @attrs.frozen

@@ -12,15 +12,16 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without the extra only
     raise ImportError("wechat_kf.otel needs: pip install 'wechat-kf[otel]'") from exc
 
-from . import __version__
+from ._version import __version__
 from .hooks import Attempt, AttemptResult, BatchRequest, Retry, TokenFetch
 
 __all__ = ["OpenTelemetryHook"]
 
 
 class OpenTelemetryHook:
-    """A span per attempt, named "METHOD /path", with ``http.request.method``, ``url.path``
-    (never the query, which holds the token), ``wechat.attempt``, ``wechat.call`` (business or
+    """A span per attempt, named "METHOD /path", with ``http.request.method``, ``server.address``,
+    ``server.port``, ``url.path`` (never the query, which holds the token), ``wechat.attempt``,
+    ``wechat.call`` (business or
     token) and, once it ends, ``http.response.status_code``, ``wechat.errcode``, ``wechat.rid``
     and ``error.type``; and the metrics ``wechat_kf.request.duration`` (seconds, per attempt),
     ``wechat_kf.retries``, ``wechat_kf.token.fetches`` and ``wechat_kf.batch.ids``. Uses the
@@ -43,12 +44,7 @@ class OpenTelemetryHook:
         )
 
     def on_attempt(self, attempt: Attempt) -> Any:
-        attributes: dict[str, Any] = {
-            "http.request.method": attempt.method,
-            "url.path": attempt.path,
-            "wechat.attempt": attempt.attempt,
-            "wechat.call": attempt.kind,
-        }
+        attributes = {**_common(attempt), "wechat.attempt": attempt.attempt}
         return self._tracer.start_as_current_span(
             f"{attempt.method} {attempt.path}", kind=SpanKind.CLIENT, attributes=attributes
         )
@@ -64,11 +60,7 @@ class OpenTelemetryHook:
         if result.error is not None:
             span.set_attribute("error.type", result.error)
             span.set_status(Status(StatusCode.ERROR, result.error))
-        attributes: dict[str, Any] = {
-            "http.request.method": result.attempt.method,
-            "url.path": result.attempt.path,
-            "wechat.call": result.attempt.kind,
-        }
+        attributes = _common(result.attempt)
         if result.error is not None:
             attributes["error.type"] = result.error
         self._duration.record(result.duration, attributes)
@@ -89,3 +81,18 @@ class OpenTelemetryHook:
         unprocessed = request.ids - request.ok - request.failed
         if unprocessed:
             self._batch_ids.add(unprocessed, {**base, "wechat.batch.outcome": "unprocessed"})
+
+
+def _common(attempt: Attempt) -> dict[str, Any]:
+    """What both a span and the duration metric say of an attempt (OpenTelemetry's HTTP client
+    conventions, plus ours)."""
+    attributes: dict[str, Any] = {
+        "http.request.method": attempt.method,
+        "url.path": attempt.path,
+        "wechat.call": attempt.kind,
+    }
+    if attempt.server_address is not None:
+        attributes["server.address"] = attempt.server_address
+    if attempt.server_port is not None:
+        attributes["server.port"] = attempt.server_port
+    return attributes

@@ -23,6 +23,7 @@ import anyio
 import attrs
 import click
 import httpx
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -38,6 +39,7 @@ from .models import (
     OnlineKfAccount,
     RequestOutcome,
     Servicer,
+    ServicerResult,
     SyncResult,
     WeComKfAccount,
 )
@@ -105,12 +107,7 @@ def _run(
         if as_json:
             _print_json({"ok": False, "error": {"type": "UsageError", "message": stop.message}})
     except KeyboardInterrupt:
-        context = click.get_current_context(silent=True)
-        printed = context is not None and context.find_root().meta.get("wechat_kf.printed")
-        if interrupted is not None and not printed:
-            interrupted()
-        _err().print("interrupted")
-        code = 130
+        code = _after_ctrl_c(as_json, interrupted)
     except (ValueError, TypeError) as exc:
         code = _report_error(exc, 2, as_json)
     except CredentialError as exc:
@@ -118,6 +115,49 @@ def _run(
     except WeChatError as exc:
         code = _report_error(exc, 1, as_json)
     sys.exit(code)
+
+
+_PRINTED = "wechat_kf.printed"
+_FINISHED = "wechat_kf.finished"
+_WANTS_JSON = "wechat_kf.json"
+
+
+def _meta() -> dict[str, Any]:
+    """What this run has printed and decided, shared by every level of the command."""
+    context = click.get_current_context(silent=True)
+    return {} if context is None else context.find_root().meta
+
+
+def _after_ctrl_c(as_json: bool, interrupted: Callable[[], None] | None) -> int:
+    """The exit code after a Ctrl-C. Once the work finished and its report is out the Ctrl-C
+    interrupted nothing, and the run keeps its own code; otherwise 130, after ``interrupted``
+    said what was done, and with --json one document whatever the moment."""
+    meta = _meta()
+    if not meta.get(_PRINTED) and _FINISHED not in meta and interrupted is not None:
+        # It may find the work finished after all (the Ctrl-C came while the client closed)
+        # and report it as such.
+        interrupted()
+    if _FINISHED in meta:
+        return int(meta[_FINISHED])
+    if as_json and not meta.get(_PRINTED):
+        _print_json(
+            {
+                "ok": False,
+                "interrupted": True,
+                "error": {"type": "Interrupted", "message": "interrupted by Ctrl-C"},
+            }
+        )
+    _err().print("interrupted")
+    return 130
+
+
+def _final_report(code: int, write: Callable[[], None]) -> int:
+    """Write the report of work that finished, whole: a Ctrl-C meanwhile is held back until it
+    is out, and the run exits with ``code`` whatever follows."""
+    with _sigint_deferred():
+        write()
+        _meta()[_FINISHED] = code
+    return code
 
 
 def _report_error(error: Exception, code: int, as_json: bool, prefix: str = "") -> int:
@@ -183,28 +223,69 @@ def _common(func: F) -> F:
 
 
 def _print_json(data: Any) -> None:
-    """One whole JSON document on stdout: a Ctrl-C while it is written waits until it is out, and
-    the run prints no other."""
-    text = json.dumps(data, ensure_ascii=False, indent=2)
+    """One whole JSON document on stdout: a Ctrl-C while it is made or written waits until it is
+    out, and the run prints no other."""
     with _sigint_deferred():
-        click.echo(text)
-        context = click.get_current_context(silent=True)
-        if context is not None:
-            context.find_root().meta["wechat_kf.printed"] = True
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        _meta()[_PRINTED] = True
 
 
 @contextmanager
 def _sigint_deferred() -> Iterator[None]:
-    """SIGINT held back for the block (where the platform allows): delivered after it."""
+    """SIGINT held back for the block (where the platform allows): delivered after it. Nested
+    blocks release it only at the outermost one's end."""
     mask = getattr(signal, "pthread_sigmask", None)
     if mask is None or threading.current_thread() is not threading.main_thread():
         yield
         return
-    mask(signal.SIG_BLOCK, {signal.SIGINT})
+    before = mask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        mask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        mask(signal.SIG_SETMASK, before)
+
+
+def _asks_for_json(args: Sequence[str]) -> bool:
+    """Whether --json is on the command line (before a ``--``), even one click could not
+    parse."""
+    args = list(args)
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
+
+
+def _usage_error_json(error: click.ClickException) -> None:
+    if not _meta().get(_PRINTED):
+        message = error.format_message()
+        _print_json({"ok": False, "error": {"type": "UsageError", "message": message}})
+
+
+class _Command(click.Group):
+    """The root group: with --json on the line, a usage error click reports (a bad option or
+    value, a missing argument, an unknown command) is also one JSON document on stdout."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        as_json = _asks_for_json(args)
+        try:
+            context = super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:
+            if as_json:
+                _usage_error_json(exc)
+            raise
+        context.meta[_WANTS_JSON] = as_json
+        return context
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            if ctx.meta.get(_WANTS_JSON):
+                _usage_error_json(exc)
+            raise
 
 
 Client = TypeVar("Client", OfficialAccountClient, WeComClient)
@@ -252,10 +333,8 @@ def _listing(
         async with AsyncExitStack() as stack:
             items = await fetch(await _open_client(stack, cls, opts))
         if opts["as_json"]:
-            _print_json(converter.unstructure(list(items)))
-        else:
-            _out().print(render(items))
-        return 0
+            return _final_report(0, lambda: _print_json(converter.unstructure(list(items))))
+        return _final_report(0, lambda: _out().print(render(items)))
 
     _run(main_, as_json=opts["as_json"])
 
@@ -345,6 +424,76 @@ def _result_table(result: BatchResult, *, only_failed: bool = False) -> Table:
     return table
 
 
+_FIRST_IDS = 5
+_MAX_ERRCODES = 20
+# WeChat's errmsg reaches the terminal: no escape sequence of its own.
+_CONTROL = {code: "?" for code in [*range(32), 127]}
+
+
+def _ident(item: ServicerResult) -> str:
+    return item.userid if item.userid is not None else f"department {item.department_id}"
+
+
+def _write_outcomes(out: Console, result: BatchResult, show_all: bool) -> None:
+    """A row per id with --show-all; else the failures grouped by errcode, a few lines however
+    large the batch: a table row per failure took over 30 s for 150,000 ids."""
+    if show_all:
+        _write_rows(result.items)
+        return
+    failed = result.failed
+    if failed:
+        out.print(_failures_table(failed))
+        out.print("every failed id: --json, or a row per id with --show-all")
+
+
+@attrs.define
+class _Group:
+    errmsg: str
+    count: int = 0
+    first: list[str] = attrs.Factory(list)
+
+
+def _failures_table(failed: Sequence[ServicerResult]) -> Table:
+    groups: dict[int | None, _Group] = {}
+    for item in failed:
+        group = groups.get(item.errcode)
+        if group is None:
+            group = groups[item.errcode] = _Group(item.errmsg)
+        group.count += 1
+        if len(group.first) < _FIRST_IDS:
+            group.first.append(_ident(item))
+    table = Table("errcode", "ids", "errmsg (the first's)", "first ids")
+    ordered = sorted(groups.items(), key=lambda pair: pair[1].count, reverse=True)
+    for errcode, group in ordered[:_MAX_ERRCODES]:
+        first = ", ".join(group.first) + (", ..." if group.count > len(group.first) else "")
+        code = "-" if errcode is None else str(errcode)
+        table.add_row(code, str(group.count), group.errmsg.translate(_CONTROL), first, style="red")
+    if len(ordered) > _MAX_ERRCODES:
+        rest = ordered[_MAX_ERRCODES:]
+        count = sum(group.count for _, group in rest)
+        table.add_row("...", str(count), f"{len(rest)} other errcodes", "", style="red")
+    return table
+
+
+def _write_rows(items: Sequence[ServicerResult]) -> None:
+    """Every id, errcode and errmsg in aligned plain text, failures in red on a terminal: a rich
+    table measures each cell and takes minutes for 150,000 rows."""
+    rows = [
+        (_ident(i), "-" if i.errcode is None else str(i.errcode), i.errmsg.translate(_CONTROL))
+        for i in items
+    ]
+    id_width = max([cell_len("id"), *(cell_len(row[0]) for row in rows)])
+    code_width = max([len("errcode"), *(len(row[1]) for row in rows)])
+
+    def line(ident: str, code: str, errmsg: str) -> str:
+        return f"{ident}{' ' * (id_width - cell_len(ident))}  {code:<{code_width}}  {errmsg}"
+
+    lines = [line("id", "errcode", "errmsg")]
+    for item, row in zip(items, rows, strict=True):
+        lines.append(line(*row) if item.ok else click.style(line(*row), fg="red"))
+    click.echo("\n".join(lines))
+
+
 @contextmanager
 def _progress(enabled: bool, label: str) -> Iterator[Callable[[int, int], None]]:
     """A live progress bar on stderr, fed by ``on_progress(done, total)``."""
@@ -398,7 +547,7 @@ def _read_userids(stream: BinaryIO, encoding: str) -> list[str]:
 # -- commands ----------------------------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=_Command)
 @click.version_option(__version__, prog_name="wechat-kf")
 @_verbose
 def main() -> None:
@@ -440,10 +589,8 @@ def _oa_action(
         async with AsyncExitStack() as stack:
             await action(await _open_client(stack, OfficialAccountClient, opts))
         if opts["as_json"]:
-            _print_json({"ok": True})
-        else:
-            _out().print(done)
-        return 0
+            return _final_report(0, lambda: _print_json({"ok": True}))
+        return _final_report(0, lambda: _out().print(done))
 
     _run(main_, as_json=opts["as_json"])
 
@@ -630,6 +777,7 @@ def _batch_command(delete: bool) -> Callable[..., None]:
         journal = _Journal()
         ids: list[str] = []
         departments: list[int] = []
+        finished: list[tuple[BatchResult, _Rest | None, Sequence[Exception]]] = []
 
         async def main_() -> int:
             ids[:], departments[:] = _target(userids, userids_file, encoding, department_ids)
@@ -651,13 +799,27 @@ def _batch_command(delete: bool) -> Callable[..., None]:
                         )
                     except BatchError as exc:
                         error, result = exc, exc.result
-            rest = (error.unprocessed_userids, error.unprocessed_department_ids) if error else None
-            errors = error.errors if error else []
-            return _report_batch(result, rest, errors, opts["as_json"], show_all)
+                    rest = (
+                        (error.unprocessed_userids, error.unprocessed_department_ids)
+                        if error
+                        else None
+                    )
+                    finished.append((result, rest, error.errors if error else []))
+            return _report_batch(*finished[0], as_json=opts["as_json"], show_all=show_all)
 
         def interrupted() -> None:
+            if finished:
+                _report_batch(*finished[0], as_json=opts["as_json"], show_all=show_all)
+                return
             rest = journal.unprocessed(action, ids, departments)
-            _report_batch(journal.result(action), rest, [], opts["as_json"], show_all, True)
+            _report_batch(
+                journal.result(action),
+                rest,
+                [],
+                as_json=opts["as_json"],
+                show_all=show_all,
+                interrupted=True,
+            )
 
         _run(main_, as_json=opts["as_json"], interrupted=interrupted)
 
@@ -683,19 +845,21 @@ def _report_batch(
     result: BatchResult,
     rest: _Rest | None,
     errors: Sequence[Exception],
+    *,
     as_json: bool,
     show_all: bool,
     interrupted: bool = False,
 ) -> int:
-    """The outcome of a batch: with --json one document; else the failed ids (every id with
-    --show-all) and a summary naming what was left unprocessed."""
-    if as_json:
-        _print_json(_batch_data(result, rest, errors, interrupted))
-    else:
+    """The outcome of a batch: with --json one document; else the failures grouped by errcode
+    (every id with --show-all) and a summary naming what was left unprocessed."""
+    code = 0 if rest is None and result.ok else 1
+
+    def write() -> None:
+        if as_json:
+            _print_json(_batch_data(result, rest, errors, interrupted))
+            return
         out = _out()
-        rows = result.items if show_all else result.failed
-        if rows:
-            out.print(_result_table(BatchResult(rows)))
+        _write_outcomes(out, result, show_all)
         summary = f"{len(result.succeeded)} ok, {len(result.failed)} failed"
         if rest is not None:
             summary += f", {len(rest[0]) + len(rest[1])} unprocessed"
@@ -704,7 +868,11 @@ def _report_batch(
         out.print(summary)
         for failure in errors:
             out.print(f"  {_describe(failure)}")
-    return 0 if rest is None and result.ok else 1
+
+    if interrupted:
+        write()
+        return code
+    return _final_report(code, write)
 
 
 def _sync_command(
@@ -719,6 +887,7 @@ def _sync_command(
 ) -> None:
     journal = _Journal()
     plans: list[SyncResult] = []
+    finished: list[tuple[SyncResult, SyncError | None]] = []
 
     async def main_() -> int:
         ids, departments = _target(userids, userids_file, encoding, department_ids)
@@ -737,7 +906,8 @@ def _sync_command(
                 )
             )
             if dry_run or not plans[0].changes:
-                return _report_sync(plans[0], None, opts["as_json"], show_all)
+                finished.append((plans[0], None))
+                return _report_sync(plans[0], None, as_json=opts["as_json"], show_all=show_all)
             error: SyncError | None = None
             with _progress(not opts["as_json"], "syncing servicers") as bar:
                 try:
@@ -750,10 +920,16 @@ def _sync_command(
                     )
                 except SyncError as exc:
                     error, result = exc, exc.result
-        return _report_sync(result, error, opts["as_json"], show_all)
+                finished.append((result, error))
+        return _report_sync(*finished[0], as_json=opts["as_json"], show_all=show_all)
 
     def interrupted() -> None:
+        if finished:
+            _report_sync(*finished[0], as_json=opts["as_json"], show_all=show_all)
+            return
         if not plans:
+            # Only the current servicers were being read: nothing was changed, and _run says
+            # that it was interrupted.
             return
         plan = plans[0]
         done = attrs.evolve(plan, added=journal.result("add"), removed=journal.result("delete"))
@@ -766,7 +942,7 @@ def _sync_command(
             unprocessed_to_remove=removes[0],
             unprocessed_departments_to_remove=removes[1],
         )
-        _report_sync(done, error, opts["as_json"], show_all, interrupted=True)
+        _report_sync(done, error, as_json=opts["as_json"], show_all=show_all, interrupted=True)
 
     _run(main_, as_json=opts["as_json"], interrupted=interrupted)
 
@@ -774,25 +950,46 @@ def _sync_command(
 def _report_sync(
     result: SyncResult,
     error: SyncError | None,
+    *,
     as_json: bool,
     show_all: bool,
     interrupted: bool = False,
 ) -> int:
     ok = error is None and result.ok
-    if as_json:
-        data = converter.unstructure(result)
-        data["ok"] = ok and not interrupted
-        data["unprocessed"] = {
-            "to_add": error.unprocessed_to_add if error else [],
-            "to_remove": error.unprocessed_to_remove if error else [],
-            "departments_to_add": error.unprocessed_departments_to_add if error else [],
-            "departments_to_remove": error.unprocessed_departments_to_remove if error else [],
-        }
-        data["errors"] = [_error_data(e) for e in error.errors] if error else []
-        if interrupted:
-            data["interrupted"] = True
-        _print_json(data)
-        return 0 if ok else 1
+    code = 0 if ok else 1
+
+    def write() -> None:
+        if as_json:
+            _print_json(_sync_data(result, error, ok, interrupted))
+        else:
+            _write_sync(result, error, show_all, interrupted)
+
+    if interrupted:
+        write()
+        return code
+    return _final_report(code, write)
+
+
+def _sync_data(
+    result: SyncResult, error: SyncError | None, ok: bool, interrupted: bool
+) -> dict[str, Any]:
+    data: dict[str, Any] = converter.unstructure(result)
+    data["ok"] = ok and not interrupted
+    data["unprocessed"] = {
+        "to_add": error.unprocessed_to_add if error else [],
+        "to_remove": error.unprocessed_to_remove if error else [],
+        "departments_to_add": error.unprocessed_departments_to_add if error else [],
+        "departments_to_remove": error.unprocessed_departments_to_remove if error else [],
+    }
+    data["errors"] = [_error_data(e) for e in error.errors] if error else []
+    if interrupted:
+        data["interrupted"] = True
+    return data
+
+
+def _write_sync(
+    result: SyncResult, error: SyncError | None, show_all: bool, interrupted: bool
+) -> None:
     out = _out()
     verb = "would" if result.dry_run else "to"
     out.print(
@@ -810,13 +1007,11 @@ def _report_sync(
             out.print(f"  {label}: {', '.join(shown)}{more}")
     if result.dry_run or not result.changes:
         out.print("dry run: nothing sent" if result.dry_run else "already in sync")
-        return 0
+        return
     for label, batch in (("added", result.added), ("removed", result.removed)):
         if batch is not None:
             out.print(f"{label}: {len(batch.succeeded)} ok, {len(batch.failed)} failed")
-            rows = batch.items if show_all else batch.failed
-            if rows:
-                out.print(_result_table(BatchResult(rows)))
+            _write_outcomes(out, batch, show_all)
     if error is not None:
         unprocessed = (
             len(error.unprocessed_to_add)
@@ -828,7 +1023,6 @@ def _report_sync(
         out.print(f"{unprocessed} unprocessed{note}: run the same sync again to finish")
         for failure in error.errors:
             out.print(f"  {_describe(failure)}")
-    return 0 if ok else 1
 
 
 servicers_sync = _batch_options(

@@ -208,11 +208,12 @@ async def test_closing_a_client_leaves_the_platform_and_its_other_clients_workin
     fake: FakeWeChat, component: Any
 ) -> None:
     refresh = fake.authorize(component.component_appid, "wxauthorizer0001")
+    http = httpx.AsyncClient(transport=fake.transport)
     p = OpenPlatform(
         component.component_appid,
         component.component_appsecret,
         verify_ticket=component.ticket,
-        http_client=httpx.AsyncClient(transport=fake.transport),
+        http_client=http,
     )
     first = p.official_account("wxauthorizer0001", refresh_token=refresh)
     second = p.official_account("wxauthorizer0001", refresh_token=refresh)
@@ -222,7 +223,8 @@ async def test_closing_a_client_leaves_the_platform_and_its_other_clients_workin
     await p.aclose()
     with pytest.raises(WeChatError):
         await second.kf_accounts.list()
-    await p._http.aclose()
+    assert not http.is_closed  # the caller's pool is the caller's to close
+    await http.aclose()
 
 
 async def test_bad_arguments_are_refused_before_any_request(
@@ -292,6 +294,68 @@ def test_four_processes_of_one_platform_fetch_one_component_and_one_authorizer_t
     assert successes(fake, AUTHORIZER) == 1
 
 
+def test_two_processes_sharing_a_store_and_a_refresh_token_source_keep_up_with_rotations(
+    tmp_path: Any,
+) -> None:
+    # Each process in turn meets a revoked token and fetches; each fetch rotates the refresh
+    # token, saved to the one source both read. A process that preferred its own copy of an
+    # earlier rotation would present a retired token (61023).
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from redis import Redis
+
+    from tests._redis import redis_server
+    from tests._servers import serve
+
+    fake = FakeWeChat()
+    fake.rotate_refresh_tokens = True
+    state = fake.register_open_platform()
+    ticket = fake.push_verify_ticket(state.component_appid)
+    source = tmp_path / "refresh_token"
+    source.write_text(fake.authorize(state.component_appid, "wxauthorizer0001"))
+    root = Path(__file__).resolve().parent.parent
+    with redis_server() as redis_url, serve(fake.app) as base_url:
+        redis = Redis.from_url(redis_url)
+        command = [
+            sys.executable, "-m", "tests._platform_worker", "--base-url", base_url,
+            "--redis-url", redis_url, "--component-appid", state.component_appid,
+            "--component-secret", state.component_appsecret, "--ticket", ticket,
+            "--authorizer", "wxauthorizer0001", "--refresh-file", str(source), "--rounds", "3",
+        ]  # fmt: skip
+        workers = [
+            subprocess.Popen(
+                command, cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            )
+            for _ in range(2)
+        ]
+        outcomes = []
+        try:
+            for round_ in range(6):
+                worker = workers[round_ % 2]
+                assert worker.stdin is not None
+                assert worker.stdout is not None
+                worker.stdin.write("go\n")
+                worker.stdin.flush()
+                outcomes.append(json.loads(worker.stdout.readline())["outcome"])
+                # Every token gone, here and in the store: the next round fetches anew.
+                fake.revoke_tokens()
+                redis.flushdb()
+        finally:
+            for worker in workers:
+                worker.communicate(timeout=30)
+            redis.close()
+    assert outcomes == ["ok"] * 6
+    assert successes(fake, AUTHORIZER) == 6
+    assert all(c.errcode != 61023 for c in fake.calls_to(AUTHORIZER))
+    assert (
+        source.read_text()
+        == fake.open_platforms[state.component_appid].refresh_tokens["wxauthorizer0001"]
+    )
+
+
 async def test_the_sandbox_and_the_fake_server_seed_a_platform_and_a_service_provider() -> None:
     from wechat_kf.testing import sandbox
 
@@ -312,3 +376,71 @@ async def test_the_sandbox_and_the_fake_server_seed_a_platform_and_a_service_pro
         assert len(await oa.kf_accounts.list()) == 2
         wc = sp.wecom(box.corpid, permanent_code=box.permanent_code)
         assert await wc.servicers.list(box.open_kfid) == []
+
+
+# -- refresh tokens: never re-sent once they may have rotated; read at every fetch -------------
+
+
+async def test_an_authorizer_fetch_whose_answer_is_lost_is_never_sent_again(exchange: str) -> None:
+    from tests._wire import WireConn, WireRequest, WireServer, response
+    from wechat_kf import TransportError
+
+    def script(request: WireRequest, conn: WireConn) -> None:
+        if request.path == COMPONENT:
+            conn.send(response(200, {"component_access_token": "ct" * 10, "expires_in": 7200}))
+        else:  # WeChat applied it (rotating the refresh token) and the answer never came back
+            conn.close()
+
+    with WireServer(script) as server:
+        async with OpenPlatform(
+            "wxcomponent01",
+            "component-secret-0001",
+            verify_ticket="ticket-0001",
+            base_url=server.url,
+            exchange=exchange,
+            max_retries=3,
+        ) as p:
+            oa = p.official_account("wxauthorizer01", refresh_token="refresh-0001")
+            with anyio.fail_after(10), pytest.raises(TransportError) as info:
+                await oa.kf_accounts.list()
+    assert len(server.requests_to(AUTHORIZER)) == 1
+    assert info.value.maybe_applied
+    assert "api_get_authorizer_info" in str(info.value)
+
+
+async def test_a_retired_refresh_token_says_how_to_recover(
+    fake: FakeWeChat, component: Any, http: httpx.AsyncClient
+) -> None:
+    fake.authorize(component.component_appid, "wxauthorizer0001")
+    async with platform(fake, component, http) as p:
+        oa = p.official_account("wxauthorizer0001", refresh_token="refreshtoken@@@retired")
+        with pytest.raises(CredentialError) as info:
+            await oa.kf_accounts.list()
+    assert info.value.errcode == 61023
+    assert "api_get_authorizer_info" in str(info.value)
+    assert "authorise" in str(info.value)
+
+
+async def test_the_refresh_token_source_is_read_at_every_fetch_even_after_a_rotation(
+    fake: FakeWeChat, component: Any, http: httpx.AsyncClient
+) -> None:
+    # One source of refresh tokens, two providers (as two processes would have): each rotation
+    # one makes is saved there, and the other presents it next.
+    shared = [fake.authorize(component.component_appid, "wxauthorizer0001")]
+    fake.rotate_refresh_tokens = True
+
+    def save(token: str) -> None:
+        shared[0] = token
+
+    async with platform(fake, component, http) as first, platform(fake, component, http) as second:
+        clients = [
+            p.official_account("wxauthorizer0001", refresh_token=lambda: shared[0],
+                               save_refresh_token=save)
+            for p in (first, second)
+        ]  # fmt: skip
+        for round_ in range(4):
+            await clients[round_ % 2].kf_accounts.list()
+            fake.revoke_tokens()
+    assert successes(fake, AUTHORIZER) == 4
+    # Never the retired one (the other calls met a revoked component token and were re-sent).
+    assert all(c.errcode != 61023 for c in fake.calls_to(AUTHORIZER))

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from wechat_kf import clients
+from wechat_kf import clients, platforms
 from wechat_kf.testing import Sandbox, sandbox
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -55,14 +55,16 @@ def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Sandbox:
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    real = clients.Transport
+    real = clients.Connection
 
     def routed(**options: Any) -> Any:
         if options.get("http_client") is None:
             options["http_client"] = httpx.AsyncClient(transport=box.fake.transport)
         return real(**options)
 
-    monkeypatch.setattr(clients, "Transport", routed)
+    # Clients and platforms alike make their connection with this one class.
+    monkeypatch.setattr(clients, "Connection", routed)
+    monkeypatch.setattr(platforms, "Connection", routed)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "face.jpg").write_bytes(b"\xff\xd8\xff\xe0 a tiny jpeg")
     return box
@@ -315,12 +317,6 @@ def test_readme_platforms_block_acts_for_an_authorizer_and_a_corp(
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    # The platforms make their own pool: route it to the fake as the clients are.
-    from wechat_kf import platforms
-
-    monkeypatch.setattr(
-        platforms, "_new_pool", lambda: httpx.AsyncClient(transport=world.fake.transport)
-    )
     (code,) = blocks_under("## Third-party platforms")
     run_as_script(code)
     out = capsys.readouterr().out

@@ -10,7 +10,6 @@ wrong in it becomes a WeChatError, and one place decides whether to try again.
 from __future__ import annotations
 
 import enum
-import importlib.util
 import ipaddress
 import json as jsonlib
 import logging
@@ -21,10 +20,9 @@ from typing import Any
 import anyio
 import attrs
 import httpx
-import sniffio
 
 from ._body import MAX_BODY_BYTES
-from ._exchanges import AiohttpExchange, Exchange, ExchangeFailed, HttpxExchange, Outgoing
+from ._exchanges import Exchange, ExchangeFailed, Outgoing
 from ._retry import INSTANT_RETRIES, RETRYABLE_ERRCODES, Failure, retry_delay
 from ._secrets import hide, hide_fields, install_log_redaction, redact
 from ._serde import as_int
@@ -129,32 +127,27 @@ class _Call:
 
 
 class Transport:
-    """Sends API calls for one client: builds the URL, adds the access token on every attempt,
-    bounds each attempt by ``timeout``, decodes the body, maps errcodes to exceptions and retries
-    per :func:`retry_delay`."""
+    """Sends API calls for one client over ``exchange``: builds the URL on ``base_url`` (already
+    checked), adds the access token on every attempt, bounds each attempt by ``timeout``, decodes
+    the body, maps errcodes to exceptions and retries per :func:`retry_delay`."""
 
     def __init__(
         self,
+        exchange: Exchange,
         *,
         base_url: str,
-        http_client: httpx.AsyncClient | None,
         timeout: float,
         max_retries: int,
-        exchange: str = "auto",
-        allow_insecure_http: bool = False,
         hooks: Hooks | None = None,
     ) -> None:
         install_log_redaction()  # again: loggers created since import need the filter too
-        self.base_url = check_base_url(base_url, allow_insecure_http)
+        self.base_url = base_url
         url = httpx.URL(self.base_url)
         # Where every attempt goes, for the hooks (OpenTelemetry's server.address / server.port).
         self._server = (url.host, url.port or (443 if url.scheme == "https" else 80))
         self.timeout = float(timeout)
         self.max_retries = max_retries
-        self._exchange: Exchange = _choose_exchange(
-            exchange, http_client, self.timeout, self.base_url
-        )
-        logger.debug("exchange: %s", self._exchange.name)
+        self._exchange = exchange
         self.hooks = hooks if hooks is not None else Hooks(None)
         self._token_provider: TokenProvider | None = None
         self.closed = False
@@ -345,43 +338,11 @@ class Transport:
         return _Failed(exc.failure, error, exc.kind)
 
     async def aclose(self) -> None:
-        """Refuse further calls and close what the exchange owns (never a caller's client)."""
+        """Refuse further calls (the exchange is its connection's to close)."""
         self.closed = True
-        await self._exchange.aclose()
 
 
-#: The values of the ``exchange`` option.
-EXCHANGES = ("auto", "httpx", "aiohttp")
 JSON = "application/json"
-
-
-def _choose_exchange(
-    exchange: str, http_client: httpx.AsyncClient | None, timeout: float, base_url: str
-) -> Exchange:
-    """The exchange a client uses, chosen once, when it is made: httpx with a caller's
-    ``http_client``; else as pinned; ``auto`` takes aiohttp when the client is made on asyncio
-    and aiohttp is installed (its pool costs a fraction of httpcore's CPU per request), and httpx
-    otherwise (trio, or no running event loop to tell)."""
-    if exchange not in EXCHANGES:
-        raise ValueError(f"exchange must be one of {', '.join(EXCHANGES)}, not {exchange!r}")
-    if http_client is not None:
-        if exchange == "aiohttp":
-            raise ValueError("an http_client is an httpx client: use exchange='httpx' or 'auto'")
-        return HttpxExchange(http_client, timeout=timeout)
-    if exchange == "aiohttp" or (exchange == "auto" and _on_asyncio() and _has_aiohttp()):
-        return AiohttpExchange(base_url)
-    return HttpxExchange(None, timeout=timeout)
-
-
-def _on_asyncio() -> bool:
-    try:
-        return sniffio.current_async_library() == "asyncio"
-    except sniffio.AsyncLibraryNotFoundError:
-        return False
-
-
-def _has_aiohttp() -> bool:
-    return importlib.util.find_spec("aiohttp") is not None
 
 
 def json_body(payload: Mapping[str, Any]) -> bytes:

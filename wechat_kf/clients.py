@@ -1,17 +1,26 @@
-"""The clients: compose transport, token provider and resources, and own their lifecycle."""
+"""The clients, and the one place where a client is composed: a :class:`Connection` (the exchange
+and its pool, the base URL, the per-attempt timeout, the retries, the hooks) gives each client
+its transport, the token provider is bound to it, and the resources are built on it. The
+platforms compose through the same :class:`Connection`, so a setting reaches every kind of
+client alike."""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable
+import functools
+import importlib.util
+import logging
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
 import httpx
+import sniffio
 
+from ._exchanges import AiohttpExchange, Exchange, HttpxExchange
 from ._secrets import hide
-from ._transport import Transport
+from ._transport import Transport, check_base_url
 from .customer_service import KfAccounts
 from .errors import ClientClosedError
 from .hooks import Hooks
@@ -20,7 +29,16 @@ from .stores import TokenStore
 from .tokens import OfficialAccountTokenProvider, TokenProvider, WeComTokenProvider
 from .wecom_kf_accounts import WeComKfAccounts
 
-__all__ = ["OfficialAccountClient", "WeComClient"]
+__all__ = ["EXCHANGES", "Connection", "Lifecycle", "OfficialAccountClient", "WeComClient"]
+
+logger = logging.getLogger("wechat_kf.transport")
+
+#: The values of the ``exchange`` option.
+EXCHANGES = ("auto", "httpx", "aiohttp")
+
+#: A client's token provider, or how to make one once its transport exists (``fetch=``,
+#: ``hooks=``).
+_ProviderOrMaker = TokenProvider | Callable[..., TokenProvider]
 
 _L = TypeVar("_L", bound="Lifecycle")
 
@@ -48,8 +66,7 @@ def _check_auth(
             raise ValueError(f"give either {id_name} and secret, or token_provider, not both")
         if store is not None:
             raise ValueError("token_store only applies to credentials, not to a token_provider")
-        if not isinstance(provider, TokenProvider):
-            raise TypeError("token_provider must have async get_token() and invalidate(token)")
+        _checked_provider(provider)
         return False
     if app_id is None or secret is None:
         raise ValueError(f"give both {id_name} and secret, or a token_provider")
@@ -88,15 +105,120 @@ class Lifecycle(abc.ABC):
         await self.aclose()
 
 
+class Connection:
+    """What every call of a client goes over, and with: one exchange (httpx, or aiohttp on
+    asyncio) and its connection pool, built with the per-attempt ``timeout``, the checked
+    ``base_url``, ``max_retries`` and the ``hooks``. Each client makes its own; a platform makes
+    one and hands it to every client it makes (``OfficialAccountClient.over``,
+    ``WeComClient.over``), which then share its pool and close nothing of it. An ``http_client``
+    of yours is used as given and never closed."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        http_client: httpx.AsyncClient | None = None,
+        timeout: float = 10.0,
+        max_retries: int = 3,
+        exchange: str = "auto",
+        allow_insecure_http: bool = False,
+        hooks: Iterable[Any] | None = None,
+    ) -> None:
+        _check_options(timeout, max_retries, http_client)
+        self.base_url = check_base_url(base_url, allow_insecure_http)
+        self.timeout = float(timeout)
+        self.max_retries = max_retries
+        self.hooks = Hooks(hooks)
+        self._exchange = _choose_exchange(exchange, http_client, self.timeout, self.base_url)
+        logger.debug("exchange: %s", self._exchange.name)
+        self.closed = False
+
+    @property
+    def exchange(self) -> str:
+        """Which library carries the requests: "httpx" or "aiohttp"."""
+        return self._exchange.name
+
+    def transport(self) -> Transport:
+        """A new transport over this connection's exchange, with its settings (one per client:
+        closing a client closes its transport, not the connection)."""
+        if self.closed:
+            raise ClientClosedError("the connection is closed")
+        return Transport(
+            self._exchange,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            hooks=self.hooks,
+        )
+
+    async def aclose(self) -> None:
+        """Close the pool the exchange owns (never your ``http_client``)."""
+        self.closed = True
+        await self._exchange.aclose()
+
+    def __repr__(self) -> str:
+        # Never fails, even half-built: error trackers take reprs of the frames of a refusal.
+        exchange = getattr(getattr(self, "_exchange", None), "name", None)
+        return f"Connection(base_url={getattr(self, 'base_url', None)!r}, exchange={exchange!r})"
+
+
+def _choose_exchange(
+    exchange: str, http_client: httpx.AsyncClient | None, timeout: float, base_url: str
+) -> Exchange:
+    """The exchange a connection uses, chosen once, when it is made: httpx with a caller's
+    ``http_client``; else as pinned; ``auto`` takes aiohttp when the client is made on asyncio
+    and aiohttp is installed (its pool costs a fraction of httpcore's CPU per request), and httpx
+    otherwise (trio, or no running event loop to tell)."""
+    if exchange not in EXCHANGES:
+        raise ValueError(f"exchange must be one of {', '.join(EXCHANGES)}, not {exchange!r}")
+    if http_client is not None:
+        if exchange == "aiohttp":
+            raise ValueError("an http_client is an httpx client: use exchange='httpx' or 'auto'")
+        return HttpxExchange(http_client, timeout=timeout)
+    if exchange == "aiohttp" or (exchange == "auto" and _on_asyncio() and _has_aiohttp()):
+        return AiohttpExchange(base_url)
+    return HttpxExchange(None, timeout=timeout)
+
+
+def _on_asyncio() -> bool:
+    try:
+        return sniffio.current_async_library() == "asyncio"
+    except sniffio.AsyncLibraryNotFoundError:
+        return False
+
+
+def _has_aiohttp() -> bool:
+    return importlib.util.find_spec("aiohttp") is not None
+
+
 class _Client(Lifecycle):
-    """Lifecycle shared by both clients: ``async with`` or ``aclose()``; closed means closed."""
+    """What both clients share: a transport over a :class:`Connection` (their own, closed with
+    them, or a platform's, left open), the token provider bound to it, and the lifecycle."""
 
     _transport: Transport
+    _connection: Connection
+    _owns_connection: bool
+    _provider: TokenProvider
+
+    def _compose(
+        self, connection: Connection, provider: _ProviderOrMaker, *, owns_connection: bool
+    ) -> None:
+        self._connection = connection
+        self._owns_connection = owns_connection
+        self._transport = connection.transport()
+        # A provider made here fetches through this client's transport: once the client is
+        # closed, its token fetches are refused like its calls.
+        if not isinstance(provider, TokenProvider):
+            provider = provider(fetch=self._transport.fetch_token, hooks=connection.hooks)
+        self._provider = provider
+        self._transport.bind(provider)
 
     async def aclose(self) -> None:
         """Close the client: further calls raise ``ClientClosedError``; an ``http_client`` you
-        passed in stays open (it is yours)."""
+        passed in stays open (it is yours), and so does a platform's connection."""
         await self._transport.aclose()
+        if self._owns_connection:
+            await self._connection.aclose()
 
     @property
     def closed(self) -> bool:
@@ -107,14 +229,12 @@ class _Client(Lifecycle):
     def exchange(self) -> str:
         """Which library carries the requests: "httpx" or "aiohttp" (``exchange=`` pins it;
         ``"auto"`` takes aiohttp when the client is made on asyncio with aiohttp installed)."""
-        return self._transport.exchange
+        return self._connection.exchange
 
     @property
     def token_provider(self) -> TokenProvider:
         """The provider that authenticates this client's calls."""
         return self._provider
-
-    _provider: TokenProvider
 
 
 class OfficialAccountClient(_Client):
@@ -145,31 +265,47 @@ class OfficialAccountClient(_Client):
     ) -> None:
         secret = hide(secret)  # this frame shows in the traceback of a refused argument
         uses_credentials = _check_auth("appid", appid, secret, token_provider, token_store)
-        _check_options(timeout, max_retries, http_client)
-        self._transport = Transport(
+        connection = Connection(
             base_url=base_url,
             http_client=http_client,
             timeout=timeout,
             max_retries=max_retries,
             exchange=exchange,
             allow_insecure_http=allow_insecure_http,
-            hooks=Hooks(hooks),
+            hooks=hooks,
         )
-        if uses_credentials:
+        provider: _ProviderOrMaker
+        if not uses_credentials:
+            assert token_provider is not None
+            provider = token_provider
+        else:
             assert appid is not None
             assert secret is not None
-            token_provider = OfficialAccountTokenProvider(
+            provider = functools.partial(
+                OfficialAccountTokenProvider,
                 appid,
                 secret,
-                fetch=self._transport.fetch_token,
                 store=token_store,
                 use_stable_token=use_stable_token,
-                hooks=self._transport.hooks,
             )
-        assert token_provider is not None
         self.appid = appid
-        self._provider = token_provider
-        self._transport.bind(token_provider)
+        self._setup(connection, provider, owns_connection=True)
+
+    @classmethod
+    def over(
+        cls, connection: Connection, *, token_provider: TokenProvider
+    ) -> OfficialAccountClient:
+        """A client whose calls go over ``connection`` (shared: closing the client leaves it
+        open), authenticated by ``token_provider``; how the platforms make their clients."""
+        client = cls.__new__(cls)
+        client.appid = None
+        client._setup(connection, _checked_provider(token_provider), owns_connection=False)
+        return client
+
+    def _setup(
+        self, connection: Connection, provider: _ProviderOrMaker, *, owns_connection: bool
+    ) -> None:
+        self._compose(connection, provider, owns_connection=owns_connection)
         self.kf_accounts = KfAccounts(self._transport)
 
     def __repr__(self) -> str:
@@ -202,37 +338,65 @@ class WeComClient(_Client):
     ) -> None:
         secret = hide(secret)  # this frame shows in the traceback of a refused argument
         uses_credentials = _check_auth("corpid", corpid, secret, token_provider, token_store)
-        _check_options(timeout, max_retries, http_client)
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
-            raise TypeError("max_concurrency must be an int")
-        if max_concurrency < 1:
-            raise ValueError("max_concurrency must be >= 1")
-        self._transport = Transport(
+        _check_concurrency(max_concurrency)
+        connection = Connection(
             base_url=base_url,
             http_client=http_client,
             timeout=timeout,
             max_retries=max_retries,
             exchange=exchange,
             allow_insecure_http=allow_insecure_http,
-            hooks=Hooks(hooks),
+            hooks=hooks,
         )
-        if uses_credentials:
+        provider: _ProviderOrMaker
+        if not uses_credentials:
+            assert token_provider is not None
+            provider = token_provider
+        else:
             assert corpid is not None
             assert secret is not None
-            token_provider = WeComTokenProvider(
-                corpid,
-                secret,
-                fetch=self._transport.fetch_token,
-                store=token_store,
-                hooks=self._transport.hooks,
-            )
-        assert token_provider is not None
+            provider = functools.partial(WeComTokenProvider, corpid, secret, store=token_store)
         self.corpid = corpid
+        self._setup(connection, provider, max_concurrency, owns_connection=True)
+
+    @classmethod
+    def over(
+        cls, connection: Connection, *, token_provider: TokenProvider, max_concurrency: int = 8
+    ) -> WeComClient:
+        """A client whose calls go over ``connection`` (shared: closing the client leaves it
+        open), authenticated by ``token_provider``; how the platforms make their clients."""
+        _check_concurrency(max_concurrency)
+        client = cls.__new__(cls)
+        client.corpid = None
+        provider = _checked_provider(token_provider)
+        client._setup(connection, provider, max_concurrency, owns_connection=False)
+        return client
+
+    def _setup(
+        self,
+        connection: Connection,
+        provider: _ProviderOrMaker,
+        max_concurrency: int,
+        *,
+        owns_connection: bool,
+    ) -> None:
+        self._compose(connection, provider, owns_connection=owns_connection)
         self.max_concurrency = max_concurrency
-        self._provider = token_provider
-        self._transport.bind(token_provider)
         self.servicers = Servicers(self._transport, anyio.CapacityLimiter(max_concurrency))
         self.kf_accounts = WeComKfAccounts(self._transport)
 
     def __repr__(self) -> str:
         return f"WeComClient(corpid={getattr(self, 'corpid', None)!r})"
+
+
+def _checked_provider(provider: object) -> TokenProvider:
+    if not isinstance(provider, TokenProvider):
+        raise TypeError("token_provider must have async get_token() and invalidate(token)")
+    return provider
+
+
+def _check_concurrency(max_concurrency: object) -> None:
+    if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
+        raise TypeError("max_concurrency must be an int")
+    if max_concurrency < 1:
+        raise ValueError("max_concurrency must be >= 1")

@@ -7,8 +7,8 @@ compare-and-invalidate, and the same token store (Redis across processes).
         oa = p.official_account(authorizer_appid, refresh_token=load, save_refresh_token=save)
         await oa.kf_accounts.list()
 
-Every client a platform hands out shares its one connection pool and its one component (or
-suite) token.
+Every client a platform hands out shares its one connection (pool, timeout, retries, hooks: made
+the way a client makes its own) and its one component (or suite) token.
 """
 
 from __future__ import annotations
@@ -21,15 +21,19 @@ from typing import Any, TypeAlias, TypeVar
 
 import httpx
 
-from ._exchanges import DEFAULT_CONNECTIONS, KEEPALIVE_SECONDS
 from ._secrets import hide
-from ._transport import Transport, check_base_url
-from .clients import Lifecycle, OfficialAccountClient, WeComClient
-from .errors import TOKEN_ERRCODES, ClientClosedError, CredentialError, PlatformTicketError
+from .clients import Connection, Lifecycle, OfficialAccountClient, WeComClient
+from .errors import (
+    TOKEN_ERRCODES,
+    ClientClosedError,
+    CredentialError,
+    PlatformTicketError,
+    TransportError,
+)
 from .hooks import Hooks
 from .models import AccessToken
 from .stores import TokenStore
-from .tokens import TokenFetcher, _CachingTokenProvider, _check_credential
+from .tokens import CachingTokenProvider, TokenFetcher, check_credential
 
 __all__ = [
     "AuthorizerTokenProvider",
@@ -63,14 +67,14 @@ async def _read(source: Source, what: str) -> str | None:
 
 def _check_source(name: str, source: object) -> Source:
     if isinstance(source, str):
-        _check_credential(name, source)
+        check_credential(name, source)
         return hide(source)
     if not callable(source):
         raise TypeError(f"{name} must be a str or a function returning the latest one")
     return source
 
 
-class ComponentTokenProvider(_CachingTokenProvider):
+class ComponentTokenProvider(CachingTokenProvider):
     """The open platform's ``component_access_token`` (``POST
     /cgi-bin/component/api_component_token`` with the latest ``component_verify_ticket``, read
     from ``verify_ticket`` at each fetch). One per platform, shared by all its authorizers."""
@@ -91,8 +95,8 @@ class ComponentTokenProvider(_CachingTokenProvider):
         hooks: Hooks | None = None,
     ) -> None:
         component_appsecret = hide(component_appsecret)
-        self.component_appid = _check_credential("component_appid", component_appid)
-        self._secret = _check_credential("component_appsecret", component_appsecret)
+        self.component_appid = check_credential("component_appid", component_appid)
+        self._secret = check_credential("component_appsecret", component_appsecret)
         self._ticket = _check_source("verify_ticket", verify_ticket)
         key = f"component:{component_appid}"
         super().__init__(key=key, fetch=fetch, store=store, clock=clock, hooks=hooks)
@@ -120,7 +124,7 @@ class ComponentTokenProvider(_CachingTokenProvider):
         return f"ComponentTokenProvider(component_appid={appid!r})"
 
 
-class SuiteTokenProvider(_CachingTokenProvider):
+class SuiteTokenProvider(CachingTokenProvider):
     """A WeCom service provider's ``suite_access_token`` (``POST /cgi-bin/service/get_suite_token``
     with the latest ``suite_ticket``, read from ``suite_ticket`` at each fetch). One per suite,
     shared by all its authorised corps."""
@@ -141,8 +145,8 @@ class SuiteTokenProvider(_CachingTokenProvider):
         hooks: Hooks | None = None,
     ) -> None:
         suite_secret = hide(suite_secret)
-        self.suite_id = _check_credential("suite_id", suite_id)
-        self._secret = _check_credential("suite_secret", suite_secret)
+        self.suite_id = check_credential("suite_id", suite_id)
+        self._secret = check_credential("suite_secret", suite_secret)
         self._ticket = _check_source("suite_ticket", suite_ticket)
         super().__init__(
             key=f"suite:{suite_id}", fetch=fetch, store=store, clock=clock, hooks=hooks
@@ -165,12 +169,15 @@ class SuiteTokenProvider(_CachingTokenProvider):
         return f"SuiteTokenProvider(suite_id={getattr(self, 'suite_id', None)!r})"
 
 
-class _OnBehalf(_CachingTokenProvider):
+class _OnBehalf(CachingTokenProvider):
     """A token obtained with the platform's own token (component or suite): a rejection of that
     token by the endpoint drops it and the fetch is tried once more with a new one."""
 
-    _parent: _CachingTokenProvider
+    _parent: CachingTokenProvider
     _parent_param = ""
+
+    #: Whether the fetch may be sent again after it may have applied.
+    _idempotent = True
 
     async def _with_parent(self, json: Mapping[str, Any]) -> Mapping[str, Any]:
         for last in (False, True):
@@ -178,7 +185,7 @@ class _OnBehalf(_CachingTokenProvider):
             try:
                 return await self._fetcher(
                     "POST", self._path, params={self._parent_param: parent}, json=json,
-                    idempotent=True,
+                    idempotent=self._idempotent,
                 )  # fmt: skip
             except CredentialError as exc:
                 if last or exc.errcode not in TOKEN_ERRCODES:
@@ -190,14 +197,18 @@ class _OnBehalf(_CachingTokenProvider):
 class AuthorizerTokenProvider(_OnBehalf):
     """An authorizer's ``authorizer_access_token`` (``POST
     /cgi-bin/component/api_authorizer_token`` with the component token and the authorizer's
-    refresh token, read from ``refresh_token`` at each fetch). A refresh token that comes back
-    different is handed to ``save_refresh_token`` (plain or async) before the token is used, and
-    used for the next fetch."""
+    refresh token). The refresh token is read from ``refresh_token`` at every fetch, so a
+    rotation another process saved is what this one presents next; a refresh token that comes
+    back different is handed to ``save_refresh_token`` (plain or async) before the token is used
+    (with a plain str source, the newest one this provider saw is used from then on). The fetch
+    is never sent again once it may have reached WeChat: WeChat may have rotated the refresh
+    token in it, and the retired one would be refused (61023)."""
 
     _path = "/cgi-bin/component/api_authorizer_token"
     _token_field = "authorizer_access_token"
     _platform = "oa"
     _parent_param = "component_access_token"
+    _idempotent = False
 
     def __init__(
         self,
@@ -216,39 +227,63 @@ class AuthorizerTokenProvider(_OnBehalf):
         if save_refresh_token is not None and not callable(save_refresh_token):
             raise TypeError("save_refresh_token must be a function")
         self._parent = self._component = component
-        self.authorizer_appid = _check_credential("authorizer_appid", authorizer_appid)
+        self.authorizer_appid = check_credential("authorizer_appid", authorizer_appid)
         self._refresh_source = _check_source("refresh_token", refresh_token)
         self._save = save_refresh_token
-        self._latest: str | None = None
+        # Only for a plain str source, which cannot learn of a rotation: what WeChat handed back.
+        self._rotated: str | None = None
         key = f"authorizer:{component.component_appid}:{authorizer_appid}"
         super().__init__(key=key, fetch=fetch, store=store, clock=clock, hooks=hooks)
 
     def _app_id(self) -> str:
         return self.authorizer_appid
 
+    async def _refresh_token(self) -> str | None:
+        if isinstance(self._refresh_source, str):
+            return self._rotated or self._refresh_source
+        return await _read(self._refresh_source, "refresh_token")
+
     async def _fetch(self, store: TokenStore) -> AccessToken:
-        refresh = self._latest or await _read(self._refresh_source, "refresh_token")
+        refresh = await self._refresh_token()
         if refresh is None:
             raise PlatformTicketError(
                 f"no authorizer_refresh_token for {self.authorizer_appid}: the refresh_token "
                 "source returned none"
             )
-        body = await self._with_parent(
-            {
-                "component_appid": self._component.component_appid,
-                "authorizer_appid": self.authorizer_appid,
-                "authorizer_refresh_token": refresh,
-            }
-        )
+        request = {
+            "component_appid": self._component.component_appid,
+            "authorizer_appid": self.authorizer_appid,
+            "authorizer_refresh_token": refresh,
+        }
+        try:
+            body = await self._with_parent(request)
+        except TransportError as exc:
+            if exc.maybe_applied:
+                raise self._maybe_rotated(exc) from None
+            raise
         token = self._token_of(body)
         new = body.get("authorizer_refresh_token")
         if isinstance(new, str) and new and new != refresh:
-            self._latest = hide(new)
+            if isinstance(self._refresh_source, str):
+                self._rotated = hide(new)
             if self._save is not None:
-                saved = self._save(self._latest)
+                saved = self._save(hide(new))
                 if inspect.isawaitable(saved):
                     await saved
         return token
+
+    def _maybe_rotated(self, error: TransportError) -> TransportError:
+        return TransportError(
+            f"{error} - not sent again: WeChat may have rotated the authorizer_refresh_token of "
+            f"{self.authorizer_appid} in an answer that was lost. If the next fetch is refused "
+            "with 61023, read the current refresh token with "
+            "/cgi-bin/component/api_get_authorizer_info (authorization_info."
+            "authorizer_refresh_token), hand it to refresh_token, or have the account authorise "
+            "the platform again",
+            path=error.path,
+            maybe_applied=True,
+            status_code=error.status_code,
+        )
 
     def __repr__(self) -> str:
         appid = getattr(self, "authorizer_appid", None)
@@ -277,7 +312,7 @@ class CorpTokenProvider(_OnBehalf):
         if not isinstance(suite, SuiteTokenProvider):
             raise TypeError("suite must be a SuiteTokenProvider")
         self._parent = suite
-        self.auth_corpid = _check_credential("auth_corpid", auth_corpid)
+        self.auth_corpid = check_credential("auth_corpid", auth_corpid)
         self._code = _check_source("permanent_code", permanent_code)
         key = f"corp:{suite.suite_id}:{auth_corpid}"
         super().__init__(key=key, fetch=fetch, store=store, clock=clock, hooks=hooks)
@@ -298,18 +333,9 @@ class CorpTokenProvider(_OnBehalf):
         return f"CorpTokenProvider(auth_corpid={getattr(self, 'auth_corpid', None)!r})"
 
 
-def _new_pool() -> httpx.AsyncClient:
-    """A platform's own pool: as many idle connections kept as it may open."""
-    limits = httpx.Limits(
-        max_connections=DEFAULT_CONNECTIONS,
-        max_keepalive_connections=DEFAULT_CONNECTIONS,
-        keepalive_expiry=KEEPALIVE_SECONDS,
-    )
-    return httpx.AsyncClient(limits=limits, follow_redirects=False)
-
-
 class _Platform(Lifecycle):
-    """One connection pool and one platform token for every client handed out."""
+    """One connection (made as a client makes its own) and one platform token for every client
+    handed out."""
 
     _noun = "platform"
 
@@ -323,40 +349,29 @@ class _Platform(Lifecycle):
         base_url: str | None,
         timeout: float,
         max_retries: int,
+        exchange: str,
         hooks: Iterable[Any] | None,
         allow_insecure_http: bool,
     ) -> None:
         if token_store is not None and not isinstance(token_store, TokenStore):
             raise TypeError("token_store must implement the TokenStore protocol")
-        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise TypeError("http_client must be an httpx.AsyncClient")
-        self.base_url = check_base_url(base_url or self._default_base_url, allow_insecure_http)
-        self._owns_http = http_client is None
-        # The pool every client shares: the platform's own httpx client (or yours).
-        self._http = http_client or _new_pool()
-        self._store = token_store
-        self._hooks = Hooks(hooks)
-        self._options: dict[str, Any] = {
-            "http_client": self._http,
-            "base_url": self.base_url,
-            "timeout": timeout,
-            "max_retries": max_retries,
-            "allow_insecure_http": allow_insecure_http,
-            "hooks": self._hooks.hooks,
-        }
-        self._transport = Transport(
-            base_url=self.base_url,
-            http_client=self._http,
+        # The connection every client shares, and the platform token's own fetches go over.
+        self._connection = Connection(
+            base_url=base_url or self._default_base_url,
+            http_client=http_client,
             timeout=timeout,
             max_retries=max_retries,
+            exchange=exchange,
             allow_insecure_http=allow_insecure_http,
-            hooks=self._hooks,
+            hooks=hooks,
         )
+        self.base_url = self._connection.base_url
+        self._transport = self._connection.transport()
         # What every token provider of the platform is made with.
         self._provider_options: dict[str, Any] = {
             "fetch": self._transport.fetch_token,
             "store": token_store,
-            "hooks": self._hooks,
+            "hooks": self._connection.hooks,
         }
         # The clients handed out, closed with the platform (weakly held: a dropped client goes).
         self._clients: weakref.WeakSet[OfficialAccountClient | WeComClient] = weakref.WeakSet()
@@ -373,15 +388,19 @@ class _Platform(Lifecycle):
         """True once the platform was closed."""
         return self._closed
 
+    @property
+    def exchange(self) -> str:
+        """Which library carries the requests of the platform and its clients."""
+        return self._connection.exchange
+
     async def aclose(self) -> None:
-        """Close the clients handed out and the shared pool (unless it is your
+        """Close the clients handed out and the shared connection (never your
         ``http_client``)."""
         self._closed = True
         for client in list(self._clients):
             await client.aclose()
         await self._transport.aclose()
-        if self._owns_http:
-            await self._http.aclose()
+        await self._connection.aclose()
 
 
 class OpenPlatform(_Platform):
@@ -404,6 +423,7 @@ class OpenPlatform(_Platform):
         base_url: str | None = None,
         timeout: float = 10.0,
         max_retries: int = 3,
+        exchange: str = "auto",
         hooks: Iterable[Any] | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
@@ -414,6 +434,7 @@ class OpenPlatform(_Platform):
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
+            exchange=exchange,
             hooks=hooks,
             allow_insecure_http=allow_insecure_http,
         )
@@ -444,7 +465,8 @@ class OpenPlatform(_Platform):
                 **self._provider_options,
             )
         provider = self._authorizers[authorizer_appid]
-        return self._hand_out(OfficialAccountClient(token_provider=provider, **self._options))
+        client = OfficialAccountClient.over(self._connection, token_provider=provider)
+        return self._hand_out(client)
 
     def __repr__(self) -> str:
         return f"OpenPlatform(component_appid={self.component.component_appid!r})"
@@ -469,6 +491,7 @@ class ServiceProvider(_Platform):
         base_url: str | None = None,
         timeout: float = 10.0,
         max_retries: int = 3,
+        exchange: str = "auto",
         hooks: Iterable[Any] | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
@@ -479,6 +502,7 @@ class ServiceProvider(_Platform):
             base_url=base_url,
             timeout=timeout,
             max_retries=max_retries,
+            exchange=exchange,
             hooks=hooks,
             allow_insecure_http=allow_insecure_http,
         )
@@ -497,8 +521,8 @@ class ServiceProvider(_Platform):
                 self.suite, auth_corpid, permanent_code=permanent_code, **self._provider_options
             )
         provider = self._corps[auth_corpid]
-        client = WeComClient(
-            token_provider=provider, max_concurrency=max_concurrency, **self._options
+        client = WeComClient.over(
+            self._connection, token_provider=provider, max_concurrency=max_concurrency
         )
         return self._hand_out(client)
 

@@ -30,11 +30,13 @@ from .stores import MemoryTokenStore, TokenStore
 
 __all__ = [
     "AccessToken",
+    "CachingTokenProvider",
     "OfficialAccountTokenProvider",
     "StaticTokenProvider",
     "TokenFetcher",
     "TokenProvider",
     "WeComTokenProvider",
+    "check_credential",
 ]
 
 #: How long before expiry a cached token is replaced.
@@ -106,9 +108,10 @@ class StaticTokenProvider:
         return "StaticTokenProvider(token=<redacted>)"
 
 
-class _CachingTokenProvider(abc.ABC):
-    """Caching, single flight and compare-and-invalidate, shared by the shipped providers; a
-    subclass says how to fetch."""
+class CachingTokenProvider(abc.ABC):
+    """Caching, single flight and compare-and-invalidate, shared by the shipped providers (the
+    apps' own and the platforms'); a subclass says how to fetch (``_fetch``), which endpoint
+    (``_path``) and which field of its answer holds the token (``_token_field``)."""
 
     _path: str = ""
 
@@ -320,7 +323,9 @@ def _secret_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
-def _check_credential(name: str, value: object) -> str:
+def check_credential(name: str, value: object) -> str:
+    """``value`` if it is a usable credential (a non-empty str without whitespace that encodes
+    as UTF-8), else a TypeError or ValueError that names ``name`` and never shows the value."""
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
     if not value or value != value.strip() or any(ch.isspace() for ch in value):
@@ -332,7 +337,7 @@ def _check_credential(name: str, value: object) -> str:
     return value
 
 
-class OfficialAccountTokenProvider(_CachingTokenProvider):
+class OfficialAccountTokenProvider(CachingTokenProvider):
     """The Official Account token: ``POST /cgi-bin/stable_token`` by default (one token shared by
     every holder; a rejected token is answered with a normal fetch, and only if that returns the
     same token with a forced refresh, at most once per 30 s per appid), or the classic
@@ -350,8 +355,8 @@ class OfficialAccountTokenProvider(_CachingTokenProvider):
         hooks: Hooks | None = None,
     ) -> None:
         secret = hide(secret)  # this frame shows in the traceback of a refused argument
-        self.appid = _check_credential("appid", appid)
-        self._secret = _check_credential("secret", secret)
+        self.appid = check_credential("appid", appid)
+        self._secret = check_credential("secret", secret)
         self.use_stable_token = bool(use_stable_token)
         kind = "stable" if self.use_stable_token else "classic"
         self._path = "/cgi-bin/stable_token" if self.use_stable_token else "/cgi-bin/token"
@@ -399,7 +404,7 @@ class OfficialAccountTokenProvider(_CachingTokenProvider):
         return f"OfficialAccountTokenProvider(appid={appid!r}, kind={kind!r})"
 
 
-class WeComTokenProvider(_CachingTokenProvider):
+class WeComTokenProvider(CachingTokenProvider):
     """The WeCom app token, ``GET /cgi-bin/gettoken``, cached per (corpid, secret) pair; a 40001
     from gettoken means a wrong secret and raises ``CredentialError``."""
 
@@ -416,8 +421,8 @@ class WeComTokenProvider(_CachingTokenProvider):
         hooks: Hooks | None = None,
     ) -> None:
         secret = hide(secret)  # this frame shows in the traceback of a refused argument
-        self.corpid = _check_credential("corpid", corpid)
-        self._secret = _check_credential("secret", secret)
+        self.corpid = check_credential("corpid", corpid)
+        self._secret = check_credential("secret", secret)
         key = f"wecom:{corpid}:{_secret_digest(secret)}"
         super().__init__(key=key, fetch=fetch, store=store, clock=clock, hooks=hooks)
 

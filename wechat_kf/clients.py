@@ -21,13 +21,12 @@ import sniffio
 from ._exchanges import AiohttpExchange, Exchange, HttpxExchange
 from ._secrets import hide
 from ._transport import Transport, check_base_url
-from .customer_service import KfAccounts
+from .official_account import KfAccounts
 from .errors import ClientClosedError
 from .hooks import Hooks
-from .servicers import Servicers
+from .wecom import Servicers, WeComKfAccounts
 from .stores import TokenStore
 from .tokens import OfficialAccountTokenProvider, TokenProvider, WeComTokenProvider
-from .wecom_kf_accounts import WeComKfAccounts
 
 __all__ = ["EXCHANGES", "Connection", "Lifecycle", "OfficialAccountClient", "WeComClient"]
 

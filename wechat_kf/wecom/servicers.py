@@ -10,10 +10,11 @@ from typing import Any
 import anyio
 import attrs
 
-from . import _validate
-from ._serde import structure_list
-from ._transport import Transport
-from .errors import (
+from .. import _validate
+from .._batching import MAX_IDS_PER_REQUEST, Run, cut, run_batch
+from .._serde import structure_list
+from .._transport import Transport
+from ..errors import (
     AccessTokenError,
     BatchError,
     ClientClosedError,
@@ -25,8 +26,8 @@ from .errors import (
     SyncError,
     WeChatError,
 )
-from .hooks import BatchRequest
-from .models import BatchResult, RequestOutcome, Servicer, ServicerResult, SyncResult
+from ..hooks import BatchRequest
+from ..models import BatchResult, RequestOutcome, Servicer, ServicerResult, SyncResult
 
 __all__ = [
     "MAX_DEPARTMENTS_PER_KF_ACCOUNT",
@@ -42,8 +43,6 @@ ProgressCallback = Callable[[int, int], None]
 #: Called with each request's :class:`RequestOutcome` as soon as it is known.
 RequestCallback = Callable[[RequestOutcome], None]
 
-#: WeChat takes at most 100 userids and 100 department ids per add or delete request.
-MAX_IDS_PER_REQUEST = 100
 #: What one WeCom kf account may hold: 2,000 servicers and 20 departments.
 MAX_SERVICERS_PER_KF_ACCOUNT = 2000
 MAX_DEPARTMENTS_PER_KF_ACCOUNT = 20
@@ -78,47 +77,9 @@ class _Chunk:
     userids: list[str]
     department_ids: list[int]
 
-
-@attrs.define
-class _BatchState:
-    """What a batch knows while its requests run: outcomes by id, and what stopped it."""
-
-    by_userid: dict[str, ServicerResult] = attrs.Factory(dict)
-    by_department: dict[int, ServicerResult] = attrs.Factory(dict)
-    errors: list[Exception] = attrs.Factory(list)
-    stopped: bool = False
-    total: int = 0
-    done: int = 0
-    on_progress: ProgressCallback | None = None
-    on_request: RequestCallback | None = None
-    callback_error: Exception | None = None
-
-    def fail(self, error: Exception) -> None:
-        """Record what left a request's ids unprocessed; a fatal one stops the batch."""
-        self.errors.append(error)
-        if _is_fatal(error):
-            self.stopped = True
-
-    def advance(self, chunk: _Chunk, outcome: RequestOutcome | None) -> None:
-        """Count ``chunk`` done and tell the caller's callbacks (``outcome`` is None for a request
-        never sent)."""
-        self.done += len(chunk.userids) + len(chunk.department_ids)
-        if outcome is not None and self.on_request is not None:
-            self._call_back(self.on_request, outcome)
-        if self.on_progress is not None:
-            self._call_back(self.on_progress, self.done, self.total)
-
-    def _call_back(self, callback: Callable[..., None], *args: Any) -> None:
-        if self.callback_error is not None:
-            return
-        try:
-            callback(*args)
-        except Exception as exc:
-            # The caller's code failed, not the batch: stop sending and report it with every
-            # outcome known so far, instead of letting it tear the task group down.
-            self.callback_error = exc
-            self.errors.append(exc)
-            self.stopped = True
+    @property
+    def size(self) -> int:
+        return len(self.userids) + len(self.department_ids)
 
 
 class Servicers:
@@ -300,51 +261,48 @@ class Servicers:
             raise ValueError("nothing to do: give at least one userid or department id")
         chunks = [
             _Chunk(list(u or ()), list(d or ()))
-            for u, d in zip_longest(_cut(users), _cut(departments))
+            for u, d in zip_longest(cut(users), cut(departments))
         ]
-        state = _BatchState(
-            total=len(users) + len(departments), on_progress=on_progress, on_request=on_request
-        )
-        async with anyio.create_task_group() as group:
-            for chunk in chunks:
-                group.start_soon(self._run_chunk, path, kfid, chunk, state)
-        return _finish(users, departments, case_duplicates, state)
 
-    async def _run_chunk(self, path: str, kfid: str, chunk: _Chunk, state: _BatchState) -> None:
-        async with self._limiter:
-            # A fatal failure elsewhere means this request cannot succeed: leave it unsent.
-            if state.stopped:
-                state.advance(chunk, None)
-                return
+        async def send(chunk: _Chunk) -> builtins.list[ServicerResult]:
             payload: dict[str, Any] = {"open_kfid": kfid}
             if chunk.userids:
                 payload["userid_list"] = chunk.userids
             if chunk.department_ids:
                 payload["department_id_list"] = chunk.department_ids
+            body = await self._transport.request("POST", path, json=payload, idempotent=True)
+            return _record(body, chunk, path)
+
+        def done(
+            chunk: _Chunk, results: builtins.list[ServicerResult] | None, error: Exception | None
+        ) -> None:
             outcome = RequestOutcome(
-                _ACTIONS[path], kfid, chunk.userids, chunk.department_ids, results=[]
+                _ACTIONS[path], kfid, chunk.userids, chunk.department_ids, results or [], error
             )
-            try:
-                body = await self._transport.request("POST", path, json=payload, idempotent=True)
-                results = _record(body, chunk, state, path)
-                outcome = attrs.evolve(outcome, results=results)
-            except Exception as exc:
-                # Whatever fails inside one request leaves exactly its ids unprocessed; a task
-                # group must never turn it into an ExceptionGroup that hides applied ids.
-                state.fail(exc)
-                outcome = attrs.evolve(outcome, error=exc)
             ok = sum(1 for item in outcome.results if item.ok)
             self._transport.hooks.batch_request(
                 BatchRequest(
                     outcome.action,
                     kfid,
-                    len(chunk.userids) + len(chunk.department_ids),
+                    chunk.size,
                     ok,
                     len(outcome.results) - ok,
-                    None if outcome.error is None else type(outcome.error).__name__,
+                    None if error is None else type(error).__name__,
                 )
             )
-            state.advance(chunk, outcome)
+            if on_request is not None:
+                on_request(outcome)
+
+        run = await run_batch(
+            chunks,
+            send,
+            limiter=self._limiter,
+            is_fatal=_is_fatal,
+            size=lambda chunk: chunk.size,
+            on_done=done,
+            on_progress=on_progress,
+        )
+        return _finish(users, departments, case_duplicates, run)
 
 
 def _plan(
@@ -374,15 +332,9 @@ def _plan(
     )
 
 
-def _cut(ids: list[Any]) -> builtins.list[list[Any]]:
-    return [ids[i : i + MAX_IDS_PER_REQUEST] for i in range(0, len(ids), MAX_IDS_PER_REQUEST)]
-
-
-def _record(
-    body: Mapping[str, Any], chunk: _Chunk, state: _BatchState, path: str
-) -> builtins.list[ServicerResult]:
-    """Store one outcome per id of ``chunk`` and return them; ids the server left out get
-    ``errcode=None``."""
+def _record(body: Mapping[str, Any], chunk: _Chunk, path: str) -> builtins.list[ServicerResult]:
+    """One outcome per id of ``chunk``, from the whole answer or not at all; ids the server left
+    out get ``errcode=None``."""
     reported = structure_list(body, "result_list", ServicerResult, path=path)
     # Keyed as WeCom compares userids: an answer may spell an id in another case.
     key = _validate.userid_key
@@ -399,14 +351,11 @@ def _record(
             raise InvalidResponseError(
                 "a result_list item has neither userid nor department_id", path=path
             )
-    # Only write once the whole answer is understood, so a chunk is processed entirely or not.
-    results = []
-    for userid in chunk.userids:
-        results.append(_outcome(by_userid.get(key(userid)), userid=userid))
-        state.by_userid[userid] = results[-1]
-    for department in chunk.department_ids:
-        results.append(_outcome(by_department.get(department), department_id=department))
-        state.by_department[department] = results[-1]
+    results = [_outcome(by_userid.get(key(userid)), userid=userid) for userid in chunk.userids]
+    results += [
+        _outcome(by_department.get(department), department_id=department)
+        for department in chunk.department_ids
+    ]
     return results
 
 
@@ -430,23 +379,25 @@ def _outcome(
 
 
 def _finish(
-    users: list[str], departments: list[int], case_duplicates: dict[str, str], state: _BatchState
+    users: list[str],
+    departments: list[int],
+    case_duplicates: dict[str, str],
+    run: Run[_Chunk, builtins.list[ServicerResult]],
 ) -> BatchResult:
-    items: list[ServicerResult] = []
-    unprocessed_users: list[str] = []
-    unprocessed_departments: list[int] = []
-    for userid in users:
-        if userid in state.by_userid:
-            items.append(state.by_userid[userid])
-        else:
-            unprocessed_users.append(userid)
-    for department in departments:
-        if department in state.by_department:
-            items.append(state.by_department[department])
-        else:
-            unprocessed_departments.append(department)
+    by_userid: dict[str, ServicerResult] = {}
+    by_department: dict[int, ServicerResult] = {}
+    for _, results in run.sent:
+        for item in results:
+            if item.department_id is not None and item.userid is None:
+                by_department[item.department_id] = item
+            else:
+                by_userid[item.userid or ""] = item
+    items = [by_userid[u] for u in users if u in by_userid]
+    items += [by_department[d] for d in departments if d in by_department]
+    unprocessed_users = [u for u in users if u not in by_userid]
+    unprocessed_departments = [d for d in departments if d not in by_department]
     result = BatchResult(items, case_duplicates=case_duplicates)
-    if unprocessed_users or unprocessed_departments or state.callback_error is not None:
-        error = BatchError(result, unprocessed_users, unprocessed_departments, state.errors)
-        raise error from state.callback_error
+    if unprocessed_users or unprocessed_departments or run.callback_error is not None:
+        error = BatchError(result, unprocessed_users, unprocessed_departments, run.errors)
+        raise error from run.callback_error
     return result

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import builtins
 
-from ._serde import structure_list
-from ._transport import Transport
-from .errors import InvalidResponseError
-from .models import WeComKfAccount
+from .._serde import structure_list
+from .._transport import Transport
+from ..errors import InvalidResponseError
+from ..models import WeComKfAccount
 
 __all__ = ["WeComKfAccounts"]
 

@@ -7,10 +7,10 @@ import os
 
 import anyio
 
-from . import _validate
-from ._serde import structure_list
-from ._transport import Transport
-from .models import KfAccount, OnlineKfAccount
+from .. import _validate
+from .._serde import structure_list
+from .._transport import Transport
+from ..models import KfAccount, OnlineKfAccount
 
 __all__ = ["KfAccounts"]
 

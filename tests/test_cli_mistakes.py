@@ -21,7 +21,8 @@ from click.testing import CliRunner, Result
 
 from tests._servers import serve
 from wechat_kf import WeComClient
-from wechat_kf.cli import _reachable_url, main
+from wechat_kf.cli import main
+from wechat_kf.cli.fake_server import reachable_url as _reachable_url
 from wechat_kf.testing import Sandbox, sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -360,7 +361,8 @@ def test_the_command_passes_the_opt_in_to_the_client(box_kfid: list[str]) -> Non
 def test_a_ctrl_c_after_the_report_was_printed_adds_no_second_document() -> None:
     import click
 
-    from wechat_kf.cli import _print_json, _run
+    from wechat_kf.cli.exits import run as _run
+    from wechat_kf.cli.output import print_json as _print_json
 
     @click.command()
     def finished_then_interrupted() -> None:

@@ -13,14 +13,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
 from click.testing import CliRunner, Result
 
 from tests._servers import serve
-from wechat_kf import BatchResult, ServicerResult
-from wechat_kf.cli import _report_batch, main
+from wechat_kf import BatchResult, ServicerResult, WeComClient
+from wechat_kf.cli import main
+from wechat_kf.cli.reports import report_batch
 from wechat_kf.testing import Sandbox, sandbox
 
 CLEAN = {"WECHAT_APPID": "", "WECHAT_SECRET": "", "WECOM_CORPID": "", "WECOM_SECRET": ""}
@@ -198,6 +200,26 @@ def test_ctrl_c_while_a_finished_batch_is_reported_keeps_its_outcome(
         assert "stranger0999" in stdout
 
 
+@pytest.mark.parametrize("action", ["add", "sync"])
+def test_a_ctrl_c_while_the_client_closes_after_the_work_reports_it_finished(
+    monkeypatch: pytest.MonkeyPatch, action: str
+) -> None:
+    closing = WeComClient.__aexit__
+
+    async def interrupted_while_closing(self: WeComClient, *exc_info: Any) -> None:
+        await closing(self, *exc_info)
+        raise KeyboardInterrupt  # as anyio.run raises it for a SIGINT there
+
+    monkeypatch.setattr(WeComClient, "__aexit__", interrupted_while_closing)
+    result = run("wecom", "servicers", action, "--open-kfid", sandbox().open_kfid,
+                 "--userid", "user0001", "--sandbox", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = one_document(result.stdout)
+    assert data["ok"] is True
+    assert "interrupted" not in data
+    assert "interrupted" not in result.stderr
+
+
 # -- the failures of a very large batch ------------------------------------------------------
 
 
@@ -214,7 +236,7 @@ def large_batch() -> BatchResult:
 def test_the_failures_of_150000_ids_are_a_few_lines_grouped_by_errcode(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code = _report_batch(large_batch(), None, [], as_json=False, show_all=False)
+    code = report_batch(large_batch(), None, [], as_json=False, show_all=False)
     assert code == 1
     out = capsys.readouterr().out
     assert len(out.splitlines()) < 30

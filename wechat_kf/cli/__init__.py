@@ -1,0 +1,50 @@
+"""The ``wechat-kf`` command: the demo, kf accounts, servicers, and a fake server (extra "cli").
+
+Exit codes: 0 all ok, 1 some items or the call failed, 2 usage or configuration error, 130
+interrupted. Expected failures print one line with errcode, errmsg and rid; with --json, every
+run prints one JSON document on stdout; secrets are never printed.
+
+A module per command family (``oa``, ``wecom_servicers``, ``wecom_kf_accounts``,
+``fake_server``, ``demo``) over the shared pieces: ``ids`` (files of userids), ``progress``,
+``reports`` and ``tables``, ``exits`` (codes, errors, Ctrl-C), ``credentials`` and ``options``,
+``output``. Commands use the SDK's public names only.
+"""
+
+from __future__ import annotations
+
+import click
+
+from wechat_kf import __version__
+
+from .demo import demo
+from .exits import RootGroup
+from .fake_server import fake_server
+from .oa import oa
+from .options import verbose
+from .wecom_kf_accounts import kf_accounts
+from .wecom_servicers import servicers
+
+__all__ = ["main"]
+
+
+@click.group(cls=RootGroup)
+@click.version_option(__version__, prog_name="wechat-kf")
+@verbose
+def main() -> None:
+    """Manage WeChat customer service: Official Account kf accounts and WeCom servicers.
+
+    Credentials: the environment (WECHAT_APPID / WECHAT_SECRET, WECOM_CORPID / WECOM_SECRET) is
+    the recommended way; --secret-file next; --secret on the command line is visible in ps.
+    """
+
+
+@main.group()
+def wecom() -> None:
+    """WeCom (企业微信) 微信客服."""
+
+
+main.add_command(oa)
+wecom.add_command(servicers)
+wecom.add_command(kf_accounts)
+main.add_command(fake_server)
+main.add_command(demo)

@@ -1,0 +1,78 @@
+"""``wechat-kf demo``: the whole SDK on an in-process FakeWeChat, no credentials, no network."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import click
+import httpx
+from rich.table import Table
+
+from wechat_kf import OfficialAccountClient, WeComClient
+from wechat_kf.testing import Faults, sandbox
+
+from .exits import OK, run
+from .options import verbose
+from .output import out
+from .progress import progress
+from .tables import accounts_table, online_table, result_table
+
+# WeChat's cap on a kf account's servicers (wechat-api.md). The SDK checks it too, but its
+# constant is not public (wechat_kf.servicers.MAX_SERVICERS_PER_KF_ACCOUNT).
+SERVICERS_PER_KF_ACCOUNT = 2000
+
+
+@click.command()
+@click.option(
+    "--ids",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, SERVICERS_PER_KF_ACCOUNT),
+    help="How many userids to onboard (a kf account holds at most 2,000 servicers).",
+)
+@verbose
+def demo(ids: int) -> None:
+    """Walk through the whole SDK on an in-process FakeWeChat: no credentials, no network."""
+    run(functools.partial(_demo, ids))
+
+
+async def _demo(count: int) -> int:
+    console = out()
+    started = time.perf_counter()
+    box = sandbox(seed=7)
+    fake = box.fake
+    fake.faults = Faults(latency=(0.005, 0.03), busy_rate=0.05)
+    console.rule("Official Account customer service (公众号客服)")
+    async with httpx.AsyncClient(transport=fake.transport) as http:
+        async with OfficialAccountClient(box.appid, box.oa_secret, http_client=http) as oa:
+            account = f"demo@{box.wechat_id}"
+            await oa.kf_accounts.add(account, nickname="演示客服")
+            await oa.kf_accounts.invite_worker(account, invite_wx="demo_wechat_user")
+            console.print(f"added {account} and invited demo_wechat_user to bind it")
+            console.print(accounts_table(await oa.kf_accounts.list()))
+            fake.set_online(box.appid, f"support@{box.wechat_id}", status=1, accepted_case=2)
+            console.print("online now:")
+            console.print(online_table(await oa.kf_accounts.list_online()))
+        console.rule(f"WeCom servicers (微信客服): onboarding {count} userids")
+        fake.add_members(box.corpid, (f"user{i:04d}" for i in range(1, count + 1)))
+        known = sorted(fake.corps[box.corpid].members)[: max(count - 5, 0)]
+        ghosts = [f"ghost{i:03d}" for i in range(1, min(count, 5) + 1)]
+        userids = known + ghosts
+        async with WeComClient(box.corpid, box.wecom_secret, http_client=http) as wc:
+            with progress(True, "adding servicers") as on_progress:
+                result = await wc.servicers.add(box.open_kfid, userids, on_progress=on_progress)
+            listed = await wc.servicers.list(box.open_kfid)
+    console.print(f"{len(result.failed)} ids refused by WeChat:")
+    console.print(result_table(result, only_failed=True))
+    summary = Table(show_header=False)
+    summary.add_row("servicers added", str(len(result.succeeded)))
+    summary.add_row("refused (60111 not a member)", str(len(result.failed)))
+    summary.add_row("servicers now listed", str(len([s for s in listed if s.userid])))
+    summary.add_row("servicer requests", str(len(fake.calls_to("/cgi-bin/kf/servicer/add"))))
+    summary.add_row("busy answers retried", str(sum(1 for c in fake.calls if c.errcode == -1)))
+    summary.add_row("token fetches (one per app)", str(fake.token_fetches))
+    summary.add_row("elapsed", f"{time.perf_counter() - started:.2f} s")
+    console.rule("summary")
+    console.print(summary)
+    return OK

@@ -9,6 +9,9 @@ and trio tests. Scripts get the parsed request and the connection::
 
     with WireServer(script) as server:
         ... OfficialAccountClient(..., base_url=server.url) ...
+
+``loop_watch`` is the one piece that runs inside the event loop under test: it measures how long
+the loop was held, for the tests that prove a hostile answer never freezes it.
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ import json
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import anyio
+import anyio.lowlevel
 import attrs
 
 _REASONS = {200: "OK", 400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error"}
@@ -94,15 +100,20 @@ Script = Callable[[WireRequest, WireConn], None]
 def response(
     status: int = 200,
     body: bytes | Mapping[str, Any] = b"",
-    headers: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
 ) -> bytes:
     """The bytes of an HTTP/1.1 response; a mapping body is sent as JSON. Content-Length is the
-    body's unless ``headers`` says otherwise (lying is allowed)."""
+    body's unless ``headers`` says otherwise (lying is allowed). ``headers`` given as (name,
+    value) pairs are sent one line each, in order, so a header can be repeated on several lines."""
     payload = json.dumps(body).encode() if isinstance(body, Mapping) else body
-    fields = {"Content-Type": "application/json", "Content-Length": str(len(payload))}
-    fields.update(headers or {})
+    defaults = {"Content-Type": "application/json", "Content-Length": str(len(payload))}
+    if headers is None or isinstance(headers, Mapping):
+        fields = list({**defaults, **(headers or {})}.items())
+    else:
+        named = {name.lower() for name, _ in headers}
+        fields = [(n, v) for n, v in defaults.items() if n.lower() not in named] + list(headers)
     head = f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n"
-    head += "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+    head += "".join(f"{name}: {value}\r\n" for name, value in fields)
     return head.encode("latin-1") + b"\r\n" + payload
 
 
@@ -213,3 +224,42 @@ class WireServer:
             except OSError:
                 return b""
         return b""
+
+
+class LoopWatch:
+    """What ``loop_watch`` measured so far."""
+
+    def __init__(self) -> None:
+        self.last_tick = time.perf_counter()
+        self.longest_gap = 0.0
+        self.stopped_at: float | None = None
+
+    def longest_stall(self) -> float:
+        """The longest time between two ticks, the one still open (until the block ended)
+        included: how long the event loop was kept from running a task that only sleeps."""
+        now = time.perf_counter() if self.stopped_at is None else self.stopped_at
+        return max(self.longest_gap, now - self.last_tick)
+
+
+@contextlib.asynccontextmanager
+async def loop_watch(every: float = 0.01) -> AsyncIterator[LoopWatch]:
+    """While the block runs, a concurrent task sleeps ``every`` seconds in a loop and records the
+    longest gap between its wake-ups; a decoder that held the loop shows up as a long gap."""
+    watch = LoopWatch()
+
+    async def tick() -> None:
+        while True:
+            await anyio.sleep(every)
+            now = time.perf_counter()
+            watch.longest_gap = max(watch.longest_gap, now - watch.last_tick)
+            watch.last_tick = now
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(tick)
+        await anyio.lowlevel.checkpoint()  # the ticker is running before the block starts
+        watch.last_tick = time.perf_counter()
+        try:
+            yield watch
+        finally:
+            watch.stopped_at = time.perf_counter()
+            group.cancel_scope.cancel()

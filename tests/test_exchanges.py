@@ -3,7 +3,9 @@ redirects, multipart uploads, cancellation, closing; plus how the exchange is ch
 
 from __future__ import annotations
 
+import gzip
 import logging
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -100,6 +102,36 @@ async def test_a_redirect_is_never_followed(exchange: str) -> None:
                 await client.kf_accounts.list()
     assert info.value.status_code == 302
     assert [r.path for r in server.requests] == ["/cgi-bin/stable_token", LIST]
+
+
+@pytest.mark.parametrize(
+    "codings",
+    [["gzip", "gzip"], ["gzip", "deflate"], ["gzip", "identity, deflate"]],
+    ids=["gzip-gzip", "gzip-deflate", "gzip-identity-deflate"],
+)
+async def test_a_content_encoding_repeated_on_several_lines_means_every_line_in_order(
+    exchange: str, codings: list[str]
+) -> None:
+    """RFC 9110, 5.3: repeated lines mean their values joined by commas, so both exchanges undo
+    every coding, whatever each library's ``get`` returns for a repeated header."""
+    body = b'{"errcode": 0, "kf_list": [{"kf_account": "a@gh_x"}]}'
+    for coding in ", ".join(codings).split(", "):
+        if coding == "gzip":
+            body = gzip.compress(body)
+        elif coding == "deflate":
+            body = zlib.compress(body)
+    lines = [("Content-Encoding", value) for value in codings]
+
+    def script(request: WireRequest, conn: WireConn) -> None:
+        conn.send(response(200, body, lines))
+
+    with WireServer(script) as server:
+        async with OfficialAccountClient(
+            token_provider=StaticTokenProvider(TOKEN), base_url=server.url, exchange=exchange
+        ) as client:
+            with anyio.fail_after(10):
+                accounts = await client.kf_accounts.list()
+    assert [a.kf_account for a in accounts] == ["a@gh_x"]
 
 
 @asynccontextmanager

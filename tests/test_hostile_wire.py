@@ -19,7 +19,7 @@ import pytest
 import trustme
 
 from tests._servers import serve
-from tests._wire import WireConn, WireRequest, WireServer, response
+from tests._wire import WireConn, WireRequest, WireServer, loop_watch, response
 from wechat_kf import (
     AccessTokenError,
     BatchError,
@@ -68,13 +68,16 @@ def oa(server: WireServer, exchange: str, **options: Any) -> OfficialAccountClie
     )
 
 
-def oa_with_token(server: WireServer, exchange: str, max_retries: int) -> OfficialAccountClient:
+def oa_with_token(
+    server: WireServer, exchange: str, max_retries: int, **options: Any
+) -> OfficialAccountClient:
     """A client whose token is TOKEN, given: no token endpoint in the way."""
     return OfficialAccountClient(
         token_provider=StaticTokenProvider(TOKEN),
         base_url=server.url,
         max_retries=max_retries,
         exchange=exchange,
+        **options,
     )
 
 
@@ -252,6 +255,81 @@ async def test_a_gzip_bomb_costs_at_most_the_cap_in_memory(
                 tracemalloc.stop()
     assert "larger than" in str(info.value)
     assert peak < MAX_BODY_BYTES + 4 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
+
+
+@pytest.fixture(scope="module")
+def runaways(bombs: dict[str, bytes]) -> dict[str, tuple[str, bytes]]:
+    """Answers of at most the 8 MiB wire cap that cost far more to decode than they weigh:
+    (Content-Encoding, body)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    parts = [packer.compress(gzip.compress(b'{"errcode": 0, "kf_list": []}'))]
+    parts += [packer.compress(bytes(1024 * 1024)) for _ in range(48)]
+    empty_member = gzip.compress(b"")
+    return {
+        # The inner stream ends; the outer one goes on inflating 48 MiB of zeros (49 KB sent).
+        "zeros-after-the-inner-end": ("gzip, gzip", b"".join([*parts, packer.flush()])),
+        # Member after member of 64 MiB of zeros: gigabytes, were it inflated to the end.
+        "gigabytes": ("gzip", bombs["gzip"] * (MAX_BODY_BYTES // len(bombs["gzip"]))),
+        # 400,000 valid, empty members: each costs a little work and yields nothing.
+        "empty-members": ("gzip", empty_member * (MAX_BODY_BYTES // len(empty_member))),
+    }
+
+
+@pytest.mark.parametrize("runaway", ["zeros-after-the-inner-end", "gigabytes", "empty-members"])
+async def test_a_runaway_answer_costs_the_cap_or_the_deadline_and_never_freezes_the_loop(
+    runaways: dict[str, tuple[str, bytes]],
+    runaway: str,
+    exchange: str,
+) -> None:
+    encoding, body = runaways[runaway]
+    answer = response(200, body, {"Content-Encoding": encoding})  # built before memory is traced
+    timeout = 0.5
+
+    def script(request: WireRequest, conn: WireConn) -> None:
+        conn.send(answer)
+
+    with WireServer(script) as server:
+        async with oa_with_token(server, exchange, max_retries=0, timeout=timeout) as client:
+            tracemalloc.start()
+            try:
+                baseline = tracemalloc.get_traced_memory()[0]
+                with anyio.fail_after(20):
+                    async with loop_watch() as watch:
+                        started = anyio.current_time()
+                        # Caught here, asserted below: a failure inside the watch's task
+                        # group would come out wrapped in an ExceptionGroup.
+                        try:
+                            outcome: object = await client.kf_accounts.list()
+                        except (InvalidResponseError, TransportError) as exc:
+                            outcome = exc
+                        elapsed = anyio.current_time() - started
+                peak = tracemalloc.get_traced_memory()[1] - baseline
+            finally:
+                tracemalloc.stop()
+    # Refused (cap reached, or bytes after an end) or cut by the deadline: never past it.
+    assert isinstance(outcome, (InvalidResponseError, TransportError)), outcome
+    assert elapsed < timeout + SLACK
+    assert watch.longest_stall() < 0.25, f"loop held {watch.longest_stall():.2f} s"
+    assert peak < MAX_BODY_BYTES + 4 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
+
+
+async def test_a_raw_deflate_answer_whose_first_chunk_is_one_byte_is_read(exchange: str) -> None:
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    body = packer.compress(b'{"errcode": 0, "kf_list": [{"kf_account": "a@gh_wire"}]}')
+    body += packer.flush()
+
+    def script(request: WireRequest, conn: WireConn) -> None:
+        whole = response(200, body, {"Content-Encoding": "deflate"})
+        first = len(whole) - len(body) + 1  # the head and one byte of the body
+        conn.send(whole[:first])
+        time.sleep(0.05)  # so that the client reads that byte on its own
+        conn.send(whole[first:])
+
+    with WireServer(script) as server:
+        async with oa_with_token(server, exchange, max_retries=0) as client:
+            with anyio.fail_after(10):
+                accounts = await client.kf_accounts.list()
+    assert [a.kf_account for a in accounts] == ["a@gh_wire"]
 
 
 # -- A request that may have been applied is repeated only if it is idempotent --------------

@@ -7,7 +7,7 @@ retryable, with a summary that holds no secret. The deadline of an attempt is th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 from urllib.request import getproxies, proxy_bypass
@@ -123,7 +123,8 @@ class HttpxExchange:
                 stream = response.stream
                 if not isinstance(stream, httpx.AsyncByteStream):
                     raise TypeError("the http_client's transport returned a sync stream")
-                body = await _read(stream, status, response.headers, request.path)
+                codings = response.headers.get_list("Content-Encoding")
+                body = await _read(stream, status, codings, request.path)
             finally:
                 await response.aclose()
         except InvalidResponseError:
@@ -205,7 +206,8 @@ class AiohttpExchange:
             ) as response:
                 status = response.status
                 chunks: AsyncIterable[bytes] = response.content.iter_any()
-                body = await _read(chunks, status, response.headers, request.path)
+                codings = response.headers.getall("Content-Encoding", [])
+                body = await _read(chunks, status, codings, request.path)
         except InvalidResponseError:
             raise
         except Exception as exc:
@@ -232,13 +234,15 @@ class AiohttpExchange:
 
 
 async def _read(
-    chunks: AsyncIterable[bytes], status: int, headers: Mapping[str, str], path: str
+    chunks: AsyncIterable[bytes], status: int, codings: Sequence[str], path: str
 ) -> bytes:
-    """The answer's body, decoded only for a 2xx (anything else is only drained); ``headers``
-    look up case-insensitively in both libraries."""
+    """The answer's body, decoded only for a 2xx (anything else is only drained). ``codings`` is
+    every Content-Encoding line of the answer, in order: a header sent on several lines means its
+    values joined by commas (RFC 9110, 5.3), so both exchanges must hand over every line, not
+    whichever one their library's ``get`` returns."""
     return await read_body(
         chunks,
-        content_encoding=headers.get("content-encoding", ""),
+        content_encoding=", ".join(codings),
         decode=200 <= status < 300,
         path=path,
         status=status,

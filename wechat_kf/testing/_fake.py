@@ -1,15 +1,15 @@
 """FakeWeChat: an in-memory, stateful fake of the WeChat APIs wechat_kf calls. This module holds
-the fake's state, seeding, inspection, faults and routing; the endpoints live in one module per
-family (``_token_api``, ``_official``, ``_wecom``) and the serving in ``_serving``."""
+the seeding, inspection, faults and routing; the state is a ``_state.World``, which the endpoint
+modules (one per family: ``_token_api``, ``_official``, ``_wecom``, ``_platform_api``) take in
+place of the fake, and the serving is in ``_serving``."""
 
 from __future__ import annotations
 
 import json
 import random
 import secrets
-import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import anyio
 import attrs
@@ -27,6 +27,7 @@ from ._state import (
     ServiceProviderState,
     TokenState,
     WeComApp,
+    World,
 )
 
 __all__ = ["Call", "FakeWeChat", "Faults"]
@@ -44,7 +45,8 @@ _SECRET_KEYS = (
     "suite_access_token",
     "permanent_code",
 )
-Handler = Callable[[Any, Any, Request], dict[str, Any]]
+Handler = Callable[[World, Any, Request], dict[str, Any]]
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -83,6 +85,19 @@ _ROUTES: dict[tuple[str, str], _Route] = {
 }
 
 
+class _OfWorld(Generic[T]):
+    """An attribute of FakeWeChat that is its world's, read and written there."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, fake: FakeWeChat, owner: type | None = None) -> T:
+        return cast(T, getattr(fake.world, self._name))
+
+    def __set__(self, fake: FakeWeChat, value: T) -> None:
+        setattr(fake.world, self._name, value)
+
+
 def _redact(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: ("<redacted>" if k in _SECRET_KEYS else v) for k, v in data.items()}
 
@@ -96,25 +111,26 @@ class FakeWeChat:
 
     def __init__(self, *, seed: int = 0, token_ttl: int = 7200) -> None:
         self.faults = Faults()
-        self.token_ttl = token_ttl
-        #: Servicers per 微信客服 account (2,000 by the current docs; 500 by an older one).
-        self.servicer_cap = _wecom.MAX_SERVICERS
+        self._random = random.Random(seed)
+        #: What the endpoints read and change (and the properties below show).
+        self.world = World(self._random, token_ttl=token_ttl)
         self.calls: list[Call] = []
         self.token_fetches = 0
-        self._random = random.Random(seed)
-        self._offset = 0.0
         self._business_calls = 0
-        self._next_kf_id = 1001
-        #: Every token issued and still known, with whose it is and until when.
-        self.tokens: dict[str, TokenState] = {}
-        self.official_accounts: dict[str, OfficialAccountApp] = {}
-        self.wecom_apps: dict[tuple[str, str], WeComApp] = {}
-        self.corps: dict[str, Corp] = {}
-        self.open_platforms: dict[str, OpenPlatformState] = {}
-        self.service_providers: dict[str, ServiceProviderState] = {}
-        #: Hand out a new authorizer refresh token with every authorizer token (the old one
-        #: stops working), as WeChat may.
-        self.rotate_refresh_tokens = False
+
+    token_ttl: _OfWorld[int] = _OfWorld()
+    #: Servicers per 微信客服 account (2,000 by the current docs; 500 by an older one).
+    servicer_cap: _OfWorld[int] = _OfWorld()
+    #: Every token issued and still known, with whose it is and until when.
+    tokens: _OfWorld[dict[str, TokenState]] = _OfWorld()
+    official_accounts: _OfWorld[dict[str, OfficialAccountApp]] = _OfWorld()
+    wecom_apps: _OfWorld[dict[tuple[str, str], WeComApp]] = _OfWorld()
+    corps: _OfWorld[dict[str, Corp]] = _OfWorld()
+    open_platforms: _OfWorld[dict[str, OpenPlatformState]] = _OfWorld()
+    service_providers: _OfWorld[dict[str, ServiceProviderState]] = _OfWorld()
+    #: Hand out a new authorizer refresh token with every authorizer token (the old one stops
+    #: working), as WeChat may.
+    rotate_refresh_tokens: _OfWorld[bool] = _OfWorld()
 
     # -- seeding ---------------------------------------------------------------------------
 
@@ -237,10 +253,7 @@ class FakeWeChat:
 
     def add_kf_account(self, appid: str, kf_account: str, nickname: str) -> KfAccountState:
         """Seed a kf account of an Official Account directly, as if it had been added."""
-        state = KfAccountState(kf_account, nickname, self._next_kf_id)
-        self._next_kf_id += 1
-        self.official_accounts[appid].kf_accounts[kf_account] = state
-        return state
+        return self.world.add_kf_account(appid, kf_account, nickname)
 
     def accept_invite(self, appid: str, kf_account: str) -> None:
         """The invited WeChat user accepts: the kf account becomes bound to them."""
@@ -279,19 +292,15 @@ class FakeWeChat:
 
     def now(self) -> float:
         """The fake's clock: wall time plus what :meth:`advance` added."""
-        return time.time() + self._offset
+        return self.world.now()
 
     def advance(self, seconds: float) -> None:
         """Move the fake's clock forward, so tokens expire without waiting."""
-        self._offset += seconds
+        self.world.offset += seconds
 
     def revoke_tokens(self) -> None:
         """Invalidate every token issued so far, as WeChat may do at any time."""
-        self.tokens.clear()
-        for app in self.official_accounts.values():
-            app.stable_token = None
-        for wecom in self.wecom_apps.values():
-            wecom.token = None
+        self.world.revoke_tokens()
 
     # -- serving ---------------------------------------------------------------------------
 
@@ -299,13 +308,13 @@ class FakeWeChat:
     def transport(self) -> httpx.AsyncBaseTransport:
         """An httpx transport that serves this fake in-process:
         ``httpx.AsyncClient(transport=fake.transport)``."""
-        return InProcessTransport(self)
+        return InProcessTransport(self.handle)
 
     @property
     def app(self) -> AsgiApp:
         """The fake as an ASGI 3 application, to serve over loopback (``wechat-kf fake-server``,
         or ``uvicorn`` in your own tests)."""
-        return AsgiApp(self)
+        return AsgiApp(self.handle)
 
     async def handle(
         self, method: str, path: str, query: dict[str, str], body: bytes, content_type: str
@@ -343,23 +352,19 @@ class FakeWeChat:
             reply.drop = rand() < faults.drop_after_rate
         return self._log(request, reply)
 
-    # -- for the endpoint modules -----------------------------------------------------------
+    # -- what tests build their own answers with --------------------------------------------
 
     def issue(self, platform: str, owner: str) -> str:
         """A new token of ``platform`` for ``owner``, valid for ``token_ttl`` seconds."""
-        token = secrets.token_urlsafe(96)
-        self.tokens[token] = TokenState(platform, owner, self.now() + self.token_ttl)
-        return token
+        return self.world.issue(platform, owner)
 
     def token_body(self, token: str) -> dict[str, Any]:
         """The answer of a token endpoint handing out ``token``."""
-        remaining = int(self.tokens[token].expires_at - self.now())
-        return {"access_token": token, "expires_in": remaining}
+        return self.world.token_body(token)
 
     def error_body(self, errcode: int, text: str) -> dict[str, Any]:
         """An errcode and an errmsg ending in a rid, as WeChat writes them."""
-        rid = f"{self._random.getrandbits(32):08x}-{self._random.getrandbits(32):08x}"
-        return {"errcode": errcode, "errmsg": f"{text} rid: {rid}"}
+        return self.world.error_body(errcode, text)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -394,8 +399,9 @@ class FakeWeChat:
         try:
             if route.platform == "token":
                 self.token_fetches += 1
-                return Reply(200, route.handler(self, None, request))
-            return Reply(200, route.handler(self, self._caller(route.platform, request), request))
+                return Reply(200, route.handler(self.world, None, request))
+            caller = self._caller(route.platform, request)
+            return Reply(200, route.handler(self.world, caller, request))
         except Refusal as refusal:
             return Reply(200, self.error_body(refusal.errcode, refusal.text))
 
@@ -423,7 +429,7 @@ class FakeWeChat:
         return app
 
     def _corp(self, corpid: str) -> Corp:
-        return self.corps.setdefault(corpid, Corp(corpid))
+        return self.world.corp(corpid)
 
     def _kf_of_corp(self, open_kfid: str) -> KfAccountOfCorp:
         for corp in self.corps.values():

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._faults import Refusal, Request
-from ._state import KfAccountState, OfficialAccountApp
-
-if TYPE_CHECKING:
-    from ._fake import FakeWeChat
+from ._state import KfAccountState, OfficialAccountApp, World
 
 MAX_KF_ACCOUNTS = 100
 MAX_AVATAR_BYTES = 5 * 1024 * 1024
@@ -18,7 +15,7 @@ _KF_ACCOUNT = re.compile(r"([A-Za-z0-9_]{1,10})@(\S{1,30})")
 OK = {"errcode": 0, "errmsg": "ok"}
 
 
-def kf_list(fake: FakeWeChat, app: OfficialAccountApp, _: Request) -> dict[str, Any]:
+def kf_list(world: World, app: OfficialAccountApp, _: Request) -> dict[str, Any]:
     items = []
     for account in app.kf_accounts.values():
         item: dict[str, Any] = {
@@ -38,7 +35,7 @@ def kf_list(fake: FakeWeChat, app: OfficialAccountApp, _: Request) -> dict[str, 
     return {"kf_list": items}
 
 
-def kf_online(fake: FakeWeChat, app: OfficialAccountApp, _: Request) -> dict[str, Any]:
+def kf_online(world: World, app: OfficialAccountApp, _: Request) -> dict[str, Any]:
     online = [
         {
             "kf_account": a.kf_account,
@@ -81,36 +78,36 @@ def _nickname(payload: Mapping[str, Any]) -> str:
     return nick
 
 
-def kf_add(fake: FakeWeChat, app: OfficialAccountApp, request: Request) -> dict[str, Any]:
+def kf_add(world: World, app: OfficialAccountApp, request: Request) -> dict[str, Any]:
     _named(app, request.payload, exists=False)
     nickname = _nickname(request.payload)
     if len(app.kf_accounts) >= MAX_KF_ACCOUNTS:
         raise Refusal(65405, "account number exceeds limit")
-    fake.add_kf_account(app.appid, request.payload["kf_account"], nickname)
+    world.add_kf_account(app.appid, request.payload["kf_account"], nickname)
     return OK
 
 
-def kf_update(fake: FakeWeChat, app: OfficialAccountApp, request: Request) -> dict[str, Any]:
+def kf_update(world: World, app: OfficialAccountApp, request: Request) -> dict[str, Any]:
     account = _existing(app, request.payload)
     account.kf_nick = _nickname(request.payload)
     return OK
 
 
-def kf_delete(fake: FakeWeChat, app: OfficialAccountApp, request: Request) -> dict[str, Any]:
+def kf_delete(world: World, app: OfficialAccountApp, request: Request) -> dict[str, Any]:
     # Older clients send the account in the query of a GET.
     account = _existing(app, request.payload if request.method == "POST" else request.query)
     del app.kf_accounts[account.kf_account]
     return OK
 
 
-def kf_invite(fake: FakeWeChat, app: OfficialAccountApp, request: Request) -> dict[str, Any]:
+def kf_invite(world: World, app: OfficialAccountApp, request: Request) -> dict[str, Any]:
     account = _existing(app, request.payload)
     invitee = request.payload.get("invite_wx")
     if not isinstance(invitee, str) or not invitee or any(c.isspace() for c in invitee):
         raise Refusal(65409, "invalid wechat id")
     if account.kf_wx is not None:
         raise Refusal(65412, "kf account already bound")
-    now = int(fake.now())
+    now = int(world.now())
     if account.invite_status == "waiting" and (account.invite_expire_time or 0) > now:
         if account.invite_wx == invitee:
             raise Refusal(65408, "invite already exists")
@@ -120,12 +117,12 @@ def kf_invite(fake: FakeWeChat, app: OfficialAccountApp, request: Request) -> di
     return OK
 
 
-def kf_avatar(fake: FakeWeChat, app: OfficialAccountApp, request: Request) -> dict[str, Any]:
+def kf_avatar(world: World, app: OfficialAccountApp, request: Request) -> dict[str, Any]:
     account = _existing(app, request.query)
     media = request.files.get("media")
     if media is None:
         raise Refusal(40005, "invalid file type, media field missing")
     if not media or len(media) > MAX_AVATAR_BYTES:
         raise Refusal(40009, "invalid image size")
-    account.kf_headimgurl = f"https://fake.weixin.qq.com/head/{account.kf_id}/{len(media)}"
+    account.kf_headimgurl = f"https://world.weixin.qq.com/head/{account.kf_id}/{len(media)}"
     return OK

@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 import anyio
 import httpx
 
-if TYPE_CHECKING:
-    from ._fake import FakeWeChat
+from ._faults import Reply
 
-__all__ = ["AsgiApp", "InProcessTransport", "parse_multipart", "read_body"]
+__all__ = ["AsgiApp", "Handle", "InProcessTransport", "parse_multipart", "read_body"]
 
+#: What answers one request: (method, path, query, body, content type) -> the reply.
+Handle = Callable[[str, str, dict[str, str], bytes, str], Awaitable[Reply]]
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -53,11 +54,11 @@ def parse_multipart(body: bytes, content_type: str) -> dict[str, bytes]:
 
 
 class AsgiApp:
-    """A FakeWeChat as an ASGI 3 callable (an instance with an async ``__call__``, as servers
-    expect)."""
+    """A FakeWeChat (its ``handle``) as an ASGI 3 callable (an instance with an async
+    ``__call__``, as servers expect)."""
 
-    def __init__(self, fake: FakeWeChat) -> None:
-        self._fake = fake
+    def __init__(self, handle: Handle) -> None:
+        self._handle = handle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -73,7 +74,7 @@ class AsgiApp:
         body = await read_body(receive)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-        reply = await self._fake.handle(
+        reply = await self._handle(
             scope["method"], scope["path"], query, body, headers.get("content-type", "")
         )
         if reply.stall:
@@ -99,15 +100,15 @@ class AsgiApp:
 
 
 class InProcessTransport(httpx.AsyncBaseTransport):
-    """Serves a FakeWeChat to an httpx.AsyncClient without a socket."""
+    """Serves a FakeWeChat (its ``handle``) to an httpx.AsyncClient without a socket."""
 
-    def __init__(self, fake: FakeWeChat) -> None:
-        self._fake = fake
+    def __init__(self, handle: Handle) -> None:
+        self._handle = handle
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
         query = dict(parse_qsl(request.url.query.decode("latin-1")))
-        reply = await self._fake.handle(
+        reply = await self._handle(
             request.method,
             request.url.path,
             query,

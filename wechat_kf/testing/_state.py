@@ -1,6 +1,13 @@
-"""The state FakeWeChat keeps: apps, tokens, kf accounts, corps, servicers."""
+"""The state FakeWeChat keeps: apps, tokens, kf accounts, corps, servicers, platforms, and the
+:class:`World` that holds them all with the fake's clock. The endpoint modules take the world
+(never FakeWeChat itself), so the fake and its endpoints import one way."""
 
 from __future__ import annotations
+
+import random
+import secrets
+import time
+from typing import Any
 
 import attrs
 
@@ -110,3 +117,68 @@ class ServiceProviderState:
     ticket: str | None = None
     ticket_expires_at: float = 0.0
     permanent_codes: dict[str, str] = attrs.Factory(dict)
+
+
+#: Servicers per 微信客服 account (2,000 by the current docs; 500 by an older one).
+MAX_SERVICERS = 2000
+
+
+@attrs.define
+class World:
+    """Everything the fake knows and its clock: what the endpoints read and change. Tokens live
+    ``token_ttl`` seconds; ``servicer_cap`` servicers fit in a 微信客服 account;
+    ``rotate_refresh_tokens`` hands out a new authorizer refresh token with every authorizer
+    token, as WeChat may."""
+
+    random: random.Random
+    token_ttl: int = 7200
+    servicer_cap: int = MAX_SERVICERS
+    rotate_refresh_tokens: bool = False
+    #: Every token issued and still known, with whose it is and until when.
+    tokens: dict[str, TokenState] = attrs.Factory(dict)
+    official_accounts: dict[str, OfficialAccountApp] = attrs.Factory(dict)
+    wecom_apps: dict[tuple[str, str], WeComApp] = attrs.Factory(dict)
+    corps: dict[str, Corp] = attrs.Factory(dict)
+    open_platforms: dict[str, OpenPlatformState] = attrs.Factory(dict)
+    service_providers: dict[str, ServiceProviderState] = attrs.Factory(dict)
+    offset: float = 0.0
+    next_kf_id: int = 1001
+
+    def now(self) -> float:
+        """The fake's clock: wall time plus what was advanced."""
+        return time.time() + self.offset
+
+    def issue(self, platform: str, owner: str) -> str:
+        """A new token of ``platform`` for ``owner``, valid for ``token_ttl`` seconds."""
+        token = secrets.token_urlsafe(96)
+        self.tokens[token] = TokenState(platform, owner, self.now() + self.token_ttl)
+        return token
+
+    def token_body(self, token: str) -> dict[str, Any]:
+        """The answer of a token endpoint handing out ``token``."""
+        remaining = int(self.tokens[token].expires_at - self.now())
+        return {"access_token": token, "expires_in": remaining}
+
+    def error_body(self, errcode: int, text: str) -> dict[str, Any]:
+        """An errcode and an errmsg ending in a rid, as WeChat writes them."""
+        rid = f"{self.random.getrandbits(32):08x}-{self.random.getrandbits(32):08x}"
+        return {"errcode": errcode, "errmsg": f"{text} rid: {rid}"}
+
+    def add_kf_account(self, appid: str, kf_account: str, nickname: str) -> KfAccountState:
+        """A new kf account of an Official Account, with the next kf_id."""
+        state = KfAccountState(kf_account, nickname, self.next_kf_id)
+        self.next_kf_id += 1
+        self.official_accounts[appid].kf_accounts[kf_account] = state
+        return state
+
+    def corp(self, corpid: str) -> Corp:
+        """The corp ``corpid``, created if new."""
+        return self.corps.setdefault(corpid, Corp(corpid))
+
+    def revoke_tokens(self) -> None:
+        """Invalidate every token issued so far."""
+        self.tokens.clear()
+        for app in self.official_accounts.values():
+            app.stable_token = None
+        for wecom in self.wecom_apps.values():
+            wecom.token = None

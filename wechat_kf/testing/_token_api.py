@@ -3,13 +3,10 @@ Accounts, WeCom's ``gettoken``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._faults import Refusal, Request
-from ._state import OfficialAccountApp
-
-if TYPE_CHECKING:
-    from ._fake import FakeWeChat
+from ._state import OfficialAccountApp, World
 
 __all__ = ["classic_token", "stable_token", "wecom_token"]
 
@@ -17,8 +14,8 @@ __all__ = ["classic_token", "stable_token", "wecom_token"]
 CLASSIC_GRACE = 300.0
 
 
-def _oa_app(fake: FakeWeChat, appid: Any, secret: Any) -> OfficialAccountApp:
-    app = fake.official_accounts.get(appid) if isinstance(appid, str) else None
+def _oa_app(world: World, appid: Any, secret: Any) -> OfficialAccountApp:
+    app = world.official_accounts.get(appid) if isinstance(appid, str) else None
     if app is None:
         raise Refusal(40013, "invalid appid")
     if secret != app.secret:
@@ -26,54 +23,54 @@ def _oa_app(fake: FakeWeChat, appid: Any, secret: Any) -> OfficialAccountApp:
     return app
 
 
-def stable_token(fake: FakeWeChat, _: None, request: Request) -> dict[str, Any]:
+def stable_token(world: World, _: None, request: Request) -> dict[str, Any]:
     payload = request.payload
     if not isinstance(payload, dict) or payload.get("grant_type") != "client_credential":
         raise Refusal(40002, "invalid grant_type")
-    app = _oa_app(fake, payload.get("appid"), payload.get("secret"))
-    now = fake.now()
-    current = fake.tokens.get(app.stable_token or "")
+    app = _oa_app(world, payload.get("appid"), payload.get("secret"))
+    now = world.now()
+    current = world.tokens.get(app.stable_token or "")
     if payload.get("force_refresh") is True:
         if app.last_forced_refresh is not None and now - app.last_forced_refresh < 30:
             raise Refusal(45009, "force_refresh too frequent")
         app.last_forced_refresh = now
         if app.stable_token:
-            fake.tokens.pop(app.stable_token, None)
+            world.tokens.pop(app.stable_token, None)
         current = None
     # The platform renews the stable token 5 minutes before it expires.
     if current is None or current.expires_at - now <= 300:
-        app.stable_token = fake.issue("oa", app.appid)
-    return fake.token_body(app.stable_token or "")
+        app.stable_token = world.issue("oa", app.appid)
+    return world.token_body(app.stable_token or "")
 
 
-def classic_token(fake: FakeWeChat, _: None, request: Request) -> dict[str, Any]:
+def classic_token(world: World, _: None, request: Request) -> dict[str, Any]:
     query = request.query
     if query.get("grant_type") != "client_credential":
         raise Refusal(40002, "invalid grant_type")
-    app = _oa_app(fake, query.get("appid"), query.get("secret"))
+    app = _oa_app(world, query.get("appid"), query.get("secret"))
     # Each classic fetch replaces the previous tokens, which keep working for a grace period.
-    cutoff = fake.now() + CLASSIC_GRACE
-    for state in fake.tokens.values():
+    cutoff = world.now() + CLASSIC_GRACE
+    for state in world.tokens.values():
         if state.kind == "classic" and state.owner == app.appid:
             state.expires_at = min(state.expires_at, cutoff)
-    token = fake.issue("oa", app.appid)
-    fake.tokens[token].kind = "classic"
-    return fake.token_body(token)
+    token = world.issue("oa", app.appid)
+    world.tokens[token].kind = "classic"
+    return world.token_body(token)
 
 
-def wecom_token(fake: FakeWeChat, _: None, request: Request) -> dict[str, Any]:
+def wecom_token(world: World, _: None, request: Request) -> dict[str, Any]:
     corpid, secret = request.query.get("corpid"), request.query.get("corpsecret")
     if not corpid:
         raise Refusal(41002, "corpid missing")
     if not secret:
         raise Refusal(41004, "corpsecret missing")
-    if corpid not in fake.corps:
+    if corpid not in world.corps:
         raise Refusal(40013, "invalid corpid")
-    app = fake.wecom_apps.get((corpid, secret))
+    app = world.wecom_apps.get((corpid, secret))
     if app is None:
         raise Refusal(40001, "invalid credential, secret is invalid")
     token = app.token
-    state = fake.tokens.get(token or "")
-    if token is None or state is None or state.expires_at <= fake.now():
-        token = app.token = fake.issue("wecom", corpid)
-    return fake.token_body(token)
+    state = world.tokens.get(token or "")
+    if token is None or state is None or state.expires_at <= world.now():
+        token = app.token = world.issue("wecom", corpid)
+    return world.token_body(token)

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._faults import Refusal, Request
-from ._state import Corp, KfAccountOfCorp
-
-if TYPE_CHECKING:
-    from ._fake import FakeWeChat
+from ._state import Corp, KfAccountOfCorp, World
 
 MAX_IDS_PER_CALL = 100
-MAX_SERVICERS = 2000
 MAX_SERVICER_DEPARTMENTS = 20
 MAX_ACCOUNTS_PER_PAGE = 100
 
@@ -37,39 +33,39 @@ def _servicer_request(corp: Corp, payload: Any) -> tuple[KfAccountOfCorp, list[A
     return kf, users, departments
 
 
-def _refused_userid(fake: FakeWeChat, corp: Corp, userid: Any) -> tuple[dict[str, Any] | None, str]:
+def _refused_userid(world: World, corp: Corp, userid: Any) -> tuple[dict[str, Any] | None, str]:
     """The result item for a malformed or unknown userid (None for a member), and the member."""
     if not isinstance(userid, str) or not userid:
-        return {"userid": userid, **fake.error_body(40003, "invalid userid")}, ""
+        return {"userid": userid, **world.error_body(40003, "invalid userid")}, ""
     member = corp.member(userid)
     if member is None:
-        return {"userid": userid, **fake.error_body(60111, "userid not found")}, ""
+        return {"userid": userid, **world.error_body(60111, "userid not found")}, ""
     return None, member
 
 
-def servicer_add(fake: FakeWeChat, corp: Corp, request: Request) -> dict[str, Any]:
+def servicer_add(world: World, corp: Corp, request: Request) -> dict[str, Any]:
     kf, users, departments = _servicer_request(corp, request.payload)
     results: list[dict[str, Any]] = []
     for userid in users:
-        refused, member = _refused_userid(fake, corp, userid)
+        refused, member = _refused_userid(world, corp, userid)
         if refused:
             results.append(refused)
         elif member in kf.servicers:
             results.append({"userid": userid, "errcode": 0, "errmsg": "ignored"})
-        elif len(kf.servicers) >= fake.servicer_cap:
-            results.append({"userid": userid, **fake.error_body(95005, "servicer limit reached")})
+        elif len(kf.servicers) >= world.servicer_cap:
+            results.append({"userid": userid, **world.error_body(95005, "servicer limit reached")})
         else:
             kf.servicers[member] = 0
             results.append({"userid": userid, "errcode": 0, "errmsg": "success"})
     for department in departments:
         if not _positive_int(department):
-            item = fake.error_body(60123, "invalid department id")
+            item = world.error_body(60123, "invalid department id")
         elif department not in corp.departments:
-            item = fake.error_body(60003, "department not found")
+            item = world.error_body(60003, "department not found")
         elif department in kf.departments:
             item = {"errcode": 0, "errmsg": "ignored"}
         elif len(kf.departments) >= MAX_SERVICER_DEPARTMENTS:
-            item = fake.error_body(95005, "servicer department limit reached")
+            item = world.error_body(95005, "servicer department limit reached")
         else:
             kf.departments.append(department)
             item = {"errcode": 0, "errmsg": "success"}
@@ -77,30 +73,30 @@ def servicer_add(fake: FakeWeChat, corp: Corp, request: Request) -> dict[str, An
     return {"errcode": 0, "errmsg": "ok", "result_list": results}
 
 
-def servicer_delete(fake: FakeWeChat, corp: Corp, request: Request) -> dict[str, Any]:
+def servicer_delete(world: World, corp: Corp, request: Request) -> dict[str, Any]:
     kf, users, departments = _servicer_request(corp, request.payload)
     results: list[dict[str, Any]] = []
     for userid in users:
-        refused, member = _refused_userid(fake, corp, userid)
+        refused, member = _refused_userid(world, corp, userid)
         if refused:
             results.append(refused)
         elif kf.servicers.pop(member, None) is None:
-            results.append({"userid": userid, **fake.error_body(95014, "not a servicer")})
+            results.append({"userid": userid, **world.error_body(95014, "not a servicer")})
         else:
             results.append({"userid": userid, "errcode": 0, "errmsg": "success"})
     for department in departments:
         if not _positive_int(department):
-            item = fake.error_body(60123, "invalid department id")
+            item = world.error_body(60123, "invalid department id")
         elif department in kf.departments:
             kf.departments.remove(department)
             item = {"errcode": 0, "errmsg": "success"}
         else:
-            item = fake.error_body(95014, "not a servicer")
+            item = world.error_body(95014, "not a servicer")
         results.append({"department_id": department, **item})
     return {"errcode": 0, "errmsg": "ok", "result_list": results}
 
 
-def servicer_list(fake: FakeWeChat, corp: Corp, request: Request) -> dict[str, Any]:
+def servicer_list(world: World, corp: Corp, request: Request) -> dict[str, Any]:
     kf = corp.kf_accounts.get(request.query.get("open_kfid", ""))
     if kf is None:
         raise Refusal(95000, "invalid open_kfid")
@@ -112,7 +108,7 @@ def servicer_list(fake: FakeWeChat, corp: Corp, request: Request) -> dict[str, A
     return {"errcode": 0, "errmsg": "ok", "servicer_list": items}
 
 
-def account_list(fake: FakeWeChat, corp: Corp, request: Request) -> dict[str, Any]:
+def account_list(world: World, corp: Corp, request: Request) -> dict[str, Any]:
     payload = request.payload if isinstance(request.payload, dict) else {}
     offset, limit = payload.get("offset", 0), payload.get("limit", MAX_ACCOUNTS_PER_PAGE)
     for value in (offset, limit):

@@ -1,5 +1,6 @@
 """One worker process for the cross-process token tests: N concurrent calls through its own
-client and a RedisTokenStore, then one JSON line with what happened."""
+client and a RedisTokenStore, on asyncio or trio (``--backend``), then one JSON line with what
+happened."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ import argparse
 import json
 
 import anyio
-from redis.asyncio import Redis
 
+from tests._redis import redis_client
 from wechat_kf import OfficialAccountClient, WeChatError
 from wechat_kf.stores import RedisTokenStore
 
 
 async def main(args: argparse.Namespace) -> None:
-    redis = Redis.from_url(args.redis_url)
+    redis = redis_client(args.redis_url, args.backend)
     # A generous command timeout: four of these start at once on a small, busy machine.
     store = RedisTokenStore(redis, prefix=args.prefix, lease=args.lease, command_timeout=10.0)
     outcomes: list[str] = []
@@ -52,4 +53,6 @@ if __name__ == "__main__":
     parser.add_argument("--prefix", default="wechat_kf")
     parser.add_argument("--lease", type=float, default=15.0)
     parser.add_argument("--classic", action="store_true")
-    anyio.run(main, parser.parse_args())
+    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    arguments = parser.parse_args()
+    anyio.run(main, arguments, backend=arguments.backend)

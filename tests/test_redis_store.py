@@ -1,19 +1,21 @@
 """RedisTokenStore on a real redis-server: atomic writes, compare-and-delete, the lease lock, the
 fallback when Redis is down, and one token fetch across several OS processes.
 
-redis.asyncio runs on asyncio only, so these async tests run on asyncio alone."""
+The async tests run on asyncio and trio: redis.asyncio runs on asyncio only, so on trio the store
+is given a blocking redis-py client whose commands run in worker threads (tests/_redis.py)."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,14 +23,16 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from redis import Redis as BlockingRedis
 from redis.asyncio import Redis
 
-from tests._redis import redis_for_test, redis_server
+from tests._redis import redis_client, redis_for_test, redis_server
 from tests._servers import free_port, serve
 from tests._wire import WireConn, WireRequest, WireServer, response
 from wechat_kf import (
     AccessToken,
     OfficialAccountClient,
+    OfficialAccountTokenProvider,
     TokenStoreError,
     WeComClient,
 )
@@ -39,19 +43,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def redis_url() -> Iterator[str]:
     with redis_server() as url:
         yield url
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
+async def redis(redis_url: str, anyio_backend: str) -> AsyncIterator[Redis]:
+    client = redis_client(redis_url, anyio_backend)
     yield client
     await client.aclose()
 
@@ -164,9 +163,10 @@ async def test_two_appids_never_share_a_token(
 
 
 @pytest.fixture
-async def dead_store() -> AsyncIterator[RedisTokenStore]:
+async def dead_store(anyio_backend: str) -> AsyncIterator[RedisTokenStore]:
     """A store whose Redis refuses connections (nothing listens on the port)."""
-    client = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    client = redis_client(url, anyio_backend, socket_connect_timeout=0.5)
     yield RedisTokenStore(client)
     await client.aclose()
 
@@ -284,6 +284,35 @@ def test_killing_the_process_that_holds_the_lock_lets_another_take_over(
     assert all(r["errors"] == [] for r in results)
 
 
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        pytest.param(
+            '{"value": "junk", "expires_at": 4e9, "refresh_at": "soon"}', id="refresh-string"
+        ),
+        pytest.param('{"value": "", "expires_at": 4e9}', id="value-empty"),
+    ],
+)
+def test_four_processes_on_a_store_holding_garbage_fetch_once_and_replace_it(
+    redis_url: str, secret_watch: set[str], anyio_backend: str, garbage: str
+) -> None:
+    fake = FakeWeChat()
+    app = fake.register_official_account()
+    fake.faults.token_latency = 0.2  # a slow fetch, so all four processes find no token
+    key = f"wechat_kf:token:oa:{app.appid}:stable"
+    with BlockingRedis.from_url(redis_url) as redis:
+        redis.set(key, garbage)
+        with serve(fake.app) as base_url:
+            args = ("--backend", anyio_backend)
+            results = finish([start_worker(base_url, redis_url, app.appid, app.secret, *args)
+                              for _ in range(4)])  # fmt: skip
+        stored = json.loads(redis.get(key))
+    secret_watch.update([app.secret, *fake.issued_tokens()])
+    assert [r["ok"] for r in results] == [100] * 4, results
+    replaced = stored["value"] in fake.issued_tokens()
+    assert (fake.token_fetches, replaced) == (1, True)  # before: 4 fetches, the garbage kept
+
+
 def _redis_has(url: str, key: str) -> bool:
     async def check() -> bool:
         client = Redis.from_url(url)
@@ -298,7 +327,7 @@ def _redis_has(url: str, key: str) -> bool:
 # -- whatever Redis holds, however Redis behaves -------------------------------------------------
 
 
-async def poison(redis: Redis, key: str, how: str) -> None:
+async def poison(redis: Redis, key: str, how: str | bytes) -> None:
     if how == "a list key":
         await redis.rpush(key, "a")
     elif how == "a hash key":
@@ -338,6 +367,158 @@ async def test_a_wrong_shaped_value_under_the_token_key_counts_as_none_and_is_re
     assert stored["value"] in fake.issued_tokens()
     assert await redis.pttl(f"t:token:{key}") > 0
     assert fake.token_fetches == 1
+
+
+#: What Redis may hold under a token key that is no token (None): each would be kept by a put
+#: that only compared expiries (most claim to expire in 2096), while every reader fetches.
+GARBAGE: list[Any] = [
+    pytest.param("not json at all", None, id="not-json"),
+    pytest.param("", None, id="empty-string"),
+    pytest.param('{"value": "junk", "expires_at": 4e9} and more', None, id="trailing-text"),
+    pytest.param("[" * 2000, None, id="nested-too-deep"),
+    pytest.param("a list key", None, id="list-key"),
+    pytest.param("a hash key", None, id="hash-key"),
+    pytest.param("42", None, id="json-number"),
+    pytest.param('"junk"', None, id="json-string"),
+    pytest.param("null", None, id="json-null"),
+    pytest.param('["junk", 4e9]', None, id="json-array"),
+    pytest.param('{"expires_at": 4e9}', None, id="value-missing"),
+    pytest.param('{"value": "", "expires_at": 4e9}', None, id="value-empty"),
+    pytest.param('{"value": null, "expires_at": 4e9}', None, id="value-null"),
+    pytest.param('{"value": 5, "expires_at": 4e9}', None, id="value-number"),
+    pytest.param('{"value": true, "expires_at": 4e9}', None, id="value-bool"),
+    pytest.param('{"value": ["junk"], "expires_at": 4e9}', None, id="value-array"),
+    pytest.param('{"value": {"value": "junk"}, "expires_at": 4e9}', None, id="value-object"),
+    pytest.param('{"value": "ju nk", "expires_at": 4e9}', None, id="value-with-space"),
+    pytest.param('{"value": "junk\\n", "expires_at": 4e9}', None, id="value-with-newline"),
+    pytest.param('{"value": "junk\\u0000", "expires_at": 4e9}', None, id="value-with-nul"),
+    pytest.param('{"value": "j\\u00fcnk", "expires_at": 4e9}', None, id="value-not-ascii"),
+    pytest.param(b'{"value": "j\xffnk", "expires_at": 4e9}', None, id="value-not-utf8"),
+    pytest.param('{"value": "\\ud800", "expires_at": 4e9}', None, id="value-lone-surrogate"),
+    pytest.param(
+        '{"value": "junk", "expires_at": 4e9, "value": ""}', None, id="value-repeated-empty"
+    ),
+    pytest.param('{"value": "junk"}', None, id="expires-missing"),
+    pytest.param('{"value": "junk", "expires_at": null}', None, id="expires-null"),
+    pytest.param('{"value": "junk", "expires_at": "4000000000"}', None, id="expires-string"),
+    pytest.param('{"value": "junk", "expires_at": true}', None, id="expires-bool"),
+    pytest.param('{"value": "junk", "expires_at": [4e9]}', None, id="expires-array"),
+    pytest.param('{"value": "junk", "expires_at": {"at": 4e9}}', None, id="expires-object"),
+    pytest.param('{"value": "junk", "expires_at": NaN}', None, id="expires-nan"),
+    pytest.param('{"value": "junk", "expires_at": "NaN"}', None, id="expires-nan-string"),
+    pytest.param('{"value": "junk", "expires_at": Infinity}', None, id="expires-infinity"),
+    pytest.param('{"value": "junk", "expires_at": -Infinity}', None, id="expires-minus-infinity"),
+    pytest.param('{"value": "junk", "expires_at": "Infinity"}', None, id="expires-infinity-string"),
+    pytest.param('{"value": "junk", "expires_at": 1e400}', None, id="expires-huge-exponent"),
+    pytest.param(
+        '{"value": "junk", "expires_at": 1' + "0" * 400 + "}", None, id="expires-huge-integer"
+    ),
+    pytest.param(
+        '{"value": "junk", "expires_at": 4e9, "refresh_at": "soon"}', None, id="refresh-string"
+    ),
+    pytest.param(
+        '{"value": "junk", "expires_at": 4e9, "refresh_at": true}', None, id="refresh-bool"
+    ),
+    pytest.param('{"value": "junk", "expires_at": 4e9, "refresh_at": NaN}', None, id="refresh-nan"),
+    pytest.param(
+        '{"value": "junk", "expires_at": 4e9, "refresh_at": 1e400}', None, id="refresh-huge"
+    ),
+    pytest.param(
+        '{"value": "junk", "expires_at": 4e9, "refresh_at": [1]}', None, id="refresh-array"
+    ),
+    pytest.param(
+        '{"value": "junk", "expires_at": 4e9, "refresh_at": {}}', None, id="refresh-object"
+    ),
+]
+
+#: Values that are a token, with the token they hold.
+TOKENS: list[Any] = [
+    pytest.param('{"value": "tok", "expires_at": 4e9}', AccessToken("tok", 4e9), id="minimal"),
+    pytest.param(
+        '{"value": "tok", "expires_at": 4000000000, "refresh_at": null}',
+        AccessToken("tok", 4e9),
+        id="refresh-null",
+    ),
+    pytest.param(
+        '{"value": "tok", "expires_at": 4000000000.25, "refresh_at": 3999999700.125}',
+        AccessToken("tok", 4000000000.25, refresh_at=3999999700.125),
+        id="fractions-kept-exactly",
+    ),
+    pytest.param(
+        ' {"refresh_at": 3.9e9, "extra": [1, {"x": null}], "expires_at": 4e9, "value": "t\\u006f'
+        'k"} ',
+        AccessToken("tok", 4e9, refresh_at=3.9e9),
+        id="other-order-extra-fields-escapes",
+    ),
+    pytest.param(
+        '{"value": "A-z_0.9~!", "expires_at": 1.7976931348623157e308}',
+        AccessToken("A-z_0.9~!", 1.7976931348623157e308),
+        id="printable-ascii-largest-finite",
+    ),
+    pytest.param('{"value": "old", "expires_at": -1}', AccessToken("old", -1.0), id="expired"),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("stored", "holds"), [*GARBAGE, *TOKENS])
+async def test_a_put_replaces_a_stored_value_exactly_when_a_get_finds_no_token_in_it(
+    store: RedisTokenStore, redis: Redis, stored: str | bytes, holds: AccessToken | None
+) -> None:
+    key = "oa:wx:stable"
+    await poison(redis, f"t:token:{key}", stored)
+    now = time.time()
+    fetched = AccessToken("fetched", now + 7200, refresh_at=now + 6900)
+    with anyio.fail_after(5):
+        assert await store.get(key) == holds
+        # Readers and writers judge alike: what a reader cannot use, a writer replaces; a token
+        # a reader can use stays while it expires after the one put.
+        kept = holds is not None and holds.expires_at > fetched.expires_at
+        assert await store.put(key, fetched) == (holds if kept else fetched)
+        assert await store.get(key) == (holds if kept else fetched)
+        assert await redis.pttl(f"t:token:{key}") > 0 or kept
+
+
+@pytest.mark.anyio
+async def test_a_client_that_decodes_responses_reads_and_writes_the_same_tokens(
+    redis_url: str, anyio_backend: str, redis: Redis
+) -> None:
+    client = redis_client(redis_url, anyio_backend, decode_responses=True)
+    try:
+        decoding = RedisTokenStore(client, prefix="t")
+        plain = RedisTokenStore(redis, prefix="t")
+        token = AccessToken("tok", time.time() + 7200, refresh_at=time.time() + 6900)
+        assert await decoding.put("k", token) == token
+        assert await plain.get("k") == token
+        assert await decoding.get("k") == token
+        assert await decoding.invalidate("k", "tok")
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("value", "expires_in", "refresh_in"),
+    [
+        pytest.param("tok with spaces", 7200, None, id="value-with-spaces"),
+        pytest.param("tök", 7200, None, id="value-not-ascii"),
+        pytest.param("", 7200, None, id="value-empty"),
+        pytest.param("tok", math.nan, None, id="expires-nan"),
+        pytest.param("tok", math.inf, None, id="expires-infinite"),
+        pytest.param("tok", 7200, math.nan, id="refresh-nan"),
+    ],
+)
+async def test_a_token_the_store_cannot_hold_is_handed_back_and_never_stored(
+    store: RedisTokenStore, value: str, expires_in: float, refresh_in: float | None
+) -> None:
+    now = time.time()
+    refresh_at = None if refresh_in is None else now + refresh_in
+    unstorable = AccessToken(value, now + expires_in, refresh_at=refresh_at)
+    assert await store.put("k", unstorable) is unstorable
+    assert await store.get("k") is None
+    held = AccessToken("held", now + 100)
+    await store.put("k", held)
+    assert await store.put("k", unstorable) == held  # even one that claims to expire later
+    assert await store.get("k") == held
 
 
 @pytest.mark.anyio
@@ -409,15 +590,25 @@ async def test_a_huge_expires_in_never_reaches_redis_arithmetic(
 
 
 @pytest.fixture
-async def freezable() -> AsyncIterator[tuple[subprocess.Popen[Any], RedisTokenStore]]:
-    """A redis-server of this test's own, to freeze, and a store on it through a client with no
-    socket timeout at all (redis-py 5's default): only the store bounds its commands."""
+async def freezable_redis(anyio_backend: str) -> AsyncIterator[tuple[subprocess.Popen[Any], Redis]]:
+    """A redis-server of this test's own, to freeze, and a client of it with no socket timeout
+    at all (redis-py 5's default): only the store bounds its commands."""
     with redis_for_test() as server:
-        client = Redis.from_url(f"{server.url}/0", socket_timeout=None, socket_connect_timeout=None)
+        url = f"{server.url}/0"
+        client = redis_client(url, anyio_backend, socket_timeout=None, socket_connect_timeout=None)
         try:
-            yield server.process, RedisTokenStore(client, prefix="f", command_timeout=0.3)
+            yield server.process, client
         finally:
             await client.aclose()
+
+
+@pytest.fixture
+def freezable(
+    freezable_redis: tuple[subprocess.Popen[Any], Redis],
+) -> tuple[subprocess.Popen[Any], RedisTokenStore]:
+    """:func:`freezable_redis`, with a store on it whose commands time out after 0.3 s."""
+    process, client = freezable_redis
+    return process, RedisTokenStore(client, prefix="f", command_timeout=0.3)
 
 
 @contextmanager
@@ -482,6 +673,104 @@ async def test_freezing_redis_while_holding_the_lock_never_holds_the_caller_past
         elapsed = anyio.current_time() - started
     # fetch, a put and a release that time out, then a fetch of the in-process fallback
     assert elapsed < 0.5 + 0.3 + 0.3 + 0.5 + 1.0
+
+
+class SlowFetch:
+    """A token endpoint that answers after ``seconds``; ``started`` is set at the first call."""
+
+    def __init__(self, seconds: float, token: str) -> None:
+        self.seconds, self.token, self.calls = seconds, token, 0
+        self.started = anyio.Event()
+
+    async def __call__(self, method: str, path: str, **_: Any) -> dict[str, Any]:
+        self.calls += 1
+        self.started.set()
+        await anyio.sleep(self.seconds)
+        return {"access_token": self.token, "expires_in": 7200}
+
+
+async def cancelled_under_a_frozen_lease(
+    process: subprocess.Popen[Any],
+    client: Redis,
+    call_with_deadline: Callable[[Callable[[], Awaitable[str]], float], Awaitable[None]],
+) -> float:
+    """A caller with a 1.5 s deadline takes the lease (3 s) and fetches for 3 s; Redis freezes as
+    the fetch starts and resumes once the caller is back. Returns how long the caller took; then
+    shows that the lease it could not release runs out by itself, so another caller fetches."""
+    lease = 3.0
+    store = RedisTokenStore(client, prefix="d", lease=lease)
+    assert store.command_timeout == 2.0  # the default: what a release used to wait for
+    slow = SlowFetch(3.0, "slow-token-never-shown")
+    provider = OfficialAccountTokenProvider("wxslow", "s3cret", fetch=slow, store=store)
+    took = math.inf
+    back = anyio.Event()
+
+    async def call() -> None:
+        nonlocal took
+        started = anyio.current_time()
+        await call_with_deadline(provider.get_token, 1.5)
+        took = anyio.current_time() - started
+        back.set()
+
+    with anyio.fail_after(15):
+        async with anyio.create_task_group() as group:
+            group.start_soon(call)
+            await slow.started.wait()  # the caller holds the lease and fetches
+            with frozen(process):
+                await back.wait()
+        lock_ttl = await client.pttl("d:lock:oa:wxslow:stable")
+        assert lock_ttl == -2 or 0 < lock_ttl <= lease * 1000  # gone, or going: never stuck
+        quick = SlowFetch(0.0, "next-token-never-shown")
+        other_store = RedisTokenStore(client, prefix="d", lease=lease)  # another process's
+        other = OfficialAccountTokenProvider("wxslow", "s3cret", fetch=quick, store=other_store)
+        with anyio.fail_after(lease + 2.0):
+            assert await other.get_token() == "next-token-never-shown"
+    assert (slow.calls, provider.fetch_count, quick.calls) == (1, 0, 1)
+    return took
+
+
+async def under_fail_after(get_token: Callable[[], Awaitable[str]], seconds: float) -> None:
+    with pytest.raises(TimeoutError), anyio.fail_after(seconds):
+        await get_token()
+
+
+@pytest.mark.anyio
+async def test_a_deadline_passing_under_a_lease_on_a_frozen_redis_returns_within_half_a_second(
+    freezable_redis: tuple[subprocess.Popen[Any], Redis], secret_watch: set[str]
+) -> None:
+    secret_watch.update(["slow-token-never-shown", "next-token-never-shown", "s3cret"])
+    took = await cancelled_under_a_frozen_lease(*freezable_redis, under_fail_after)
+    assert took < 1.5 + 0.5  # before: 3.5 s, the deadline plus a release waiting 2 s
+
+
+async def under_asyncio_wait_for(get_token: Callable[[], Awaitable[str]], seconds: float) -> None:
+    import asyncio  # a plain asyncio timeout, as a FastAPI or aiohttp handler would set it
+
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(get_token(), seconds)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_asyncio_timeout_under_a_lease_on_a_frozen_redis_returns_within_half_a_second(
+    freezable_redis: tuple[subprocess.Popen[Any], Redis], secret_watch: set[str]
+) -> None:
+    secret_watch.update(["slow-token-never-shown", "next-token-never-shown", "s3cret"])
+    took = await cancelled_under_a_frozen_lease(*freezable_redis, under_asyncio_wait_for)
+    assert took < 1.5 + 0.5
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_caller_still_releases_the_lease_on_a_healthy_redis(
+    redis: Redis, secret_watch: set[str]
+) -> None:
+    secret_watch.update(["slow-token-never-shown", "s3cret"])
+    store = RedisTokenStore(redis, prefix="h")  # a 15 s lease: only a release frees it now
+    slow = SlowFetch(3.0, "slow-token-never-shown")
+    provider = OfficialAccountTokenProvider("wxslow", "s3cret", fetch=slow, store=store)
+    with anyio.fail_after(5):
+        await under_fail_after(provider.get_token, 0.3)
+        assert await redis.exists("h:lock:oa:wxslow:stable") == 0
 
 
 def test_four_processes_with_a_stuck_stable_token_force_one_refresh(

@@ -8,7 +8,6 @@ fetches a new one while the others wait and then read it.
 from __future__ import annotations
 
 import json
-import math
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -104,48 +103,71 @@ class MemoryTokenStore:
         return f"MemoryTokenStore(keys={len(getattr(self, '_tokens', ()))})"
 
 
-# What Redis may hold under a token key is anything (another tool's value, another type): a
-# value of the wrong shape counts as no token, so it is replaced instead of failing every call.
-_TOKEN_OF = """
-local function token_of(key)
-  local raw = redis.pcall('GET', key)
+# What Redis may hold under a token key is anything (another tool's value, another type, a value
+# half written by hand). This is the one definition of a stored token, and only Lua applies it:
+# readers get the fields it accepted and never parse the value themselves, and a writer replaces
+# whatever it refuses. Two judges (Lua's lenient cjson and Python's json) disagreed on values
+# like an empty string or a refresh_at of "soon": readers saw no token and fetched, writers saw
+# one expiring later and kept it, so every process fetched and the garbage stayed.
+# A token is a JSON object with:
+#   value       a non-empty string of printable ASCII without spaces (what WeChat hands out, and
+#               what goes into a URL as it is),
+#   expires_at  a finite number (unix seconds), never a string or a bool,
+#   refresh_at  absent, null, or a finite number.
+# Other fields are ignored.
+_TOKEN_RULES = """
+local function finite(n)
+  return type(n) == 'number' and n == n and n ~= math.huge and n ~= -math.huge
+end
+
+local function parse_token(raw)
   if type(raw) ~= 'string' then return nil end
-  local ok, decoded = pcall(cjson.decode, raw)
-  if not ok or type(decoded) ~= 'table' then return nil end
-  if type(decoded['value']) ~= 'string' or type(decoded['expires_at']) ~= 'number' then
-    return nil
-  end
-  return decoded, raw
+  local ok, t = pcall(cjson.decode, raw)
+  if not ok or type(t) ~= 'table' then return nil end
+  local value, expires_at, refresh_at = t['value'], t['expires_at'], t['refresh_at']
+  if type(value) ~= 'string' or value == '' or string.find(value, '[^!-~]') then return nil end
+  if not finite(expires_at) then return nil end
+  if refresh_at == cjson.null then refresh_at = nil end
+  if refresh_at ~= nil and not finite(refresh_at) then return nil end
+  return {value = value, expires_at = expires_at, refresh_at = refresh_at}
+end
+
+-- Numbers go back as text that reads back exactly: Redis would cut a Lua number to an integer.
+local function reply(token)
+  if not token then return false end
+  local refresh_at = false
+  if token.refresh_at then refresh_at = string.format('%.17g', token.refresh_at) end
+  return {token.value, string.format('%.17g', token.expires_at), refresh_at}
 end
 """
 
 _GET = (
-    _TOKEN_OF
+    _TOKEN_RULES
     + """
-local token, raw = token_of(KEYS[1])
-if token then return raw end
-return false
+return reply(parse_token(redis.pcall('GET', KEYS[1])))
 """
 )
 
 # Keep the later-expiring token: a fetch that outlived its lease must not replace a newer one.
+# The new token is judged by the same rules: one a reader could not use is never written.
 _PUT = (
-    _TOKEN_OF
+    _TOKEN_RULES
     + """
-local current, raw = token_of(KEYS[1])
-if current and current['expires_at'] > tonumber(ARGV[2]) then
-  return raw
+local new = parse_token(ARGV[1])
+local current = parse_token(redis.pcall('GET', KEYS[1]))
+if not new or (current and current.expires_at > new.expires_at) then
+  return reply(current)
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-return ARGV[1]
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return reply(new)
 """
 )
 
 _INVALIDATE = (
-    _TOKEN_OF
+    _TOKEN_RULES
     + """
-local current = token_of(KEYS[1])
-if current and current['value'] == ARGV[1] then
+local current = parse_token(redis.pcall('GET', KEYS[1]))
+if current and current.value == ARGV[1] then
   redis.call('DEL', KEYS[1])
   return 1
 end
@@ -179,6 +201,8 @@ return 0
 
 #: Longest TTL written to Redis: whatever a caller's token says, Redis arithmetic stays sane.
 _MAX_TTL_MS = 30 * 86400 * 1000
+#: How long releasing a lease may keep a caller past its deadline or its cancellation (s).
+_RELEASE_GRACE = 0.25
 
 
 class RedisTokenStore:
@@ -186,10 +210,10 @@ class RedisTokenStore:
     key per token, with its TTL; a refresh lock with a lease (``SET NX PX``) that only its owner
     releases and that is renewed while its owner fetches, so one process fetches while the
     others poll the store and then read; claims (``SET NX PX``) that every process sees; writes,
-    reads and invalidation as Lua scripts (compare-and-delete, newest token wins, a value of the
-    wrong shape counts as none). Every command is bounded by ``command_timeout``: an unreachable
-    or frozen Redis raises ``TokenStoreError``, which the providers turn into a local fallback
-    where that is safe."""
+    reads and invalidation as Lua scripts (compare-and-delete, newest token wins, and one
+    definition of a stored token, so what no reader can use no writer keeps). Every command is
+    bounded by ``command_timeout``: an unreachable or frozen Redis raises ``TokenStoreError``,
+    which the providers turn into a local fallback where that is safe."""
 
     def __init__(
         self,
@@ -247,20 +271,24 @@ class RedisTokenStore:
         raise TokenStoreError(problem)
 
     async def get(self, key: str) -> AccessToken | None:
-        """The token stored under ``key``, or None (also for a value of the wrong shape)."""
-        return _decode(await self._call(self._get(keys=[self._token_key(key)])))
+        """The token stored under ``key``, or None (also for a value that is not a token)."""
+        return _token_of(await self._call(self._get(keys=[self._token_key(key)])))
 
     async def put(self, key: str, token: AccessToken) -> AccessToken:
-        """Store ``token`` with a TTL to its expiry, unless a later-expiring one is there."""
-        ttl_ms = int(min(max((token.expires_at - time.time()) * 1000, 1), _MAX_TTL_MS))
+        """Store ``token`` with a TTL to its expiry, unless a later-expiring one is there; a
+        token this store cannot hold (a value that is not printable ASCII, an expiry that is not
+        finite) is handed back as it is and not stored."""
+        lifetime_ms = (token.expires_at - time.time()) * 1000
+        if not lifetime_ms >= 1:  # NaN as well, which the script refuses to store anyway
+            lifetime_ms = 1
+        ttl_ms = int(min(lifetime_ms, _MAX_TTL_MS))
         data: dict[str, Any] = {"value": token.value, "expires_at": token.expires_at}
         if token.refresh_at is not None:
             data["refresh_at"] = token.refresh_at
-        payload = hide(json.dumps(data, allow_nan=False))
-        stored = await self._call(
-            self._put(keys=[self._token_key(key)], args=[payload, repr(token.expires_at), ttl_ms])
-        )
-        return _decode(stored) or token
+        # NaN and infinities are written as cjson reads them, for the script to refuse.
+        payload = hide(json.dumps(data))
+        put = self._put(keys=[self._token_key(key)], args=[payload, ttl_ms])
+        return _token_of(await self._call(put)) or token
 
     async def invalidate(self, key: str, value: str) -> bool:
         """Compare-and-delete, atomically in Redis."""
@@ -278,7 +306,9 @@ class RedisTokenStore:
     async def refresh_lock(self, key: str) -> AsyncIterator[bool]:
         """The lease lock: poll with backoff until it is ours (True) or a new token appeared in
         the store meanwhile (False); renewed every third of the lease while held, so a fetch
-        that outlasts the lease keeps it; a holder that dies loses it when the lease ends."""
+        that outlasts the lease keeps it; a holder that dies loses it when the lease ends, and
+        so does one that is cancelled while Redis does not answer (the release then waits at
+        most a quarter of a second past the caller's deadline)."""
         owner = secrets.token_hex(16)
         lock_key = self._lock_key(key)
         lease_ms = max(1, int(self.lease * 1000))
@@ -292,6 +322,7 @@ class RedisTokenStore:
                 yield False
                 return
         failure: Exception | None = None
+        cancelled = False
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._keep_lease, lock_key, owner, lease_ms)
@@ -301,13 +332,24 @@ class RedisTokenStore:
                     failure = exc  # raised below: the task group would wrap it in a group
                 finally:
                     group.cancel_scope.cancel()
+        except anyio.get_cancelled_exc_class():
+            cancelled = True
+            raise
         finally:
-            # Release even when cancelled, but never wait on a frozen Redis for it: the lease
-            # simply expires then.
-            with anyio.move_on_after(self.command_timeout, shield=True), suppress(TokenStoreError):
-                await self._call(self._release(keys=[lock_key], args=[owner]))
+            await self._release_lock(lock_key, owner, cancelled=cancelled)
         if failure is not None:
             raise failure
+
+    async def _release_lock(self, lock_key: str, owner: str, *, cancelled: bool) -> None:
+        # Released even when the caller is cancelled, hence shielded; but a shielded wait on a
+        # frozen Redis would hold the caller past its own deadline (by a whole command timeout).
+        # So the release may outlast the caller's deadline, or its cancellation (an anyio scope,
+        # or asyncio's own, which no anyio deadline shows), by a short grace only: a healthy
+        # release takes milliseconds, and a lease that could not be released runs out by itself.
+        left = 0.0 if cancelled else anyio.current_effective_deadline() - anyio.current_time()
+        bound = min(self.command_timeout, max(left, 0.0) + _RELEASE_GRACE)
+        with anyio.move_on_after(bound, shield=True), suppress(TokenStoreError):
+            await self._call(self._release(keys=[lock_key], args=[owner]))
 
     async def _keep_lease(self, lock_key: str, owner: str, lease_ms: int) -> None:
         while True:
@@ -323,30 +365,36 @@ class RedisTokenStore:
         return f"RedisTokenStore(prefix={prefix!r}, lease={lease!r})"
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+def _token_of(reply: object) -> AccessToken | None:
+    """The token a script answered (false: none). The script already judged the stored value by
+    ``_TOKEN_RULES``; nothing is judged again here, so readers and writers cannot disagree."""
+    if not reply:
         return None
-    return float(value) if math.isfinite(value) else None
+    token = _fields(reply)
+    if token is None:
+        del reply  # it may hold a token: no frame of the error below shows it
+        raise TokenStoreError("Redis answered a token script in an unknown shape")
+    return token
 
 
-def _decode(raw: object) -> AccessToken | None:
-    """The token in a stored value, or None for anything of another shape (fetch a fresh one)."""
-    if raw is None:
+def _fields(reply: object) -> AccessToken | None:
+    if not isinstance(reply, list) or len(reply) != 3:
         return None
-    try:
-        data = json.loads(raw)  # type: ignore[arg-type]
-    except (ValueError, TypeError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    value, expires_at = data.get("value"), _number(data.get("expires_at"))
-    refresh_at = data.get("refresh_at")
-    if not isinstance(value, str) or not value or expires_at is None:
-        return None
-    if refresh_at is not None and _number(refresh_at) is None:
-        return None
-    return AccessToken(
-        value=hide(value),
-        expires_at=expires_at,
-        refresh_at=None if refresh_at is None else float(refresh_at),
-    )
+    with suppress(ValueError):
+        value, expires_at, refresh_at = (_text(item) for item in reply)
+        if value and expires_at:
+            return AccessToken(
+                value=hide(value),
+                expires_at=float(expires_at),
+                refresh_at=None if refresh_at is None else float(refresh_at),
+            )
+    return None
+
+
+def _text(item: object) -> str | None:
+    # Bytes, or str from a client made with decode_responses=True; None for Lua's false.
+    if item is None or isinstance(item, str):
+        return item
+    if isinstance(item, bytes):
+        return item.decode("ascii")
+    raise ValueError("not a bulk string")

@@ -439,9 +439,9 @@ async def test_dropped_connections_over_loopback_are_retried_for_idempotent_call
 
 
 async def test_the_autouse_fixture_pattern_reaches_async_tests_on_every_backend() -> None:
-    from wechat_kf._retry import INSTANT_RETRIES
+    from wechat_kf.clients import DEFAULT_RETRY_BACKOFF
 
-    assert INSTANT_RETRIES.get() is True
+    assert DEFAULT_RETRY_BACKOFF.get() == 0
 
 
 def busy_then_ok(busy: int) -> httpx.MockTransport:
@@ -455,11 +455,11 @@ def busy_then_ok(busy: int) -> httpx.MockTransport:
     return httpx.MockTransport(handler)
 
 
-async def retry_delays(caplog: pytest.LogCaptureFixture) -> list[float]:
+async def retry_delays(caplog: pytest.LogCaptureFixture, **options: Any) -> list[float]:
     caplog.clear()
     async with (
         httpx.AsyncClient(transport=busy_then_ok(2)) as http,
-        WeComClient("ww", "secret", http_client=http) as wc,
+        WeComClient("ww", "secret", http_client=http, **options) as wc,
     ):
         assert await wc.servicers.list("wkOPEN") == []
     return [r.args[-1] for r in caplog.records if "retrying in" in r.msg]  # type: ignore[index]
@@ -468,18 +468,36 @@ async def retry_delays(caplog: pytest.LogCaptureFixture) -> list[float]:
 async def test_instant_retries_keeps_every_attempt_and_drops_only_the_waits(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from wechat_kf._retry import INSTANT_RETRIES
+    from wechat_kf.clients import DEFAULT_RETRY_BACKOFF
 
     caplog.set_level("WARNING", logger="wechat_kf")
-    outside = INSTANT_RETRIES.set(False)  # as if the suite's fixture were not there
+    outside = DEFAULT_RETRY_BACKOFF.set(1.0)  # as if the suite's fixture were not there
     try:
         assert all(0.05 <= delay <= 0.4 for delay in await retry_delays(caplog))
         with instant_retries():
             assert await retry_delays(caplog) == [0.0, 0.0]
-        assert INSTANT_RETRIES.get() is False
+        assert DEFAULT_RETRY_BACKOFF.get() == 1.0
         assert len(await retry_delays(caplog)) == 2
     finally:
-        INSTANT_RETRIES.reset(outside)
+        DEFAULT_RETRY_BACKOFF.reset(outside)
+
+
+async def test_a_clients_own_retry_backoff_wins_over_the_context_either_way(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from wechat_kf.clients import DEFAULT_RETRY_BACKOFF
+
+    caplog.set_level("WARNING", logger="wechat_kf")
+    assert await retry_delays(caplog, retry_backoff=0) == [0.0, 0.0]
+    outside = DEFAULT_RETRY_BACKOFF.set(1.0)
+    try:
+        assert await retry_delays(caplog, retry_backoff=0) == [0.0, 0.0]
+    finally:
+        DEFAULT_RETRY_BACKOFF.reset(outside)
+    # Inside instant retries (the suite's fixture), a client that asks for waits gets them.
+    assert all(0.05 <= delay <= 0.4 for delay in await retry_delays(caplog, retry_backoff=1))
+    with pytest.raises(ValueError, match="retry_backoff"):
+        WeComClient("ww", "secret", retry_backoff=-1)
 
 
 async def test_seeded_servicers_are_what_the_api_lists(

@@ -5,18 +5,13 @@ from __future__ import annotations
 import enum
 import random
 from collections.abc import Callable
-from contextvars import ContextVar
 
 from .errors import ERRCODES
 
-__all__ = ["INSTANT_RETRIES", "MAY_HAVE_APPLIED", "Failure", "retry_delay"]
+__all__ = ["MAY_HAVE_APPLIED", "Failure", "retry_delay"]
 
 BASE_DELAY = 0.2
 MAX_DELAY = 5.0
-#: Set by ``wechat_kf.testing.instant_retries()``: retries in this context do not wait. A
-#: context variable, so it holds for exactly the code (and the tasks it starts) inside the
-#: ``with``, never for another test, thread or event loop.
-INSTANT_RETRIES: ContextVar[bool] = ContextVar("wechat_kf_instant_retries", default=False)
 
 
 class Failure(enum.Enum):

@@ -14,7 +14,7 @@ import ipaddress
 import json as jsonlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
@@ -23,7 +23,7 @@ import httpx
 
 from ._body import MAX_BODY_BYTES
 from ._exchanges import Exchange, ExchangeFailed, Outgoing
-from ._retry import INSTANT_RETRIES, RETRYABLE_ERRCODES, Failure, retry_delay
+from ._retry import RETRYABLE_ERRCODES, Failure, retry_delay
 from ._secrets import hide, hide_fields, install_log_redaction, redact
 from ._serde import as_int
 from .errors import (
@@ -139,6 +139,7 @@ class Transport:
         timeout: float,
         max_retries: int,
         hooks: Hooks | None = None,
+        backoff: Callable[[], float] = lambda: 1.0,
     ) -> None:
         install_log_redaction()  # again: loggers created since import need the filter too
         self.base_url = base_url
@@ -149,6 +150,8 @@ class Transport:
         self.max_retries = max_retries
         self._exchange = exchange
         self.hooks = hooks if hooks is not None else Hooks(None)
+        # What every wait between retries is multiplied by, asked at each wait.
+        self._backoff = backoff
         self._token_provider: TokenProvider | None = None
         self.closed = False
 
@@ -246,7 +249,7 @@ class Transport:
                     raise outcome.error.with_traceback(None)
                 retries += 1
                 reason, errcode = outcome.reason, outcome.errcode
-                delay = 0.0 if INSTANT_RETRIES.get() else step
+                delay = step * self._backoff()
             self.hooks.retry(
                 Retry(call.method, call.path, attempt, call.kind.value, reason, delay, errcode)
             )

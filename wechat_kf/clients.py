@@ -10,7 +10,9 @@ import abc
 import functools
 import importlib.util
 import logging
+import math
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -21,19 +23,32 @@ import sniffio
 from ._exchanges import AiohttpExchange, Exchange, HttpxExchange
 from ._secrets import hide
 from ._transport import Transport, check_base_url
-from .official_account import KfAccounts
 from .errors import ClientClosedError
 from .hooks import Hooks
-from .wecom import Servicers, WeComKfAccounts
+from .official_account import KfAccounts
 from .stores import TokenStore
 from .tokens import OfficialAccountTokenProvider, TokenProvider, WeComTokenProvider
+from .wecom import Servicers, WeComKfAccounts
 
-__all__ = ["EXCHANGES", "Connection", "Lifecycle", "OfficialAccountClient", "WeComClient"]
+__all__ = [
+    "DEFAULT_RETRY_BACKOFF",
+    "EXCHANGES",
+    "Connection",
+    "Lifecycle",
+    "OfficialAccountClient",
+    "WeComClient",
+]
 
 logger = logging.getLogger("wechat_kf.transport")
 
 #: The values of the ``exchange`` option.
 EXCHANGES = ("auto", "httpx", "aiohttp")
+
+#: What ``retry_backoff`` is for the clients that leave it unset, read at each wait between
+#: retries: 1 (the policy's waits), or what ``wechat_kf.testing.instant_retries()`` sets (0). A
+#: context variable, so it holds for exactly the code that set it and the tasks it starts, never
+#: for another test, thread or event loop.
+DEFAULT_RETRY_BACKOFF: ContextVar[float] = ContextVar("wechat_kf_retry_backoff", default=1.0)
 
 #: A client's token provider, or how to make one once its transport exists (``fetch=``,
 #: ``hooks=``).
@@ -122,8 +137,17 @@ class Connection:
         exchange: str = "auto",
         allow_insecure_http: bool = False,
         hooks: Iterable[Any] | None = None,
+        retry_backoff: float | None = None,
     ) -> None:
         _check_options(timeout, max_retries, http_client)
+        if retry_backoff is not None and (
+            isinstance(retry_backoff, bool)
+            or not isinstance(retry_backoff, (int, float))
+            or not math.isfinite(retry_backoff)
+            or retry_backoff < 0
+        ):
+            raise ValueError("retry_backoff must be a finite number >= 0, or None")
+        self.retry_backoff = retry_backoff
         self.base_url = check_base_url(base_url, allow_insecure_http)
         self.timeout = float(timeout)
         self.max_retries = max_retries
@@ -148,7 +172,11 @@ class Connection:
             timeout=self.timeout,
             max_retries=self.max_retries,
             hooks=self.hooks,
+            backoff=self._backoff,
         )
+
+    def _backoff(self) -> float:
+        return DEFAULT_RETRY_BACKOFF.get() if self.retry_backoff is None else self.retry_backoff
 
     async def aclose(self) -> None:
         """Close the pool the exchange owns (never your ``http_client``)."""
@@ -244,7 +272,9 @@ class OfficialAccountClient(_Client):
     each attempt as a whole, so a call takes at most ``(max_retries + 1) x timeout`` plus
     backoff. ``allow_insecure_http=True`` accepts a plain ``http://`` base_url off loopback (a
     fake server in another container; never WeChat), with a WARNING. ``hooks`` observe every
-    attempt, retry and token fetch (default: ``[LoggingHook()]``, see :mod:`wechat_kf.hooks`)."""
+    attempt, retry and token fetch (default: ``[LoggingHook()]``, see :mod:`wechat_kf.hooks`).
+    ``retry_backoff`` multiplies every wait between retries (0: at once, for tests; the default
+    follows ``wechat_kf.testing.instant_retries()``)."""
 
     def __init__(
         self,
@@ -261,6 +291,7 @@ class OfficialAccountClient(_Client):
         exchange: str = "auto",
         allow_insecure_http: bool = False,
         hooks: Iterable[Any] | None = None,
+        retry_backoff: float | None = None,
     ) -> None:
         secret = hide(secret)  # this frame shows in the traceback of a refused argument
         uses_credentials = _check_auth("appid", appid, secret, token_provider, token_store)
@@ -272,6 +303,7 @@ class OfficialAccountClient(_Client):
             exchange=exchange,
             allow_insecure_http=allow_insecure_http,
             hooks=hooks,
+            retry_backoff=retry_backoff,
         )
         provider: _ProviderOrMaker
         if not uses_credentials:
@@ -316,7 +348,7 @@ class WeComClient(_Client):
     accounts. Give ``corpid`` and the app's ``secret`` (tokens cached per pair in ``token_store``)
     or a ``token_provider``; batch requests run at most ``max_concurrency`` at a time. ``timeout``
     bounds each attempt as a whole, so a request takes at most ``(max_retries + 1) x timeout``
-    plus backoff. ``allow_insecure_http`` and ``hooks`` are as for
+    plus backoff. ``allow_insecure_http``, ``hooks`` and ``retry_backoff`` are as for
     :class:`OfficialAccountClient`; hooks also see each batch request."""
 
     def __init__(
@@ -334,6 +366,7 @@ class WeComClient(_Client):
         exchange: str = "auto",
         allow_insecure_http: bool = False,
         hooks: Iterable[Any] | None = None,
+        retry_backoff: float | None = None,
     ) -> None:
         secret = hide(secret)  # this frame shows in the traceback of a refused argument
         uses_credentials = _check_auth("corpid", corpid, secret, token_provider, token_store)
@@ -346,6 +379,7 @@ class WeComClient(_Client):
             exchange=exchange,
             allow_insecure_http=allow_insecure_http,
             hooks=hooks,
+            retry_backoff=retry_backoff,
         )
         provider: _ProviderOrMaker
         if not uses_credentials:

@@ -352,6 +352,7 @@ class _Platform(Lifecycle):
         exchange: str,
         hooks: Iterable[Any] | None,
         allow_insecure_http: bool,
+        retry_backoff: float | None,
     ) -> None:
         if token_store is not None and not isinstance(token_store, TokenStore):
             raise TypeError("token_store must implement the TokenStore protocol")
@@ -364,6 +365,7 @@ class _Platform(Lifecycle):
             exchange=exchange,
             allow_insecure_http=allow_insecure_http,
             hooks=hooks,
+            retry_backoff=retry_backoff,
         )
         self.base_url = self._connection.base_url
         self._transport = self._connection.transport()
@@ -426,6 +428,7 @@ class OpenPlatform(_Platform):
         exchange: str = "auto",
         hooks: Iterable[Any] | None = None,
         allow_insecure_http: bool = False,
+        retry_backoff: float | None = None,
     ) -> None:
         component_appsecret = hide(component_appsecret)
         super().__init__(
@@ -437,6 +440,7 @@ class OpenPlatform(_Platform):
             exchange=exchange,
             hooks=hooks,
             allow_insecure_http=allow_insecure_http,
+            retry_backoff=retry_backoff,
         )
         self.component = ComponentTokenProvider(
             component_appid,
@@ -494,6 +498,7 @@ class ServiceProvider(_Platform):
         exchange: str = "auto",
         hooks: Iterable[Any] | None = None,
         allow_insecure_http: bool = False,
+        retry_backoff: float | None = None,
     ) -> None:
         suite_secret = hide(suite_secret)
         super().__init__(
@@ -505,6 +510,7 @@ class ServiceProvider(_Platform):
             exchange=exchange,
             hooks=hooks,
             allow_insecure_http=allow_insecure_http,
+            retry_backoff=retry_backoff,
         )
         self.suite = SuiteTokenProvider(
             suite_id, suite_secret, suite_ticket=suite_ticket, **self._provider_options

@@ -13,7 +13,7 @@ import wechat_kf.cli
 
 PACKAGE = Path(wechat_kf.cli.__file__).parent
 MODULES = sorted(PACKAGE.glob("*.py"))
-PUBLIC = ("wechat_kf", "wechat_kf.testing", "wechat_kf.stores")
+PUBLIC = ("wechat_kf", "wechat_kf.testing", "wechat_kf.stores", "wechat_kf.wecom")
 
 
 @pytest.mark.parametrize("path", MODULES, ids=[p.stem for p in MODULES])

@@ -347,11 +347,9 @@ ERRCODES: dict[int, ErrcodeInfo] = {
             89507: "caller IP refused by the admin for now",
             61003: "the account has not authorised this platform",
             61006: "component_verify_ticket invalid or expired",
-            61023: (
-                "authorizer refresh token invalid or retired: read the current one with "
-                "/cgi-bin/component/api_get_authorizer_info (authorization_info."
-                "authorizer_refresh_token), or have the account authorise the platform again"
-            ),
+            61023: "authorizer refresh token invalid or retired: read the current one with "
+            "api_get_authorizer_info (authorization_info.authorizer_refresh_token), or have the "
+            "account authorise the platform again",
             40082: "invalid suite_id",
             40083: "invalid suite_secret",
             40084: "invalid permanent_code",

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from wechat_kf import OfficialAccountClient, WeComClient
 from wechat_kf.testing import Faults, sandbox
+from wechat_kf.wecom import MAX_SERVICERS_PER_KF_ACCOUNT
 
 from .exits import OK, run
 from .options import verbose
@@ -18,17 +19,13 @@ from .output import out
 from .progress import progress
 from .tables import accounts_table, online_table, result_table
 
-# WeChat's cap on a kf account's servicers (wechat-api.md). The SDK checks it too, but its
-# constant is not public (wechat_kf.servicers.MAX_SERVICERS_PER_KF_ACCOUNT).
-SERVICERS_PER_KF_ACCOUNT = 2000
-
 
 @click.command()
 @click.option(
     "--ids",
     default=1000,
     show_default=True,
-    type=click.IntRange(1, SERVICERS_PER_KF_ACCOUNT),
+    type=click.IntRange(1, MAX_SERVICERS_PER_KF_ACCOUNT),
     help="How many userids to onboard (a kf account holds at most 2,000 servicers).",
 )
 @verbose

@@ -5,6 +5,6 @@ an attribute (``wc.servicers``, ``wc.kf_accounts``)."""
 from __future__ import annotations
 
 from .kf_accounts import WeComKfAccounts
-from .servicers import Servicers
+from .servicers import MAX_SERVICERS_PER_KF_ACCOUNT, Servicers
 
-__all__ = ["Servicers", "WeComKfAccounts"]
+__all__ = ["MAX_SERVICERS_PER_KF_ACCOUNT", "Servicers", "WeComKfAccounts"]

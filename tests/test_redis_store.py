@@ -799,3 +799,17 @@ def test_four_processes_with_a_stuck_stable_token_force_one_refresh(
         results = finish(workers)
     assert len(forced) == 1
     assert all(error == "AccessTokenError" for r in results for error in r["errors"])  # type: ignore[attr-defined]
+
+
+async def test_a_put_replaces_a_copy_of_the_same_token_even_when_it_expires_sooner(
+    store: RedisTokenStore,
+) -> None:
+    # WeCom hands a token back with its floored remaining life: the new copy is the newer word.
+    now = time.time()
+    first = AccessToken(value="t1", expires_at=now + 100, refresh_at=now + 90)
+    again = AccessToken(value="t1", expires_at=now + 99.6, refresh_at=now + 98)
+    other = AccessToken(value="t0", expires_at=now + 50, refresh_at=now + 40)
+    assert await store.put("k", first) == first
+    assert await store.put("k", again) == again
+    assert await store.put("k", other) == again
+    assert await store.get("k") == again

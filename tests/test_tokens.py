@@ -117,6 +117,41 @@ async def test_token_is_cached_until_300_seconds_before_expiry() -> None:
     assert len(fetch.calls) == 2
 
 
+async def test_a_wecom_token_refetched_in_its_last_minutes_is_not_fetched_again_on_every_call(
+    anyio_backend: str,
+) -> None:
+    # WeCom hands the same token back until it expires, with what it has left (floored): the
+    # copy it hands back expires a fraction of a second before the stored one, yet it is the
+    # newer knowledge of that token and must replace it.
+    clock = Clock()
+    issued_at = clock.now
+
+    class SameToken(Fetcher):
+        async def __call__(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
+            body = dict(await super().__call__(*args, **kwargs))
+            body["expires_in"] = int(issued_at + 7200 - clock.now)
+            return body
+
+    fetch = SameToken("t1")
+    provider = WeComTokenProvider("ww", "secret", fetch=fetch, clock=clock)
+    await provider.get_token()
+    clock.now += 7200 - 250.3  # inside the last 300 s
+    for _ in range(10):
+        assert await provider.get_token() == "t1"
+        clock.now += 1
+    assert len(fetch.calls) == 2
+
+
+async def test_a_store_keeps_the_newest_copy_of_one_token_and_the_later_expiring_of_two() -> None:
+    store = MemoryTokenStore()
+    first = AccessToken(value="t1", expires_at=100.0, refresh_at=90.0)
+    again = AccessToken(value="t1", expires_at=99.6, refresh_at=98.0)
+    older = AccessToken(value="t0", expires_at=50.0, refresh_at=40.0)
+    assert await store.put("k", first) == first
+    assert await store.put("k", again) == again
+    assert await store.put("k", older) == again
+
+
 async def test_invalidate_drops_only_the_token_that_is_still_cached() -> None:
     store = MemoryTokenStore()
     fetch = Fetcher("t1", "t2", "t3")

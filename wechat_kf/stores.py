@@ -34,8 +34,9 @@ class TokenStore(Protocol):
         """The token stored under ``key``, or None."""
 
     async def put(self, key: str, token: AccessToken) -> AccessToken:
-        """Store ``token`` unless a token that expires later is already there; return the token
-        that is stored afterwards (so a slow fetch never replaces a newer token)."""
+        """Store ``token`` unless another token that expires later is already there (a copy of
+        the same token is always replaced: the new copy is the newer word on it); return the
+        token that is stored afterwards (so a slow fetch never replaces a newer token)."""
 
     async def invalidate(self, key: str, value: str) -> bool:
         """Drop the token under ``key`` only if its value is ``value``; True if it was dropped."""
@@ -68,9 +69,17 @@ class MemoryTokenStore:
         return self._tokens.get(key)
 
     async def put(self, key: str, token: AccessToken) -> AccessToken:
-        """Store ``token`` unless a later-expiring one is there; return what is stored."""
+        """Store ``token`` unless another, later-expiring token is there; return what is
+        stored."""
         current = self._tokens.get(key)
-        if current is None or current.expires_at <= token.expires_at:
+        # A copy of the same token replaces the stored one even when it expires a little
+        # sooner (WeCom hands a token back with its floored remaining life): its refresh time
+        # is the newer, and keeping the old one would refetch on every call until expiry.
+        if (
+            current is None
+            or current.value == token.value
+            or current.expires_at <= token.expires_at
+        ):
             self._tokens[key] = token
             return token
         return current
@@ -155,7 +164,7 @@ _PUT = (
     + """
 local new = parse_token(ARGV[1])
 local current = parse_token(redis.pcall('GET', KEYS[1]))
-if not new or (current and current.expires_at > new.expires_at) then
+if not new or (current and current.value ~= new.value and current.expires_at > new.expires_at) then
   return reply(current)
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])

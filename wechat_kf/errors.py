@@ -22,6 +22,7 @@ Every failure the SDK reports is a :class:`WeChatError`::
     ├── SyncError                a servicers.sync was applied in part (.result, .unprocessed_*)
     ├── PlatformTicketError      a third-party platform has no ticket, refresh token or code yet
     ├── TokenStoreError          a shared token store could not be used safely
+    ├── CallbackError            a WeChat push was refused (.reason; also a ValueError)
     └── ClientClosedError        the client was closed (also a RuntimeError)
 
 Bad arguments never reach WeChat: they raise ``ValueError`` or ``TypeError`` before any request.
@@ -45,6 +46,7 @@ __all__ = [
     "APIError",
     "AccessTokenError",
     "BatchError",
+    "CallbackError",
     "ClientClosedError",
     "CredentialError",
     "CustomServiceNotEnabledError",
@@ -286,6 +288,22 @@ class PlatformTicketError(WeChatError):
 
 class TokenStoreError(WeChatError):
     """A shared token store could not be used, and fetching a token without it would be unsafe."""
+
+
+class CallbackError(WeChatError, ValueError):
+    """A push to the callback URL was refused, and nothing of it is returned. ``reason`` says which
+    check failed: ``"signature"``, ``"timestamp"`` (outside the allowed age, past or future),
+    ``"decrypt"`` (not base64, bad padding, a length past the end, not UTF-8), ``"receive_id"``
+    (sealed for another corpid, suite or app) or ``"xml"`` (too large, malformed, a DTD or an
+    entity). Its text never holds the token, the EncodingAESKey or any decrypted byte."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        self.message = message
+        super().__init__(reason, message)
+
+    def __str__(self) -> str:
+        return f"callback refused ({self.reason}): {self.message}"
 
 
 class ClientClosedError(WeChatError, RuntimeError):

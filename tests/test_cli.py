@@ -132,6 +132,23 @@ def test_servicers_add_reads_stdin_and_prints_json() -> None:
     }
 
 
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
+def test_a_userid_repeated_in_another_case_is_reported_not_dropped_silently(as_json: bool) -> None:
+    flags = ["--json"] if as_json else []
+    result = run(
+        "wecom", "servicers", "add", *KFID, "--userids-file", "-", "--sandbox", *flags,
+        stdin="user0001\nUSER0001\nuser0002\n",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    if as_json:
+        data = json.loads(result.stdout)
+        assert [item["userid"] for item in data["items"]] == ["user0001", "user0002"]
+        assert data["case_duplicates"] == {"USER0001": "user0001"}
+    else:
+        assert "1 repeated in another case" in result.stdout
+        assert "USER0001 is user0001" in result.stdout
+
+
 def test_servicers_with_no_ids_is_a_usage_error() -> None:
     result = run("wecom", "servicers", "add", *KFID, "--sandbox")
     assert result.exit_code == 2

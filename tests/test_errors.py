@@ -230,3 +230,15 @@ def test_a_process_pool_worker_raising_a_transport_error_does_not_break_the_pool
     assert info.value.status_code == 502
     assert info.value.path == "/x"
     assert info.value.maybe_applied is False
+
+
+def test_a_40001_from_a_token_endpoint_says_the_secret_is_wrong_not_the_access_token() -> None:
+    error = token_endpoint_error(
+        40001, "invalid credential, secret is invalid", "/cgi-bin/gettoken"
+    )
+    assert isinstance(error, CredentialError)
+    assert "the secret is wrong" in str(error)
+    assert "access_token" not in str(error).split("(")[-1]
+    assert api_error(40125, "invalid appsecret", "/cgi-bin/token").description == (
+        "invalid appsecret"
+    )

@@ -23,6 +23,7 @@ import httpx
 
 from ._body import MAX_BODY_BYTES
 from ._exchanges import Exchange, ExchangeFailed, Outgoing
+from ._requestid import parse_rid
 from ._retry import RETRYABLE_ERRCODES, Failure, retry_delay
 from ._secrets import hide, hide_fields, install_log_redaction, redact
 from ._serde import as_int
@@ -34,7 +35,6 @@ from .errors import (
     TransportError,
     WeChatError,
     api_error,
-    parse_rid,
     token_endpoint_error,
 )
 from .hooks import Attempt, AttemptResult, Hooks, Retry

@@ -3,18 +3,14 @@
 Every failure the SDK reports is a :class:`WeChatError`::
 
     WeChatError
-    ├── APIError                 .errcode, .errmsg, .rid, .path: an errcode != 0 the SDK gave up on
+    ├── APIError                 .errcode, .errmsg, .rid, .hint, .path: an errcode != 0 given up on
     │   ├── CredentialError      the token endpoint rejected appid / corpid / secret / caller IP
     │   ├── AccessTokenError     40001 / 40014 / 42001 still failing after one refresh
     │   ├── RateLimitError       45009 / 45011 / 45033
     │   ├── PermissionDeniedError  48001, 60011, 95011, 95012, 95017
-    │   ├── KfAccountError       the Official Account kf-account family (65400..65412)
-    │   │   ├── CustomServiceNotEnabledError  65400
-    │   │   ├── InvalidKfAccountError         65401 / 65404
-    │   │   ├── InvalidNicknameError          65403
-    │   │   ├── KfAccountLimitError           65405
-    │   │   ├── KfAccountExistsError          65406
-    │   │   └── InviteError                   65407..65412
+    │   ├── KfAccountError family  CustomServiceNotEnabledError 65400, InvalidKfAccountError
+    │   │                          65401 / 65404, InvalidNicknameError 65403, KfAccountLimitError
+    │   │                          65405, KfAccountExistsError 65406, InviteError 65407..65412
     │   └── OpenKfidError        95000 / 95004
     ├── TransportError           the network failed after retries (.maybe_applied, .status_code)
     ├── InvalidResponseError     the body is not JSON or not the documented shape
@@ -32,11 +28,12 @@ only API paths, never full URLs, are stored.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
+
+from ._requestid import parse_hint, parse_rid
 
 if TYPE_CHECKING:
     from .models import BatchResult, SyncResult
@@ -124,6 +121,12 @@ class APIError(WeChatError):
 class CredentialError(APIError):
     """A token endpoint rejected the configuration (appid, corpid, secret, caller IP, grant);
     retrying cannot help, so it is raised at once."""
+
+    @property
+    def description(self) -> str | None:
+        """What the errcode means from a token endpoint: there 40001 is a wrong secret."""
+        wrong_secret = self.errcode in TOKEN_ERRCODES
+        return "the secret is wrong" if wrong_secret else super().description
 
 
 class AccessTokenError(APIError):
@@ -425,28 +428,7 @@ ERRCODES: dict[int, ErrcodeInfo] = {
 }
 
 #: The errcodes that mean "this access token is no good": the call refreshes it and tries once more.
-TOKEN_ERRCODES = frozenset(
-    code for code, info in ERRCODES.items() if info.exception is AccessTokenError
-)
-
-# OA writes "rid: 6582f5c2-1a2b3c4d"; WeCom (and older OA answers) "hint: [1559277777_1_abcdef]";
-# some OA answers carry both.
-_RID = re.compile(r"\brid:\s*([0-9A-Za-z_\-]+)")
-_HINT = re.compile(r"\bhint:\s*\[\s*([^\]\s]+)\s*\]")
-
-
-def parse_hint(errmsg: str) -> str | None:
-    """The ``hint: [<id>]`` WeChat puts in errmsg (WeCom, older Official Account answers), or
-    None."""
-    match = _HINT.search(errmsg)
-    return match.group(1) if match else None
-
-
-def parse_rid(errmsg: str) -> str | None:
-    """The request id support asks for: the ``rid: <id>`` of errmsg (Official Account) when there
-    is one, even beside a hint, else its ``hint: [<id>]`` (WeCom), else None."""
-    match = _RID.search(errmsg)
-    return match.group(1) if match else parse_hint(errmsg)
+TOKEN_ERRCODES = frozenset(c for c, info in ERRCODES.items() if info.exception is AccessTokenError)
 
 
 def api_error(errcode: int, errmsg: str, path: str | None) -> APIError:

@@ -13,6 +13,7 @@ import attrs
 import click
 from rich.cells import cell_len
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from wechat_kf import BatchResult, ServicerResult, SyncError, SyncResult, to_data
@@ -72,9 +73,14 @@ def report_batch(
         summary = f"{len(result.succeeded)} ok, {len(result.failed)} failed"
         if rest is not None:
             summary += f", {len(rest[0]) + len(rest[1])} unprocessed"
+        if result.case_duplicates:
+            # WeCom ignores case in userids: say which lines were the same member, not a loss.
+            summary += f", {len(result.case_duplicates)} repeated in another case"
         if interrupted:
             summary += " (interrupted: the unprocessed ids may include requests in flight)"
         console.print(summary)
+        for dropped, kept in list(result.case_duplicates.items())[:5]:
+            console.print(f"  {escape(dropped)} is {escape(kept)} (userids ignore case)")
         for failure in errors:
             console.print(f"  {describe(failure)}")
 
@@ -92,6 +98,7 @@ def batch_data(
         "items": to_data(list(result.items)),
         "unprocessed_userids": rest[0] if rest else [],
         "unprocessed_department_ids": rest[1] if rest else [],
+        "case_duplicates": dict(result.case_duplicates),
         "errors": [error_data(e) for e in errors],
     }
     if interrupted:

@@ -83,6 +83,7 @@ def test_every_python_block_of_the_readme_is_run_by_a_test_here() -> None:
         "## Keeping servicers in sync, and knowing each id's fate",
         "## Tokens",
         "## Third-party platforms",
+        "## Receiving WeChat's callbacks",
         "## Running many workers",
         "## Using it from FastAPI, aiohttp and workers",
         "## Using it from FastAPI, aiohttp and workers",
@@ -322,3 +323,13 @@ def test_readme_platforms_block_acts_for_an_authorizer_and_a_corp(
     out = capsys.readouterr().out
     assert f"{world.appid} 2 kf accounts" in out
     assert "1 微信客服 accounts" in out
+
+
+def test_readme_callbacks_block_decrypts_a_sealed_push_and_refuses_a_forged_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (code,) = blocks_under("## Receiving WeChat's callbacks")
+    run_as_script(code)
+    out = capsys.readouterr().out
+    assert "wkAJ2GCAAAZSfhHCt7IFSvLKtMPxyJTw 2023-11-14T22:13:20+00:00" in out
+    assert "refused: signature" in out

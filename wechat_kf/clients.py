@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import anyio
 import httpx
@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_RETRY_BACKOFF",
     "EXCHANGES",
     "Connection",
+    "ExchangeName",
     "Lifecycle",
     "OfficialAccountClient",
     "WeComClient",
@@ -42,7 +43,8 @@ __all__ = [
 logger = logging.getLogger("wechat_kf.transport")
 
 #: The values of the ``exchange`` option.
-EXCHANGES = ("auto", "httpx", "aiohttp")
+ExchangeName = Literal["auto", "httpx", "aiohttp"]
+EXCHANGES: tuple[ExchangeName, ...] = ("auto", "httpx", "aiohttp")
 
 #: What ``retry_backoff`` is for the clients that leave it unset, read at each wait between
 #: retries: 1 (the policy's waits), or what ``wechat_kf.testing.instant_retries()`` sets (0). A
@@ -134,7 +136,7 @@ class Connection:
         http_client: httpx.AsyncClient | None = None,
         timeout: float = 10.0,
         max_retries: int = 3,
-        exchange: str = "auto",
+        exchange: ExchangeName = "auto",
         allow_insecure_http: bool = False,
         hooks: Iterable[Any] | None = None,
         retry_backoff: float | None = None,
@@ -288,7 +290,7 @@ class OfficialAccountClient(_Client):
         base_url: str = "https://api.weixin.qq.com",
         timeout: float = 10.0,
         max_retries: int = 3,
-        exchange: str = "auto",
+        exchange: ExchangeName = "auto",
         allow_insecure_http: bool = False,
         hooks: Iterable[Any] | None = None,
         retry_backoff: float | None = None,
@@ -363,7 +365,7 @@ class WeComClient(_Client):
         timeout: float = 10.0,
         max_retries: int = 3,
         max_concurrency: int = 8,
-        exchange: str = "auto",
+        exchange: ExchangeName = "auto",
         allow_insecure_http: bool = False,
         hooks: Iterable[Any] | None = None,
         retry_backoff: float | None = None,

@@ -27,7 +27,7 @@ from ._platform_tokens import (
     SuiteTokenProvider,
 )
 from ._secrets import hide
-from .clients import Connection, Lifecycle, OfficialAccountClient, WeComClient
+from .clients import Connection, ExchangeName, Lifecycle, OfficialAccountClient, WeComClient
 from .errors import ClientClosedError, PlatformTicketError
 from .stores import TokenStore
 
@@ -61,7 +61,7 @@ class _Platform(Lifecycle):
         base_url: str | None,
         timeout: float,
         max_retries: int,
-        exchange: str,
+        exchange: ExchangeName,
         hooks: Iterable[Any] | None,
         allow_insecure_http: bool,
         retry_backoff: float | None,
@@ -137,7 +137,7 @@ class OpenPlatform(_Platform):
         base_url: str | None = None,
         timeout: float = 10.0,
         max_retries: int = 3,
-        exchange: str = "auto",
+        exchange: ExchangeName = "auto",
         hooks: Iterable[Any] | None = None,
         allow_insecure_http: bool = False,
         retry_backoff: float | None = None,
@@ -207,7 +207,7 @@ class ServiceProvider(_Platform):
         base_url: str | None = None,
         timeout: float = 10.0,
         max_retries: int = 3,
-        exchange: str = "auto",
+        exchange: ExchangeName = "auto",
         hooks: Iterable[Any] | None = None,
         allow_insecure_http: bool = False,
         retry_backoff: float | None = None,

@@ -444,3 +444,55 @@ async def test_the_refresh_token_source_is_read_at_every_fetch_even_after_a_rota
     assert successes(fake, AUTHORIZER) == 4
     # Never the retired one (the other calls met a revoked component token and were re-sent).
     assert all(c.errcode != 61023 for c in fake.calls_to(AUTHORIZER))
+
+
+@pytest.mark.parametrize(
+    "rest",
+    [{}, {"expires_in": "7200"}, {"authorizer_access_token": ""}],
+    ids=["no-expiry", "string-expiry", "empty-token"],
+)
+async def test_a_rotated_refresh_token_is_saved_even_when_the_rest_of_the_answer_is_refused(
+    rest: dict[str, Any],
+) -> None:
+    from tests._wire import WireConn, WireRequest, WireServer, response
+    from wechat_kf import InvalidResponseError
+
+    def script(request: WireRequest, conn: WireConn) -> None:
+        if request.path == COMPONENT:
+            conn.send(response(200, {"component_access_token": "ct" * 10, "expires_in": 7200}))
+        else:
+            body = {"authorizer_access_token": "at" * 10, "authorizer_refresh_token": "new-0002"}
+            conn.send(response(200, {**body, **rest}))
+
+    saved: list[str] = []
+    with WireServer(script) as server:
+        async with OpenPlatform(
+            "wxcomponent01", "component-secret-0001", verify_ticket="ticket-0001",
+            base_url=server.url, exchange="httpx",
+        ) as p:  # fmt: skip
+            oa = p.official_account(
+                "wxauthorizer01", refresh_token="refresh-0001", save_refresh_token=saved.append
+            )
+            with anyio.fail_after(10), pytest.raises(InvalidResponseError):
+                await oa.kf_accounts.list()
+    assert saved == ["new-0002"]
+
+
+async def test_a_token_that_is_not_printable_ascii_is_an_invalid_response_not_a_crash() -> None:
+    from tests._wire import WireConn, WireRequest, WireServer, response
+    from wechat_kf import InvalidResponseError, WeComClient
+
+    def script(request: WireRequest, conn: WireConn) -> None:
+        body = b'{"access_token": "tok\\ud800", "expires_in": 7200}'
+        conn.send(response(200, body))
+
+    with WireServer(script) as server:
+        async with WeComClient("ww", "s", base_url=server.url, exchange="httpx") as wc:
+            with anyio.fail_after(10), pytest.raises(InvalidResponseError) as info:
+                await wc.servicers.list("wk")
+    assert "\ud800" not in repr(info.value) + str(info.value)
+
+
+def test_a_half_built_platform_has_a_repr() -> None:
+    assert "OpenPlatform" in repr(OpenPlatform.__new__(OpenPlatform))
+    assert "ServiceProvider" in repr(ServiceProvider.__new__(ServiceProvider))

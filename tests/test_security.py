@@ -225,3 +225,27 @@ def test_a_logger_of_an_http_library_created_later_is_covered_when_a_client_is_m
     )
     assert all(f.filter(record) for f in late.filters)
     assert SECRET not in record.getMessage()
+
+
+TICKET, REFRESH, CODE = "ticket-" + SECRET, "refresh-" + SECRET, "code-" + SECRET
+
+
+def test_a_refused_platform_argument_leaves_no_ticket_refresh_token_or_code_in_the_frames() -> None:
+    from wechat_kf import OpenPlatform, ServiceProvider
+
+    # Module constants, not locals: this test's own frame is in the record too.
+    platform = OpenPlatform("wxcomponent01", SECRET, verify_ticket=TICKET)
+    provider = ServiceProvider("wwsuite0001", SECRET, suite_ticket=TICKET)
+    for make in (
+        lambda: OpenPlatform("wxcomponent01", SECRET, verify_ticket=TICKET, timeout=-1),
+        lambda: ServiceProvider("wwsuite0001", SECRET, suite_ticket=TICKET, retry_backoff=-1),
+        lambda: platform.official_account("wx a", refresh_token=REFRESH),
+        lambda: platform.official_account("wxa", refresh_token=REFRESH, save_refresh_token=5),
+        lambda: provider.wecom("ww c", permanent_code=CODE),
+        lambda: provider.wecom("wwc", permanent_code=CODE, max_concurrency=0),
+    ):
+        with pytest.raises((ValueError, TypeError)) as info:
+            make()
+        record = tracker_record(info.value)
+        # No loop variable: it would hold a secret in this frame, which the next record shows.
+        assert not [1 for held in (SECRET, TICKET, REFRESH, CODE) if held in record]

@@ -11,7 +11,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeAlias
 
 from ._secrets import hide
-from .errors import TOKEN_ERRCODES, CredentialError, PlatformTicketError, TransportError
+from .errors import (
+    TOKEN_ERRCODES,
+    CredentialError,
+    InvalidResponseError,
+    PlatformTicketError,
+    TransportError,
+)
 from .hooks import Hooks
 from .models import AccessToken
 from .stores import TokenStore
@@ -71,6 +77,7 @@ class ComponentTokenProvider(CachingTokenProvider):
         clock: Callable[[], float] = time.time,
         hooks: Hooks | None = None,
     ) -> None:
+        verify_ticket = hide(verify_ticket)  # this frame shows in the traceback of a refusal
         component_appsecret = hide(component_appsecret)
         self.component_appid = check_credential("component_appid", component_appid)
         self._secret = check_credential("component_appsecret", component_appsecret)
@@ -121,6 +128,7 @@ class SuiteTokenProvider(CachingTokenProvider):
         clock: Callable[[], float] = time.time,
         hooks: Hooks | None = None,
     ) -> None:
+        suite_ticket = hide(suite_ticket)  # this frame shows in the traceback of a refusal
         suite_secret = hide(suite_secret)
         self.suite_id = check_credential("suite_id", suite_id)
         self._secret = check_credential("suite_secret", suite_secret)
@@ -199,6 +207,7 @@ class AuthorizerTokenProvider(_OnBehalf):
         clock: Callable[[], float] = time.time,
         hooks: Hooks | None = None,
     ) -> None:
+        refresh_token = hide(refresh_token)  # this frame shows in the traceback of a refusal
         if not isinstance(component, ComponentTokenProvider):
             raise TypeError("component must be a ComponentTokenProvider")
         if save_refresh_token is not None and not callable(save_refresh_token):
@@ -238,7 +247,12 @@ class AuthorizerTokenProvider(_OnBehalf):
             if exc.maybe_applied:
                 raise self._maybe_rotated(exc) from None
             raise
-        token = self._token_of(body)
+        except InvalidResponseError as exc:
+            # An answer that came but cannot be read may still have rotated the refresh token.
+            raise InvalidResponseError(
+                f"{exc}; {self._recovery()}", path=exc.path, status_code=exc.status_code
+            ) from None
+        # Saved before anything else of the answer is judged: WeChat retired the old one.
         new = body.get("authorizer_refresh_token")
         if isinstance(new, str) and new and new != refresh:
             if isinstance(self._refresh_source, str):
@@ -247,16 +261,20 @@ class AuthorizerTokenProvider(_OnBehalf):
                 saved = self._save(hide(new))
                 if inspect.isawaitable(saved):
                     await saved
-        return token
+        return self._token_of(body)
+
+    def _recovery(self) -> str:
+        return (
+            f"WeChat may have rotated the authorizer_refresh_token of {self.authorizer_appid} in "
+            "an answer that was lost. If the next fetch is refused with 61023, read the current "
+            "refresh token with /cgi-bin/component/api_get_authorizer_info (authorization_info."
+            "authorizer_refresh_token), hand it to refresh_token, or have the account authorise "
+            "the platform again"
+        )
 
     def _maybe_rotated(self, error: TransportError) -> TransportError:
         return TransportError(
-            f"{error} - not sent again: WeChat may have rotated the authorizer_refresh_token of "
-            f"{self.authorizer_appid} in an answer that was lost. If the next fetch is refused "
-            "with 61023, read the current refresh token with "
-            "/cgi-bin/component/api_get_authorizer_info (authorization_info."
-            "authorizer_refresh_token), hand it to refresh_token, or have the account authorise "
-            "the platform again",
+            f"{error} - not sent again: {self._recovery()}",
             path=error.path,
             maybe_applied=True,
             status_code=error.status_code,
@@ -286,6 +304,7 @@ class CorpTokenProvider(_OnBehalf):
         clock: Callable[[], float] = time.time,
         hooks: Hooks | None = None,
     ) -> None:
+        permanent_code = hide(permanent_code)  # this frame shows in the traceback of a refusal
         if not isinstance(suite, SuiteTokenProvider):
             raise TypeError("suite must be a SuiteTokenProvider")
         self._parent = suite

@@ -142,7 +142,8 @@ class OpenPlatform(_Platform):
         allow_insecure_http: bool = False,
         retry_backoff: float | None = None,
     ) -> None:
-        component_appsecret = hide(component_appsecret)
+        # These frames show in the traceback of a refused argument: no secret in them.
+        component_appsecret, verify_ticket = hide(component_appsecret), hide(verify_ticket)
         super().__init__(
             token_store=token_store,
             http_client=http_client,
@@ -172,6 +173,7 @@ class OpenPlatform(_Platform):
         """A client acting for ``authorizer_appid``, its token fetched with ``refresh_token`` (the
         value or a function returning the latest); a new refresh token WeChat hands back goes to
         ``save_refresh_token``. One token provider per authorizer, however many clients."""
+        refresh_token = hide(refresh_token)  # this frame shows in the traceback of a refusal
         if authorizer_appid not in self._authorizers:
             self._authorizers[authorizer_appid] = AuthorizerTokenProvider(
                 self.component,
@@ -185,7 +187,9 @@ class OpenPlatform(_Platform):
         return self._hand_out(client)
 
     def __repr__(self) -> str:
-        return f"OpenPlatform(component_appid={self.component.component_appid!r})"
+        # Never fails, even half-built: error trackers take reprs of the frames of a refusal.
+        appid = getattr(getattr(self, "component", None), "component_appid", None)
+        return f"OpenPlatform(component_appid={appid!r})"
 
 
 class ServiceProvider(_Platform):
@@ -212,7 +216,7 @@ class ServiceProvider(_Platform):
         allow_insecure_http: bool = False,
         retry_backoff: float | None = None,
     ) -> None:
-        suite_secret = hide(suite_secret)
+        suite_secret, suite_ticket = hide(suite_secret), hide(suite_ticket)
         super().__init__(
             token_store=token_store,
             http_client=http_client,
@@ -234,6 +238,7 @@ class ServiceProvider(_Platform):
     ) -> WeComClient:
         """A client acting for the authorised corp ``auth_corpid`` with its ``permanent_code``
         (the value or a function returning it). One token provider per corp."""
+        permanent_code = hide(permanent_code)  # this frame shows in the traceback of a refusal
         if auth_corpid not in self._corps:
             self._corps[auth_corpid] = CorpTokenProvider(
                 self.suite, auth_corpid, permanent_code=permanent_code, **self._provider_options
@@ -245,4 +250,5 @@ class ServiceProvider(_Platform):
         return self._hand_out(client)
 
     def __repr__(self) -> str:
-        return f"ServiceProvider(suite_id={self.suite.suite_id!r})"
+        suite_id = getattr(getattr(self, "suite", None), "suite_id", None)
+        return f"ServiceProvider(suite_id={suite_id!r})"

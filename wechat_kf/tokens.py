@@ -291,9 +291,13 @@ class CachingTokenProvider(abc.ABC):
         """The token in a token endpoint's answer, with its lifetime."""
         value = body.get(self._token_field)
         expires_in = body.get("expires_in")
-        if not isinstance(value, str) or not value:
+        # A token goes into URLs and stores as it is: printable ASCII, no space (a lone
+        # surrogate would otherwise fail later, outside any WeChatError, holding the token).
+        if not isinstance(value, str) or not (value.isascii() and value.isprintable()):
+            value = ""
+        if not value or " " in value:
             raise InvalidResponseError(
-                f"token response has no {self._token_field}", path=self._path
+                f"token response has no usable {self._token_field}", path=self._path
             )
         if (
             isinstance(expires_in, bool)

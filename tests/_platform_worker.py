@@ -32,7 +32,7 @@ async def main(args: argparse.Namespace) -> None:
     async with OpenPlatform(
         args.component_appid,
         args.component_secret,
-        verify_ticket=args.ticket,
+        verify_ticket=args.ticket,  # None: the ticket another process saved in the store
         token_store=store,
         base_url=args.base_url,
         timeout=60,
@@ -66,9 +66,9 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    for name in ("base-url", "redis-url", "component-appid", "component-secret", "ticket",
-                 "authorizer"):  # fmt: skip
+    for name in ("base-url", "redis-url", "component-appid", "component-secret", "authorizer"):
         parser.add_argument(f"--{name}", required=True)
+    parser.add_argument("--ticket")
     parser.add_argument("--refresh-token")
     parser.add_argument("--refresh-file")
     parser.add_argument("--calls", type=int, default=50)

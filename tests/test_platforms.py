@@ -4,13 +4,16 @@ refreshed and shared like the apps' own, against FakeWeChat's platform endpoints
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
 import httpx
 import pytest
 
-from wechat_kf import CredentialError, WeChatError
+from wechat_kf import CredentialError, MemoryTokenStore, WeChatError
+from wechat_kf.callbacks import ComponentVerifyTicket
 from wechat_kf.platforms import OpenPlatform, PlatformTicketError, ServiceProvider
 from wechat_kf.testing import FakeWeChat
 
@@ -496,3 +499,89 @@ async def test_a_token_that_is_not_printable_ascii_is_an_invalid_response_not_a_
 def test_a_half_built_platform_has_a_repr() -> None:
     assert "OpenPlatform" in repr(OpenPlatform.__new__(OpenPlatform))
     assert "ServiceProvider" in repr(ServiceProvider.__new__(ServiceProvider))
+
+
+# -- tickets saved by the callback, read by every process ---------------------------------------
+
+
+async def test_a_saved_verify_ticket_feeds_a_platform_made_without_one(
+    fake: FakeWeChat, component: Any, http: httpx.AsyncClient
+) -> None:
+    refresh = fake.authorize(component.component_appid, "wxauthorizer0001")
+    store = MemoryTokenStore()
+    options = {"token_store": store, "http_client": http}
+    async with OpenPlatform(
+        component.component_appid, component.component_appsecret, **options
+    ) as p:
+        oa = p.official_account("wxauthorizer0001", refresh_token=refresh)
+        with pytest.raises(PlatformTicketError, match="save_verify_ticket"):
+            await oa.kf_accounts.list()
+        assert fake.calls_to(COMPONENT) == []  # nothing sent without a ticket
+        with pytest.raises(ValueError, match="not"):  # a ticket of another platform
+            await p.save_verify_ticket(SimpleNamespace(component_appid="wxother", ticket="t"))
+        pushed = ComponentVerifyTicket(
+            component.component_appid, component.ticket, datetime.now(timezone.utc)
+        )
+        await p.save_verify_ticket(pushed)  # what CallbackCrypto.decrypt hands the callback
+        assert await oa.kf_accounts.list() == []
+
+
+async def test_a_saved_suite_ticket_feeds_a_provider_made_without_one(fake: FakeWeChat) -> None:
+    suite = fake.register_service_provider()
+    ticket = fake.push_suite_ticket(suite.suite_id)
+    code = fake.authorize_corp(suite.suite_id, "wwcorp0001")
+    kfid = fake.create_kf_account("wwcorp0001")
+    async with (
+        httpx.AsyncClient(transport=fake.transport) as http,
+        ServiceProvider(suite.suite_id, suite.suite_secret, http_client=http) as sp,
+    ):
+        wc = sp.wecom("wwcorp0001", permanent_code=code)
+        with pytest.raises(PlatformTicketError, match="save_suite_ticket"):
+            await wc.servicers.list(kfid)
+        await sp.save_suite_ticket(ticket)
+        assert await wc.servicers.list(kfid) == []
+        with pytest.raises(ValueError):
+            await sp.save_suite_ticket("has space")
+
+
+def test_a_ticket_saved_by_one_process_is_used_by_anothers_next_component_fetch() -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from redis.asyncio import Redis
+
+    from tests._redis import redis_server
+    from tests._servers import serve
+    from wechat_kf.stores import RedisTokenStore
+
+    fake = FakeWeChat()
+    state = fake.register_open_platform()
+    ticket = fake.push_verify_ticket(state.component_appid)
+    refresh = fake.authorize(state.component_appid, "wxauthorizer0001")
+    root = Path(__file__).resolve().parent.parent
+    with redis_server() as redis_url, serve(fake.app) as base_url:
+
+        async def save() -> None:  # the process whose callback received the push
+            redis = Redis.from_url(redis_url)
+            store = RedisTokenStore(redis, prefix="platform")
+            async with OpenPlatform(
+                state.component_appid, state.component_appsecret, token_store=store,
+                base_url=base_url,
+            ) as platform:  # fmt: skip
+                await platform.save_verify_ticket(ticket)
+            await redis.aclose()
+
+        anyio.run(save)
+        command = [
+            sys.executable, "-m", "tests._platform_worker", "--base-url", base_url,
+            "--redis-url", redis_url, "--component-appid", state.component_appid,
+            "--component-secret", state.component_appsecret, "--authorizer", "wxauthorizer0001",
+            "--refresh-token", refresh, "--calls", "5",
+        ]  # fmt: skip
+        worker = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=60)
+    result = json.loads(worker.stdout.strip().splitlines()[-1])
+    assert result == {"ok": 5, "errors": []}, worker.stderr
+    sent = fake.calls_to(COMPONENT)
+    assert [c.delivered_ok for c in sent] == [True]

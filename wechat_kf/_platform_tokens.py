@@ -93,7 +93,7 @@ class ComponentTokenProvider(CachingTokenProvider):
         if ticket is None:
             raise PlatformTicketError(
                 "no component_verify_ticket yet: WeChat pushes one to your callback every 10 "
-                "minutes; the verify_ticket source returned none"
+                "minutes; hand it to save_verify_ticket (or give verify_ticket=)"
             )
         body = {
             "component_appid": self.component_appid,
@@ -144,8 +144,8 @@ class SuiteTokenProvider(CachingTokenProvider):
         ticket = await _read(self._ticket, "suite_ticket")
         if ticket is None:
             raise PlatformTicketError(
-                "no suite_ticket yet: WeChat pushes one to your callback every 10 minutes; the "
-                "suite_ticket source returned none"
+                "no suite_ticket yet: WeChat pushes one to your callback every 10 minutes; hand "
+                "it to save_suite_ticket (or give suite_ticket=)"
             )
         body = {"suite_id": self.suite_id, "suite_secret": self._secret, "suite_ticket": ticket}
         return await self._call("POST", json=body)

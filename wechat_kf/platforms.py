@@ -13,8 +13,9 @@ the way a client makes its own) and its one component (or suite) token.
 
 from __future__ import annotations
 
+import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import httpx
@@ -29,7 +30,9 @@ from ._platform_tokens import (
 from ._secrets import hide
 from .clients import Connection, ExchangeName, Lifecycle, OfficialAccountClient, WeComClient
 from .errors import ClientClosedError, PlatformTicketError
-from .stores import TokenStore
+from .models import AccessToken
+from .stores import MemoryTokenStore, TokenStore
+from .tokens import check_credential
 
 __all__ = [
     "AuthorizerTokenProvider",
@@ -43,6 +46,9 @@ __all__ = [
 ]
 
 _C = TypeVar("_C", OfficialAccountClient, WeComClient)
+#: How long WeChat accepts a pushed ticket (wechat-api.md section 8).
+_VERIFY_TICKET_LIFETIME = 12 * 3600.0
+_SUITE_TICKET_LIFETIME = 30 * 60.0
 
 
 class _Platform(Lifecycle):
@@ -81,15 +87,37 @@ class _Platform(Lifecycle):
         )
         self.base_url = self._connection.base_url
         self._transport = self._connection.transport()
+        # One store for the platform's tokens and its tickets (Redis: every process's).
+        self._store: TokenStore = token_store if token_store is not None else MemoryTokenStore()
         # What every token provider of the platform is made with.
         self._provider_options: dict[str, Any] = {
             "fetch": self._transport.fetch_token,
-            "store": token_store,
+            "store": self._store,
             "hooks": self._connection.hooks,
         }
         # The clients handed out, closed with the platform (weakly held: a dropped client goes).
         self._clients: weakref.WeakSet[OfficialAccountClient | WeComClient] = weakref.WeakSet()
         self._closed = False
+
+    async def _save_ticket(
+        self, key: str, ticket: object, owner: tuple[str, str], lifetime: float
+    ) -> None:
+        """Keep ``ticket`` (a str, or a callback model with ``.ticket``) under ``key`` until it
+        expires; a newer one replaces it. ``owner`` is the model's field naming whose it is,
+        and the value it must have."""
+        field, owner_id = owner
+        named = getattr(ticket, field, None)
+        if named is not None and named != owner_id:
+            raise ValueError(f"that ticket is for {named!r}, not {owner_id!r}")
+        value = hide(check_credential("ticket", getattr(ticket, "ticket", ticket)))
+        await self._store.put(key, AccessToken(value, expires_at=time.time() + lifetime))
+
+    def _stored_ticket(self, key: str) -> Callable[[], Awaitable[str | None]]:
+        async def read() -> str | None:
+            stored = await self._store.get(key)
+            return stored.value if stored is not None and stored.expires_at > time.time() else None
+
+        return read
 
     def _hand_out(self, client: _C) -> _C:
         if self.closed:
@@ -131,7 +159,7 @@ class OpenPlatform(_Platform):
         component_appid: str,
         component_appsecret: str,
         *,
-        verify_ticket: Source,
+        verify_ticket: Source | None = None,
         token_store: TokenStore | None = None,
         http_client: httpx.AsyncClient | None = None,
         base_url: str | None = None,
@@ -155,13 +183,24 @@ class OpenPlatform(_Platform):
             allow_insecure_http=allow_insecure_http,
             retry_backoff=retry_backoff,
         )
+        self._ticket_key = f"ticket:component:{component_appid}"
         self.component = ComponentTokenProvider(
             component_appid,
             component_appsecret,
-            verify_ticket=verify_ticket,
+            verify_ticket=(
+                self._stored_ticket(self._ticket_key) if verify_ticket is None else verify_ticket
+            ),
             **self._provider_options,
         )
         self._authorizers: dict[str, AuthorizerTokenProvider] = {}
+
+    async def save_verify_ticket(self, ticket: Any) -> None:
+        """Keep the ``component_verify_ticket`` your callback received (the str, or the
+        ``ComponentVerifyTicket`` that ``CallbackCrypto.decrypt`` returned) in the platform's
+        token store for 12 hours, its lifetime; a platform made without ``verify_ticket=`` on
+        the same store (with Redis: in any process) fetches its component token with it."""
+        owner = ("component_appid", self.component.component_appid)
+        await self._save_ticket(self._ticket_key, ticket, owner, _VERIFY_TICKET_LIFETIME)
 
     def official_account(
         self,
@@ -205,7 +244,7 @@ class ServiceProvider(_Platform):
         suite_id: str,
         suite_secret: str,
         *,
-        suite_ticket: Source,
+        suite_ticket: Source | None = None,
         token_store: TokenStore | None = None,
         http_client: httpx.AsyncClient | None = None,
         base_url: str | None = None,
@@ -228,10 +267,24 @@ class ServiceProvider(_Platform):
             allow_insecure_http=allow_insecure_http,
             retry_backoff=retry_backoff,
         )
+        self._ticket_key = f"ticket:suite:{suite_id}"
         self.suite = SuiteTokenProvider(
-            suite_id, suite_secret, suite_ticket=suite_ticket, **self._provider_options
+            suite_id,
+            suite_secret,
+            suite_ticket=(
+                self._stored_ticket(self._ticket_key) if suite_ticket is None else suite_ticket
+            ),
+            **self._provider_options,
         )
         self._corps: dict[str, CorpTokenProvider] = {}
+
+    async def save_suite_ticket(self, ticket: Any) -> None:
+        """Keep the ``suite_ticket`` your callback received (the str, or the ``SuiteTicket`` that
+        ``CallbackCrypto.decrypt`` returned) in the provider's token store for 30 minutes, its
+        lifetime; a provider made without ``suite_ticket=`` on the same store (with Redis: in
+        any process) fetches its suite token with it."""
+        owner = ("suite_id", self.suite.suite_id)
+        await self._save_ticket(self._ticket_key, ticket, owner, _SUITE_TICKET_LIFETIME)
 
     def wecom(
         self, auth_corpid: str, *, permanent_code: Source, max_concurrency: int = 8

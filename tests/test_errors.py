@@ -168,7 +168,7 @@ def test_hint_alone_is_both_rid_and_hint_and_a_rid_alone_has_no_hint() -> None:
 
 
 def _every_kind_of_error() -> list[WeChatError]:
-    from wechat_kf import BatchError, BatchResult, ServicerResult
+    from wechat_kf import BatchError, BatchResult, Customer, CustomerBatch, ServicerResult
     from wechat_kf.errors import (
         ClientClosedError,
         InvalidResponseError,
@@ -181,12 +181,18 @@ def _every_kind_of_error() -> list[WeChatError]:
         "HTTP 504 on POST /x", path="/x", maybe_applied=True, status_code=504
     )
     result = BatchResult([ServicerResult("u1", None, 0, "success")])
+    customers = CustomerBatch([Customer("wm1", nickname="张三")], ["wm2"])
+    send = TransportError(
+        "HTTP 502 on POST /cgi-bin/kf/send_msg", path="/p", maybe_applied=True, msgid="a1" * 16
+    )
     return [
         *api,
         token_endpoint_error(40125, "invalid appsecret", "/cgi-bin/token"),
         transport,
+        send,
         InvalidResponseError("body is not JSON", path="/y", status_code=200),
         BatchError(result, ["u2"], [3], [transport]),
+        BatchError(customers, ["wm3"], [], [transport]),
         TokenStoreError("Redis unreachable"),
         ClientClosedError("the client is closed"),
     ]
@@ -242,3 +248,46 @@ def test_a_40001_from_a_token_endpoint_says_the_secret_is_wrong_not_the_access_t
     assert api_error(40125, "invalid appsecret", "/cgi-bin/token").description == (
         "invalid appsecret"
     )
+
+
+@pytest.mark.parametrize(
+    ("errcode", "name"),
+    [
+        (95018, "SessionStateError"),
+        (95013, "SessionStateError"),
+        (45015, "MessageWindowError"),
+        (45047, "MessageWindowError"),
+        *[(code, "KfSessionError") for code in range(65413, 65418)],
+    ],
+)
+def test_the_customer_service_errcodes_raise_their_own_classes(errcode: int, name: str) -> None:
+    import wechat_kf
+
+    error = api_error(errcode, f"refused rid: r-{errcode}", "/p")
+    assert type(error) is getattr(wechat_kf, name)
+    assert isinstance(error, wechat_kf.APIError)
+    assert error.description
+
+
+@pytest.mark.parametrize("errcode", [40004, 40006, 40007, 40011, 40058, 40096, 95007, 95016, 45080])
+def test_every_new_errcode_of_the_customer_service_calls_is_described(errcode: int) -> None:
+    assert ERRCODES[errcode].description
+    assert str(errcode) not in ERRCODES[errcode].description
+
+
+def test_a_customer_batch_error_counts_customers_and_invalid_ids_as_processed() -> None:
+    from wechat_kf import BatchError, Customer, CustomerBatch
+
+    partial = CustomerBatch([Customer("wm1")], ["wm2"])
+    error = BatchError(partial, ["wm3", "wm4"], [], [RuntimeError("x")])
+    assert str(error).startswith("2 of 4 ids unprocessed after 1 failed request(s)")
+    assert error.result.customers[0].external_userid == "wm1"
+
+
+def test_a_send_s_transport_error_names_its_msgid() -> None:
+    from wechat_kf.errors import TransportError
+
+    error = TransportError("HTTP 502 on POST /p", path="/p", maybe_applied=True, msgid="m" * 32)
+    assert error.msgid == "m" * 32
+    assert f"msgid={'m' * 32}" in str(error)
+    assert TransportError("x", maybe_applied=False).msgid is None

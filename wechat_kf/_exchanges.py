@@ -16,7 +16,7 @@ import attrs
 import httpx
 import sniffio
 
-from ._body import ACCEPT_ENCODING, read_body
+from ._body import ACCEPT_ENCODING, MAX_BODY_BYTES, read_body
 from ._retry import Failure
 from ._secrets import install_log_redaction, redact
 from .errors import InvalidResponseError
@@ -24,6 +24,7 @@ from .errors import InvalidResponseError
 __all__ = [
     "DEFAULT_CONNECTIONS",
     "AiohttpExchange",
+    "Answer",
     "Exchange",
     "ExchangeFailed",
     "HttpxExchange",
@@ -52,6 +53,10 @@ class Outgoing:
     content: bytes | None = None
     content_type: str | None = None
     files: Mapping[str, tuple[str, bytes, str]] | None = None
+    #: The most bytes the answer may have, before and after decoding.
+    max_body: int = MAX_BODY_BYTES
+    #: The caller wants a file, not JSON: the exchange hands back the headers that describe it.
+    raw: bool = False
 
     @property
     def target(self) -> str:
@@ -71,14 +76,20 @@ class ExchangeFailed(Exception):
         super().__init__(self.kind)
 
 
+#: What came back: the status, the bounded and decoded body, and for a ``raw`` request the
+#: headers that describe a file (``content-type``, ``content-disposition``), else None.
+Answer = tuple[int, bytes, "dict[str, str] | None"]
+_FILE_HEADERS = ("content-type", "content-disposition")
+
+
 class Exchange(Protocol):
     """Sends one request and returns its status and its bounded, decoded body."""
 
     name: str
 
-    async def send(self, request: Outgoing) -> tuple[int, bytes]:
-        """The status and body of the answer; InvalidResponseError for an unreadable body,
-        ExchangeFailed for a network failure."""
+    async def send(self, request: Outgoing) -> Answer:
+        """The status, body and (raw requests) file headers of the answer;
+        InvalidResponseError for an unreadable body, ExchangeFailed for a network failure."""
 
     async def aclose(self) -> None:
         """Close what the exchange owns."""
@@ -105,7 +116,7 @@ class HttpxExchange:
             http_client = httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False)
         self._http = http_client
 
-    async def send(self, request: Outgoing) -> tuple[int, bytes]:
+    async def send(self, request: Outgoing) -> Answer:
         built = self._http.build_request(
             request.method,
             request.target,
@@ -124,7 +135,8 @@ class HttpxExchange:
                 if not isinstance(stream, httpx.AsyncByteStream):
                     raise TypeError("the http_client's transport returned a sync stream")
                 codings = response.headers.get_list("Content-Encoding")
-                body = await _read(stream, status, codings, request.path)
+                body = await _read(stream, status, codings, request)
+                headers = _file_headers(response.headers) if request.raw else None
             finally:
                 await response.aclose()
         except InvalidResponseError:
@@ -133,7 +145,7 @@ class HttpxExchange:
             raise InvalidResponseError("the body does not decode", path=request.path) from None
         except Exception as exc:
             raise ExchangeFailed(_classify_httpx(exc), exc) from None
-        return status, body
+        return status, body, headers
 
     async def aclose(self) -> None:
         if self._owned:
@@ -188,7 +200,7 @@ class AiohttpExchange:
                 self._session._retry_connection = False
         return self._session
 
-    async def send(self, request: Outgoing) -> tuple[int, bytes]:
+    async def send(self, request: Outgoing) -> Answer:
         session = self._open()
         data: Any = request.content
         if request.files:
@@ -207,12 +219,13 @@ class AiohttpExchange:
                 status = response.status
                 chunks: AsyncIterable[bytes] = response.content.iter_any()
                 codings = response.headers.getall("Content-Encoding", [])
-                body = await _read(chunks, status, codings, request.path)
+                body = await _read(chunks, status, codings, request)
+                headers = _file_headers(response.headers) if request.raw else None
         except InvalidResponseError:
             raise
         except Exception as exc:
             raise ExchangeFailed(self._classify(exc), exc) from None
-        return status, body
+        return status, body, headers
 
     def _classify(self, exc: Exception) -> Failure | None:
         aiohttp = self._aiohttp
@@ -234,7 +247,7 @@ class AiohttpExchange:
 
 
 async def _read(
-    chunks: AsyncIterable[bytes], status: int, codings: Sequence[str], path: str
+    chunks: AsyncIterable[bytes], status: int, codings: Sequence[str], request: Outgoing
 ) -> bytes:
     """The answer's body, decoded only for a 2xx (anything else is only drained). ``codings`` is
     every Content-Encoding line of the answer, in order: a header sent on several lines means its
@@ -244,9 +257,16 @@ async def _read(
         chunks,
         content_encoding=", ".join(codings),
         decode=200 <= status < 300,
-        path=path,
+        path=request.path,
         status=status,
+        limit=request.max_body,
     )
+
+
+def _file_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers that say what a downloaded file is (both libraries' header maps are
+    case-insensitive), the first line of each."""
+    return {name: headers[name] for name in _FILE_HEADERS if name in headers}
 
 
 def _env_proxy(base_url: str) -> str | None:

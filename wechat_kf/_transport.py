@@ -22,7 +22,7 @@ import attrs
 import httpx
 
 from ._body import MAX_BODY_BYTES
-from ._exchanges import Exchange, ExchangeFailed, Outgoing
+from ._exchanges import Answer, Exchange, ExchangeFailed, Outgoing
 from ._requestid import parse_rid
 from ._retry import RETRYABLE_ERRCODES, Failure, retry_delay
 from ._secrets import hide, hide_fields, install_log_redaction, redact
@@ -124,6 +124,9 @@ class _Call:
     files: Mapping[str, tuple[str, bytes, str]] | None
     idempotent: bool
     once: bool = False
+    #: A file download: the answer is bytes unless it is WeChat's JSON error.
+    raw: bool = False
+    max_body: int = MAX_BODY_BYTES
 
 
 class Transport:
@@ -189,6 +192,21 @@ class Transport:
             idempotent=method == "GET" if idempotent is None else idempotent,
         )
         return await self._send(call, self._token_provider)
+
+    async def download(
+        self, path: str, *, params: Mapping[str, str], max_bytes: int
+    ) -> tuple[bytes, dict[str, str]]:
+        """GET a file with the access token: its bytes (at most ``max_bytes``, read into memory
+        as they arrive) and the headers that describe it (``content-type``,
+        ``content-disposition``); an answer that is WeChat's JSON error raises as any call's
+        would. Retried like any GET."""
+        if self._token_provider is None:  # pragma: no cover - the clients always bind one
+            raise RuntimeError("no token provider bound to this transport")
+        call = _Call(
+            CallKind.BUSINESS, "GET", path, params, None, None, True, raw=True, max_body=max_bytes
+        )
+        body = await self._send(call, self._token_provider)
+        return body[_FILE], body[_FILE_HEADERS]
 
     async def fetch_token(
         self,
@@ -269,7 +287,15 @@ class Transport:
         query = dict(call.params or {})
         if token is not None:
             query["access_token"] = token
-        request = Outgoing(call.method, url, call.path, query, files=call.files)
+        request = Outgoing(
+            call.method,
+            url,
+            call.path,
+            query,
+            files=call.files,
+            max_body=call.max_body,
+            raw=call.raw,
+        )
         if call.json is not None:
             request = attrs.evolve(request, content=json_body(call.json), content_type=JSON)
         info = Attempt(
@@ -289,7 +315,7 @@ class Transport:
         self, request: Outgoing, call: _Call, token: str | None
     ) -> tuple[dict[str, Any], int] | _Failed | _TokenRejected:
         method, path = call.method, call.path
-        answer: tuple[int, bytes] | None = None
+        answer: Answer | None = None
         with anyio.move_on_after(self.timeout):
             try:
                 answer = await self._exchange.send(request)
@@ -302,7 +328,7 @@ class Transport:
                 maybe_applied=True,
             )
             return _Failed(Failure.DEADLINE, error, f"no answer within {self.timeout:g} s")
-        status, raw = answer
+        status, raw, headers = answer
         if status == 429 or status >= 500:
             error = TransportError(
                 f"HTTP {status} on {method} {path}",
@@ -313,6 +339,8 @@ class Transport:
             )
             failure = Failure.HTTP_429 if status == 429 else Failure.HTTP_5XX
             return _Failed(failure, error, f"HTTP {status}", status)
+        if headers is not None and 200 <= status < 300 and not _is_json(headers, raw):
+            return {_FILE: raw, _FILE_HEADERS: headers}, status
         body = _decode(raw, status, path)
         errcode, errmsg = _errcode(body, path)
         if token is not None:
@@ -346,6 +374,18 @@ class Transport:
 
 
 JSON = "application/json"
+# Where a download's bytes and headers travel through the send loop, which hands on dicts.
+_FILE = "\x00file"
+_FILE_HEADERS = "\x00headers"
+
+
+def _is_json(headers: Mapping[str, str], raw: bytes) -> bool:
+    """Whether a download's answer is WeChat's JSON error instead of the file: said so by its
+    content type, or (WeChat has sent errors as text/plain) a small object that has an errcode."""
+    if "json" in headers.get("content-type", "").lower():
+        return True
+    head = raw[:256].lstrip()
+    return len(raw) < 4096 and head.startswith(b"{") and b'"errcode"' in head
 
 
 def json_body(payload: Mapping[str, Any]) -> bytes:

@@ -11,7 +11,10 @@ Every failure the SDK reports is a :class:`WeChatError`::
     │   ├── KfAccountError family  CustomServiceNotEnabledError 65400, InvalidKfAccountError
     │   │                          65401 / 65404, InvalidNicknameError 65403, KfAccountLimitError
     │   │                          65405, KfAccountExistsError 65406, InviteError 65407..65412
-    │   └── OpenKfidError        95000 / 95004
+    │   ├── OpenKfidError        95000 / 95004
+    │   ├── SessionStateError    95018 / 95013: the 微信客服 session does not let the API send now
+    │   ├── MessageWindowError   45015 / 45047: outside the Official Account's window or budget
+    │   └── KfSessionError       65413..65417: an Official Account session or record call refused
     ├── TransportError           the network failed after retries (.maybe_applied, .status_code)
     ├── InvalidResponseError     the body is not JSON or not the documented shape
     ├── BatchError               some servicer requests failed as a whole (.result, .unprocessed_*)
@@ -28,15 +31,20 @@ only API paths, never full URLs, are stored.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
 import attrs
 
+from ._failures import (
+    BatchError,
+    CallbackError,
+    ClientClosedError,
+    InvalidResponseError,
+    PlatformTicketError,
+    SyncError,
+    TokenStoreError,
+    TransportError,
+    WeChatError,
+)
 from ._requestid import parse_hint, parse_rid
-
-if TYPE_CHECKING:
-    from .models import BatchResult, SyncResult
 
 __all__ = [
     "ERRCODES",
@@ -55,10 +63,13 @@ __all__ = [
     "KfAccountError",
     "KfAccountExistsError",
     "KfAccountLimitError",
+    "KfSessionError",
+    "MessageWindowError",
     "OpenKfidError",
     "PermissionDeniedError",
     "PlatformTicketError",
     "RateLimitError",
+    "SessionStateError",
     "SyncError",
     "TokenStoreError",
     "TransportError",
@@ -66,22 +77,6 @@ __all__ = [
     "api_error",
     "token_endpoint_error",
 ]
-
-
-class WeChatError(Exception):
-    """The base of every error wechat_kf raises on purpose; catch it to catch them all. Every one
-    pickles with all its attributes, so it crosses process pools and task queues intact."""
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # The default rebuilds from self.args, which our keyword-only constructors do not accept.
-        return (_restore, (type(self), self.args, dict(self.__dict__)))
-
-
-def _restore(cls: type[WeChatError], args: tuple[Any, ...], state: dict[str, Any]) -> WeChatError:
-    error = cls.__new__(cls, *args)
-    error.args = args
-    error.__dict__.update(state)
-    return error
 
 
 class APIError(WeChatError):
@@ -174,143 +169,20 @@ class OpenKfidError(APIError):
     """The WeCom open_kfid is invalid or does not exist (95000 / 95004)."""
 
 
-class TransportError(WeChatError):
-    """The network or the HTTP layer failed after the retries; the httpx error, if any, is the
-    ``__cause__``. ``maybe_applied`` is True when the request may have reached WeChat (so a
-    non-idempotent call may have taken effect); ``status_code`` is the last HTTP status, if any."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        path: str | None = None,
-        maybe_applied: bool,
-        status_code: int | None = None,
-    ) -> None:
-        self.message = message
-        self.path = path
-        self.maybe_applied = maybe_applied
-        self.status_code = status_code
-        super().__init__(message)
-
-    def __str__(self) -> str:
-        where = f" path={self.path}" if self.path else ""
-        status = f" status={self.status_code}" if self.status_code is not None else ""
-        return f"{self.message}{where}{status} maybe_applied={self.maybe_applied}"
+class SessionStateError(APIError):
+    """The 微信客服 session is in a state where the API may not send (95018: only states 0 and 1
+    allow it, so a human servicer or the pool has it; 95013: the session has ended)."""
 
 
-class InvalidResponseError(WeChatError):
-    """WeChat's answer could not be understood: not JSON, or not the documented shape."""
-
-    def __init__(
-        self, message: str, *, path: str | None = None, status_code: int | None = None
-    ) -> None:
-        self.message = message
-        self.path = path
-        self.status_code = status_code
-        super().__init__(message)
-
-    def __str__(self) -> str:
-        where = f" path={self.path}" if self.path else ""
-        status = f" status={self.status_code}" if self.status_code is not None else ""
-        return f"{self.message}{where}{status}"
+class MessageWindowError(APIError):
+    """An Official Account message was refused by its window: more than 48 hours since the user's
+    last message (45015), or the window's message budget is used up (45047)."""
 
 
-class BatchError(WeChatError):
-    """Some servicer requests failed as a whole, or the caller's callback raised: ``result`` holds
-    the outcome of every id that was processed, ``unprocessed_userids`` /
-    ``unprocessed_department_ids`` every id that was not (in input order), and ``errors`` what
-    stopped them (WeChatErrors, and whatever the callback raised, which is also the
-    ``__cause__``). Processed plus unprocessed is exactly the input."""
-
-    def __init__(
-        self,
-        result: BatchResult,
-        unprocessed_userids: Sequence[str],
-        unprocessed_department_ids: Sequence[int],
-        errors: Sequence[Exception],
-    ) -> None:
-        self.result = result
-        self.unprocessed_userids = list(unprocessed_userids)
-        self.unprocessed_department_ids = list(unprocessed_department_ids)
-        self.errors = list(errors)
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        unprocessed = len(self.unprocessed_userids) + len(self.unprocessed_department_ids)
-        total = unprocessed + len(self.result.items)
-        first = f"; first error: {self.errors[0]}" if self.errors else ""
-        return (
-            f"{unprocessed} of {total} ids unprocessed after {len(self.errors)} failed "
-            f"request(s){first}"
-        )
-
-
-class SyncError(WeChatError):
-    """A ``servicers.sync`` was applied in part: ``result`` is the plan with the ``added`` and
-    ``removed`` outcomes of every id that was processed, the ``unprocessed_*`` lists name every
-    id of the plan that was not (so adds plus removes, processed or not, are exactly the plan),
-    and ``errors`` says why. Running the same sync again finishes the job."""
-
-    def __init__(
-        self,
-        result: SyncResult,
-        *,
-        unprocessed_to_add: Sequence[str] = (),
-        unprocessed_to_remove: Sequence[str] = (),
-        unprocessed_departments_to_add: Sequence[int] = (),
-        unprocessed_departments_to_remove: Sequence[int] = (),
-        errors: Sequence[Exception] = (),
-    ) -> None:
-        self.result = result
-        self.unprocessed_to_add = list(unprocessed_to_add)
-        self.unprocessed_to_remove = list(unprocessed_to_remove)
-        self.unprocessed_departments_to_add = list(unprocessed_departments_to_add)
-        self.unprocessed_departments_to_remove = list(unprocessed_departments_to_remove)
-        self.errors = list(errors)
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        r = self.result
-        adds = len(r.to_add) + len(r.departments_to_add)
-        removes = len(r.to_remove) + len(r.departments_to_remove)
-        added = len(r.added.items) if r.added else 0
-        removed = len(r.removed.items) if r.removed else 0
-        first = f"; first error: {self.errors[0]}" if self.errors else ""
-        return (
-            f"sync of {r.open_kfid} applied in part: {added} of {adds} additions and {removed} "
-            f"of {removes} removals processed{first}"
-        )
-
-
-class PlatformTicketError(WeChatError):
-    """A third-party platform cannot fetch a token yet: its source returned no
-    ``component_verify_ticket`` or ``suite_ticket`` (WeChat pushes one to the platform's callback
-    every 10 minutes), no authorizer refresh token or no permanent code. Nothing was sent."""
-
-
-class TokenStoreError(WeChatError):
-    """A shared token store could not be used, and fetching a token without it would be unsafe."""
-
-
-class CallbackError(WeChatError, ValueError):
-    """A push to the callback URL was refused, and nothing of it is returned. ``reason`` says which
-    check failed: ``"signature"``, ``"timestamp"`` (outside the allowed age, past or future),
-    ``"decrypt"`` (not base64, bad padding, a length past the end, not UTF-8), ``"receive_id"``
-    (sealed for another corpid, suite or app) or ``"xml"`` (too large, malformed, a DTD or an
-    entity). Its text never holds the token, the EncodingAESKey or any decrypted byte."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        self.reason = reason
-        self.message = message
-        super().__init__(reason, message)
-
-    def __str__(self) -> str:
-        return f"callback refused ({self.reason}): {self.message}"
-
-
-class ClientClosedError(WeChatError, RuntimeError):
-    """The client was closed; open a new one."""
+class KfSessionError(APIError):
+    """An Official Account session or record call was refused (65413 no session, 65414 the
+    customer is served by another kf account, 65415 the kf account is offline, 65416 bad
+    parameters, 65417 a span over 24 hours)."""
 
 
 @attrs.frozen
@@ -346,6 +218,17 @@ ERRCODES: dict[int, ErrcodeInfo] = {
             95014: "user is not a servicer",
             95019: "servicer stopped or suspended",
             95027: "an unverified corp may have at most 10 kf accounts",
+            40004: "invalid media type",
+            40006: "invalid file size",
+            40007: "invalid media_id (unknown, or older than its 3 days)",
+            40011: "invalid video size",
+            40058: "invalid parameter",
+            40096: "invalid external_userid",
+            95007: "invalid message token (a callback's token lives 10 minutes)",
+            95016: "the session state change is not allowed",
+            45072: "invalid typing command",
+            45080: "typing needs a message from the user within the last 30 seconds",
+            45081: "typing is already shown",
         },
         retry={-1: "BUSY"},
     ),
@@ -425,6 +308,30 @@ ERRCODES: dict[int, ErrcodeInfo] = {
         },
     ),
     **_codes(OpenKfidError, {95000: "invalid open_kfid", 95004: "open_kfid not found"}),
+    **_codes(
+        SessionStateError,
+        {
+            95013: "the session has ended",
+            95018: "the session's state does not let the API send (only states 0 and 1 do)",
+        },
+    ),
+    **_codes(
+        MessageWindowError,
+        {
+            45015: "more than 48 hours since the user's last message",
+            45047: "the window's message budget is used up",
+        },
+    ),
+    **_codes(
+        KfSessionError,
+        {
+            65413: "no such session",
+            65414: "the customer is served by another kf account",
+            65415: "the kf account is offline",
+            65416: "invalid parameters",
+            65417: "the span is over 24 hours",
+        },
+    ),
 }
 
 #: The errcodes that mean "this access token is no good": the call refreshes it and tries once more.

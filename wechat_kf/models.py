@@ -5,18 +5,33 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+if TYPE_CHECKING:
+    from .kf_messages import KfMessage
 
 __all__ = [
     "AccessToken",
     "BatchResult",
+    "Customer",
+    "CustomerBatch",
     "InviteStatus",
     "KfAccount",
+    "KfSession",
+    "MediaFile",
+    "MessageRecord",
     "OnlineKfAccount",
+    "SentMessage",
+    "ServiceState",
     "Servicer",
     "ServicerResult",
     "ServicerStatus",
+    "SessionState",
+    "SyncPage",
+    "WaitingCase",
+    "WaitingCases",
 ]
 
 
@@ -215,3 +230,127 @@ class SyncResult:
     def ok(self) -> bool:
         """True when every id sent was accepted (always True for a dry run)."""
         return _optional_batch(self.added) and _optional_batch(self.removed)
+
+
+class SessionState(enum.IntEnum):
+    """Who is serving a 微信客服 customer: nobody yet (UNTREATED 0), the API or its smart assistant
+    (ASSISTANT 1), the waiting pool (WAITING 2), a human servicer (HUMAN 3), or nobody any more
+    (ENDED 4). The API may send only in states 0 and 1."""
+
+    UNTREATED = 0
+    ASSISTANT = 1
+    WAITING = 2
+    HUMAN = 3
+    ENDED = 4
+
+
+@attrs.frozen
+class ServiceState:
+    """Where a customer's 微信客服 session stands (``sessions.get``): its ``state`` (a
+    :class:`SessionState`, or the plain number for a state WeChat adds later) and, in state 3,
+    the ``servicer_userid`` serving it."""
+
+    state: SessionState | int
+    servicer_userid: str | None = None
+
+
+@attrs.frozen
+class Customer:
+    """A 微信客服 customer as ``customer/batchget`` reports them: ``external_userid``,
+    ``nickname``, ``avatar`` URL, ``gender`` (0 unknown, 1 male, 2 female), ``unionid`` (only with
+    a bound open platform) and, when asked for, ``enter_session_context`` (``scene``,
+    ``scene_param``, ``wechat_channels``) as sent; a field WeChat left out is None."""
+
+    external_userid: str
+    nickname: str | None = None
+    avatar: str | None = None
+    gender: int | None = None
+    unionid: str | None = None
+    enter_session_context: dict[str, Any] | None = None
+
+
+@attrs.frozen
+class CustomerBatch:
+    """The answer of ``customers.get`` over any number of ids: ``customers`` in input order, and
+    the ids WeChat reported as ``invalid`` (unknown, or silent for 48 hours), also in input order.
+    Every distinct id asked for is in exactly one of the two."""
+
+    customers: list[Customer] = attrs.Factory(list)
+    invalid: list[str] = attrs.Factory(list)
+
+
+@attrs.frozen(repr=False)
+class MediaFile:
+    """A file downloaded with ``media.download``: its ``content``, the ``content_type`` WeChat
+    gave and the ``filename`` of its Content-Disposition (None without one). Its repr shows the
+    size, not the bytes."""
+
+    content: bytes
+    content_type: str | None = None
+    filename: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"MediaFile(<{len(self.content)} bytes>, content_type={self.content_type!r}, "
+            f"filename={self.filename!r})"
+        )
+
+
+@attrs.frozen
+class KfSession:
+    """An Official Account customer-service session: which ``kf_account`` serves which
+    ``openid``, since ``created_at`` (aware UTC)."""
+
+    kf_account: str
+    openid: str
+    created_at: datetime | None = None
+
+
+@attrs.frozen
+class WaitingCase:
+    """A user waiting for an Official Account kf account: ``openid`` and the time of their latest
+    message (``latest_time``, aware UTC)."""
+
+    openid: str
+    latest_time: datetime | None = None
+
+
+@attrs.frozen
+class WaitingCases:
+    """The waiting queue of an Official Account: how many wait (``count``) and the oldest of them
+    (``cases``, at most 100, as WeChat lists them)."""
+
+    count: int
+    cases: list[WaitingCase] = attrs.Factory(list)
+
+
+@attrs.frozen
+class MessageRecord:
+    """One line of an Official Account's customer-service chat record: the user's ``openid``,
+    ``opercode`` (2002 the kf account sent it, 2003 it received it), the ``text``, its ``time``
+    (aware UTC) and the ``worker`` (kf account) involved."""
+
+    openid: str
+    opercode: int
+    text: str
+    time: datetime
+    worker: str | None = None
+
+
+@attrs.frozen
+class SyncPage:
+    """One page of ``messages.sync``: the ``messages`` in order (typed; an unknown kind is an
+    ``UnknownMessage`` / ``UnknownEvent``), the ``next_cursor`` to pull from next, and whether
+    WeChat has more (``has_more``: pull again, even after an empty page)."""
+
+    messages: list[KfMessage]
+    next_cursor: str | None
+    has_more: bool
+
+
+@attrs.frozen
+class SentMessage:
+    """A message WeCom accepted: its ``msgid`` (the caller's, or the one the SDK chose). Accepted
+    is not delivered: a refusal comes later as a ``msg_send_fail`` event naming this msgid."""
+
+    msgid: str

@@ -189,7 +189,7 @@ class Servicers:
         total = plan.changes
         done = {_ADD: 0, _DELETE: 0}
         results: dict[str, BatchResult] = {}
-        failures: dict[str, BatchError] = {}
+        failures: dict[str, BatchError[BatchResult]] = {}
 
         def progress_of(path: str) -> ProgressCallback | None:
             if on_progress is None:

@@ -3,9 +3,10 @@ several repetitions, ratios rather than absolute times (the machines are noisy).
 
 Every figure about speed or memory comes from a client process in a venv that holds only what a
 user installs: ``plain`` is ``pip install wechat-kf`` (the runtime dependencies), ``aiohttp`` is
-``pip install 'wechat-kf[aiohttp]'``, ``wechatpy`` holds wechatpy alone. The venvs are made fresh
-for each run (``--envs current`` runs every client in this interpreter instead, for the suite's
-smoke test, whose figures mean nothing)."""
+``pip install 'wechat-kf[aiohttp]'``, ``callbacks`` is ``pip install 'wechat-kf[callbacks]'``,
+``wechatpy`` holds wechatpy alone (with cryptography, which its crypto needs). The venvs are
+made fresh for each run (``--envs current`` runs every client in this interpreter instead, for
+the suite's smoke test, whose figures mean nothing)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ import json
 import math
 import os
 import platform
+import secrets
 import shutil
 import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import venv
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -42,6 +45,7 @@ ROOT = HERE.parent
 ENVS = {
     "plain": [str(ROOT)],
     "aiohttp": [f"{ROOT}[aiohttp]"],
+    "callbacks": [f"{ROOT}[callbacks]"],
     "wechatpy": ["wechatpy[cryptography]==1.8.18"],
 }
 #: The exchange each venv's clients use; a plain install has httpx only.
@@ -404,6 +408,110 @@ def bench_handshake(
     return rows
 
 
+# -- 7. decrypting a callback push ---------------------------------------------------------------
+
+#: The callback URL's configuration (WeCom's admin console): its Token and EncodingAESKey.
+CALLBACK_TOKEN = "benchToken0123"
+CALLBACK_AES_KEY = "YmVuY2htYXJrLWtleS0wMTIzNDU2Nzg5YWJjZGVmZ2h"
+CALLBACK_WORK = {
+    "wechat_kf": "CallbackCrypto(token, encoding_aes_key, corpid) made once (max_age=300, the "
+    "default: the timestamp is checked against the clock on each call); per call, decrypt(body "
+    "bytes, msg_signature=, timestamp=, nonce=): the outer XML parsed by defusedxml (no DTDs or "
+    "entities, size capped), the SHA-1 signature compared in constant time, the timestamp within "
+    "300 s of now, base64 decoded, AES-256-CBC decrypted with the cipher made once, padding, "
+    "length and corpid checked, the inner XML parsed by defusedxml into its fields and built "
+    "into a typed KfMsgOrEvent (corpid, open_kfid, token, create_time as an aware datetime)",
+    "wechatpy": "wechatpy.enterprise.crypto.WeChatCrypto(token, encoding_aes_key, corpid) made "
+    "once; per call, decrypt_message(body bytes, msg_signature, timestamp, nonce): the outer XML "
+    "parsed by xmltodict, the SHA-1 signature compared with !=, no timestamp check, a new AES "
+    "cipher made, base64 decoded, AES-256-CBC decrypted, padding stripped unchecked, corpid "
+    "checked, the XML text returned; then xmltodict.parse(xml)['xml'], the dict of str fields "
+    "its callers read",
+}
+
+
+def run_callback_job(env: dict[str, Any], **job: Any) -> dict[str, Any]:
+    """One job of ``_callback_decrypt.py`` in a fresh process of ``env`` (``-I``, as
+    :func:`run_client`)."""
+    job = {"token": CALLBACK_TOKEN, "encoding_aes_key": CALLBACK_AES_KEY, "corpid": CORPID, **job}
+    done = subprocess.run(
+        [env["python"], "-I", str(HERE / "_callback_decrypt.py"), json.dumps(job)],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
+        cwd=tempfile.gettempdir(),
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"callback benchmark job {job['job']} failed:\n{done.stderr}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def kf_msg_or_event() -> tuple[str, dict[str, Any]]:
+    """A WeCom ``kf_msg_or_event`` push as WeChat writes it, created now, and its fields."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    fields = {
+        "corpid": CORPID,
+        "open_kfid": OPEN_KFID,
+        "token": "ENC" + "".join(secrets.choice(alphabet) for _ in range(44)),
+        "create_time": int(time.time()),
+    }
+    xml = (
+        f"<xml><ToUserName><![CDATA[{fields['corpid']}]]></ToUserName>"
+        f"<CreateTime>{fields['create_time']}</CreateTime>"
+        "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[kf_msg_or_event]]></Event>"
+        f"<Token><![CDATA[{fields['token']}]]></Token>"
+        f"<OpenKfId><![CDATA[{fields['open_kfid']}]]></OpenKfId></xml>"
+    )
+    return xml, fields
+
+
+def same_push_read(expected: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """Raise unless every side read back the fields that were sealed, Token above all: the
+    comparison is of equal work only if both decrypted the same push."""
+    for row in rows:
+        if row["read"] != expected:
+            wrong = sorted(k for k in expected if row["read"].get(k) != expected[k])
+            raise RuntimeError(f"{row['side']} did not read the push that was sealed: {wrong}")
+
+
+def bench_callback_decrypt(
+    envs: dict[str, Any], calls: int, batches: int, reps: int
+) -> dict[str, Any]:
+    """``CallbackCrypto.decrypt`` in the ``callbacks`` install against wechatpy's WeCom crypto
+    and xmltodict in its own, on the same push: sealed afresh for each repetition (its
+    timestamp must be within 300 s of the clock) and handed to both sides."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(reps):
+        plaintext, expected = kf_msg_or_event()
+        push = run_callback_job(envs["callbacks"], job="seal", plaintext=plaintext)
+        done = [
+            run_callback_job(envs[role], job=side, push=push, calls=calls, batches=batches)
+            for side, role in (("wechat_kf", "callbacks"), ("wechatpy", "wechatpy"))
+        ]
+        same_push_read(expected, done)
+        for row in done:
+            rows.setdefault(row["side"], []).append(row)
+    m = {
+        side: {
+            key: statistics.median(row[key] for row in samples)
+            for key in ("us_per_call", "cpu_us_per_call")
+        }
+        for side, samples in rows.items()
+    }
+    return {
+        "push": "WeCom kf_msg_or_event",
+        "push_body_bytes": len(push["body"].encode("utf-8")),
+        "calls": calls,
+        "batches": batches,
+        "repetitions": reps,
+        "work": CALLBACK_WORK,
+        "same_token_read": True,
+        "medians": m,
+        "ratio": m["wechat_kf"]["us_per_call"] / m["wechatpy"]["us_per_call"],
+        "cpu_ratio": m["wechat_kf"]["cpu_us_per_call"] / m["wechatpy"]["cpu_us_per_call"],
+    }
+
+
 # -- the run -------------------------------------------------------------------------------------
 
 
@@ -432,6 +540,8 @@ SIZES = {
         "concurrent_calls": 2000,
         "memory_ids": 100_000,
         "handshake_calls": 20,
+        "decrypt_calls": 5000,
+        "decrypt_batches": 5,
         "reps": 3,
         "latency": 0.05,
         "members": 100_000,
@@ -445,12 +555,22 @@ SIZES = {
         "concurrent_calls": 20,
         "memory_ids": 500,
         "handshake_calls": 2,
+        "decrypt_calls": 5,
+        "decrypt_batches": 2,
         "reps": 1,
         "latency": 0.005,
         "members": 1000,
     },
 }
-PARTS = ("overhead", "fanout", "token_storm", "wechatpy", "memory", "handshake")
+PARTS = (
+    "overhead",
+    "fanout",
+    "token_storm",
+    "wechatpy",
+    "memory",
+    "handshake",
+    "callback_decrypt",
+)
 
 
 def run_all(size: str, envs_kind: str, parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
@@ -490,6 +610,10 @@ def run_all(size: str, envs_kind: str, parts: tuple[str, ...] = PARTS) -> dict[s
         if "handshake" in parts:
             results["handshake"] = bench_handshake(
                 envs, [plain, tls], s["latency"], s["handshake_calls"], s["reps"]
+            )
+        if "callback_decrypt" in parts:
+            results["callback_decrypt"] = bench_callback_decrypt(
+                envs, s["decrypt_calls"], s["decrypt_batches"], s["reps"]
             )
     return results
 
@@ -552,6 +676,14 @@ def table(results: dict[str, Any]) -> str:
             f"handshake {row['library']} over {row['scheme']}, {row['rtt_s'] * 1000:.0f} ms RTT: "
             f"a new connection per call costs +{row['extra_wall_us_per_call'] / 1000:.0f} ms "
             f"wall and +{row['extra_cpu_us_per_call']:.0f} us CPU per call"
+        )
+    if "callback_decrypt" in results:
+        d = results["callback_decrypt"]
+        ours, theirs = d["medians"]["wechat_kf"], d["medians"]["wechatpy"]
+        lines.append(
+            f"decrypt   {d['push']} ({d['push_body_bytes']} bytes): CallbackCrypto.decrypt "
+            f"{ours['us_per_call']:.1f} us/call vs wechatpy decrypt_message + xmltodict.parse "
+            f"{theirs['us_per_call']:.1f} us ({d['ratio']:.2f}x; CPU {d['cpu_ratio']:.2f}x)"
         )
     return "\n".join(lines)
 

@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
 from pathlib import Path
 
-from benchmarks.run import PARTS, main
+import pytest
+
+from benchmarks.run import PARTS, kf_msg_or_event, main, run_callback_job, same_push_read
 
 
 def test_every_benchmark_runs_once_at_tiny_size_and_writes_its_json(tmp_path: Path) -> None:
@@ -31,3 +35,65 @@ def test_every_benchmark_runs_once_at_tiny_size_and_writes_its_json(tmp_path: Pa
     assert {(row["library"], row["scheme"]) for row in results["handshake"]} == {
         (library, scheme) for library in ("httpx", "aiohttp") for scheme in ("http", "https")
     }
+    assert set(results["callback_decrypt"]["medians"]) == {"wechat_kf", "wechatpy"}
+
+
+def test_the_callback_decrypt_script_times_both_sides_on_one_push_in_this_interpreter() -> None:
+    here = {"python": sys.executable}
+    plaintext, expected = kf_msg_or_event()
+    push = run_callback_job(here, job="seal", plaintext=plaintext)
+    assert set(push) == {"body", "msg_signature", "timestamp", "nonce"}
+    rows = [
+        run_callback_job(here, job=side, push=push, calls=3, batches=2)
+        for side in ("wechat_kf", "wechatpy")
+    ]
+    assert [row["side"] for row in rows] == ["wechat_kf", "wechatpy"]
+    for row in rows:
+        assert set(row) == {"side", "us_per_call", "cpu_us_per_call", "batch_us_per_call", "read"}
+        assert row["us_per_call"] > 0
+        assert len(row["batch_us_per_call"]) == 2
+        assert row["read"] == expected
+    same_push_read(expected, rows)
+
+
+def test_the_callback_decrypt_benchmark_fails_loudly_unless_both_sides_read_the_same_token() -> (
+    None
+):
+    _, expected = kf_msg_or_event()
+    other = {**expected, "token": expected["token"][:-1] + "?"}
+    rows = [{"side": "wechat_kf", "read": expected}, {"side": "wechatpy", "read": other}]
+    with pytest.raises(RuntimeError, match=r"wechatpy did not read .*\['token'\]"):
+        same_push_read(expected, rows)
+
+
+def test_the_measured_decrypt_checks_the_timestamp() -> None:
+    here = {"python": sys.executable}
+    plaintext, _ = kf_msg_or_event()
+    stale = str(int(time.time()) - 600)
+    push = run_callback_job(here, job="seal", plaintext=plaintext, timestamp=stale)
+    with pytest.raises(RuntimeError, match="more than 300 s from now"):
+        run_callback_job(here, job="wechat_kf", push=push, calls=1, batches=1)
+
+
+def test_only_the_callback_decrypt_part_runs_and_records_each_venv(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    main(
+        [
+            "--size",
+            "tiny",
+            "--envs",
+            "current",
+            "--only",
+            "callback_decrypt",
+            "--output",
+            str(output),
+        ]
+    )
+    results = json.loads(output.read_text())
+    assert set(results) & set(PARTS) == {"callback_decrypt"}
+    assert {"callbacks", "wechatpy"} <= set(results["envs"])
+    decrypt = results["callback_decrypt"]
+    assert set(decrypt["medians"]) == {"wechat_kf", "wechatpy"}
+    assert set(decrypt["work"]) == {"wechat_kf", "wechatpy"}
+    assert decrypt["same_token_read"] is True
+    assert decrypt["ratio"] > 0

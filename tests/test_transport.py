@@ -21,7 +21,8 @@ from wechat_kf import (
     RateLimitError,
     TransportError,
 )
-from wechat_kf._transport import MAX_BODY_BYTES, check_base_url, redact
+from wechat_kf._base_url import check_base_url
+from wechat_kf._transport import MAX_BODY_BYTES, redact
 
 pytestmark = pytest.mark.anyio
 
@@ -416,3 +417,109 @@ async def test_json_bodies_go_out_as_utf8_not_unicode_escapes(scripted: Scripted
     (request,) = scripted.business_requests
     assert request.content == '{"kf_account":"a@gh_x","nickname":"客服1"}'.encode()
     assert request.headers["content-type"] == "application/json"
+
+
+async def _keyed_send(client: OfficialAccountClient) -> dict[str, Any]:
+    return await client._transport.request(
+        "POST",
+        "/cgi-bin/kf/send_msg",
+        json={"msgid": "k" * 32},
+        idempotent=True,
+        idempotency_key="k" * 32,
+    )
+
+
+async def test_a_refusal_after_a_maybe_applied_attempt_is_a_maybe_applied_error_with_the_key(
+    scripted: Scripted,
+) -> None:
+    refusal = {"errcode": 95001, "errmsg": "msgid already used rid: r-1"}
+    scripted.business.extend([httpx.Response(502), refusal])
+    async with oa_client(scripted) as client:
+        with pytest.raises(TransportError) as info:
+            await _keyed_send(client)
+    assert info.value.maybe_applied is True
+    assert info.value.msgid == "k" * 32
+    assert isinstance(info.value.__cause__, APIError)
+    assert info.value.__cause__.errcode == 95001
+    assert len(scripted.business_requests) == 2
+    sent = [r.content for r in scripted.business_requests]
+    assert sent[0] == sent[1]  # the same key on every attempt
+
+
+async def test_a_refusal_after_attempts_that_never_left_stays_the_refusal(
+    scripted: Scripted,
+) -> None:
+    refusal = {"errcode": 95018, "errmsg": "send msg session status invalid"}
+    scripted.business.extend([httpx.ConnectError("refused"), refusal])
+    async with oa_client(scripted) as client:
+        with pytest.raises(APIError) as info:
+            await _keyed_send(client)
+    assert info.value.errcode == 95018
+
+
+async def test_a_keyed_call_whose_every_attempt_failed_names_its_key(scripted: Scripted) -> None:
+    scripted.business.extend([httpx.Response(502)] * 4)
+    async with oa_client(scripted, max_retries=1) as client:
+        with pytest.raises(TransportError) as info:
+            await _keyed_send(client)
+    assert (info.value.maybe_applied, info.value.msgid) == (True, "k" * 32)
+    assert "msgid=" + "k" * 32 in str(info.value)
+
+
+async def test_an_unkeyed_call_never_has_a_msgid(scripted: Scripted) -> None:
+    scripted.business.extend([httpx.Response(502)] * 4)
+    async with oa_client(scripted, max_retries=1) as client:
+        with pytest.raises(TransportError) as info:
+            await client.kf_accounts.list()
+    assert info.value.msgid is None
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "text/plain", "application/octet-stream"]
+)
+async def test_a_download_answered_with_a_json_error_raises_it(
+    scripted: Scripted, content_type: str
+) -> None:
+    body = b'{"errcode":40007,"errmsg":"invalid media_id rid: r-2"}'
+    scripted.business.append(
+        httpx.Response(200, content=body, headers={"content-type": content_type})
+    )
+    async with oa_client(scripted) as client:
+        with pytest.raises(APIError) as info:
+            await client._transport.download(
+                "/cgi-bin/media/get", params={"media_id": "m"}, max_bytes=100
+            )
+    assert info.value.errcode == 40007
+
+
+async def test_a_download_returns_the_bytes_and_the_headers_that_describe_them(
+    scripted: Scripted,
+) -> None:
+    headers = {
+        "content-type": "image/png",
+        "content-disposition": 'attachment; filename="a.png"',
+        "x-other": "not kept",
+        "content-encoding": "gzip",
+    }
+    scripted.business.append(
+        httpx.Response(200, content=gzip.compress(b"\x89PNG" * 10), headers=headers)
+    )
+    async with oa_client(scripted) as client:
+        content, described = await client._transport.download(
+            "/cgi-bin/media/get", params={"media_id": "m"}, max_bytes=1000
+        )
+    assert content == b"\x89PNG" * 10
+    assert described == {
+        "content-type": "image/png",
+        "content-disposition": 'attachment; filename="a.png"',
+    }
+    assert scripted.business_requests[0].url.params["media_id"] == "m"
+
+
+async def test_a_download_past_its_cap_is_refused(scripted: Scripted) -> None:
+    scripted.business.extend([httpx.Response(200, content=b"x" * 101)] * 4)
+    async with oa_client(scripted) as client:
+        with pytest.raises(InvalidResponseError):
+            await client._transport.download(
+                "/cgi-bin/media/get", params={"media_id": "m"}, max_bytes=100
+            )

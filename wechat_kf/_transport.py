@@ -10,9 +10,7 @@ wrong in it becomes a WeChatError, and one place decides whether to try again.
 from __future__ import annotations
 
 import enum
-import ipaddress
 import json as jsonlib
-import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -21,6 +19,7 @@ import anyio
 import attrs
 import httpx
 
+from ._base_url import check_base_url
 from ._body import MAX_BODY_BYTES
 from ._exchanges import Answer, Exchange, ExchangeFailed, Outgoing
 from ._requestid import parse_rid
@@ -30,6 +29,7 @@ from ._serde import as_int
 from .errors import (
     TOKEN_ERRCODES,
     AccessTokenError,
+    APIError,
     ClientClosedError,
     InvalidResponseError,
     TransportError,
@@ -42,46 +42,7 @@ from .tokens import TokenProvider
 
 __all__ = ["MAX_BODY_BYTES", "Transport", "check_base_url", "redact"]
 
-logger = logging.getLogger("wechat_kf.transport")
-
 install_log_redaction()
-
-
-def check_base_url(base_url: str, allow_insecure_http: bool = False) -> str:
-    """``base_url`` without a trailing slash; ValueError unless it is https, or http on loopback,
-    or http anywhere when the caller opted in (then with a WARNING: tokens travel in clear)."""
-    if not isinstance(base_url, str):
-        raise TypeError("base_url must be a str")
-    if not isinstance(allow_insecure_http, bool):
-        raise TypeError("allow_insecure_http must be a bool")
-    try:
-        url = httpx.URL(base_url)
-    except (httpx.InvalidURL, ValueError) as exc:
-        raise ValueError(f"invalid base_url: {exc}") from None
-    if url.scheme == "https" and url.host:
-        return base_url.rstrip("/")
-    if url.scheme == "http" and _is_loopback(url.host):
-        return base_url.rstrip("/")
-    if url.scheme == "http" and url.host and allow_insecure_http:
-        logger.warning(
-            "plain http to %s (allow_insecure_http): tokens travel unencrypted; "
-            "use this only for a fake server, never for WeChat",
-            url.host,
-        )
-        return base_url.rstrip("/")
-    raise ValueError(
-        "base_url must be https:// (plain http:// only on a loopback host, or with "
-        "allow_insecure_http=True for a fake server on another host)"
-    )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @attrs.frozen
@@ -127,6 +88,8 @@ class _Call:
     #: A file download: the answer is bytes unless it is WeChat's JSON error.
     raw: bool = False
     max_body: int = MAX_BODY_BYTES
+    #: The id that makes a repeat of this call harmless (a WeCom msgid): shown on its failures.
+    idempotency_key: str | None = None
 
 
 class Transport:
@@ -176,10 +139,14 @@ class Transport:
         json: Mapping[str, Any] | None = None,
         files: Mapping[str, tuple[str, bytes, str]] | None = None,
         idempotent: bool | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Call a business API with the access token and return the JSON body of its success;
         ``idempotent`` (default: True for GET) allows repeating a request that may have been
-        applied (a 5xx, a lost answer, an expired deadline)."""
+        applied (a 5xx, a lost answer, an expired deadline). ``idempotency_key`` is the id in the
+        request that makes such a repeat harmless (WeChat refuses a second use of it): a failure
+        carries it as ``msgid``, and a refusal after an attempt that may have applied is a
+        ``TransportError(maybe_applied=True)``, since the refusal may be of the repeat."""
         if self._token_provider is None:  # pragma: no cover - the clients always bind one
             raise RuntimeError("no token provider bound to this transport")
         call = _Call(
@@ -190,6 +157,7 @@ class Transport:
             json,
             files,
             idempotent=method == "GET" if idempotent is None else idempotent,
+            idempotency_key=idempotency_key,
         )
         return await self._send(call, self._token_provider)
 
@@ -232,7 +200,7 @@ class Transport:
         this is the one place that decides what follows, tells the hooks and sleeps."""
         url = self.base_url + call.path
         attempt = retries = 0
-        refreshed = False
+        refreshed = maybe_applied = False
         while True:
             if self.closed:
                 raise ClientClosedError("the client is closed")
@@ -262,9 +230,14 @@ class Transport:
                         once=call.once,
                     )
                 if step is None:
+                    error = outcome.error
+                    if call.idempotency_key is not None:
+                        error = _keyed(error, call.idempotency_key, maybe_applied)
                     # Raised here, in a frame that holds no request and no plain secret, with
                     # no traceback of its own: an error tracker recording it sees no secret.
-                    raise outcome.error.with_traceback(None)
+                    raise error.with_traceback(None)
+                error = outcome.error
+                maybe_applied |= isinstance(error, TransportError) and error.maybe_applied
                 retries += 1
                 reason, errcode = outcome.reason, outcome.errcode
                 delay = step * self._backoff()
@@ -371,6 +344,26 @@ class Transport:
     async def aclose(self) -> None:
         """Refuse further calls (the exchange is its connection's to close)."""
         self.closed = True
+
+
+def _keyed(error: WeChatError, key: str, maybe_applied: bool) -> WeChatError:
+    """The final failure of a call made harmless to repeat by ``key``: a network failure names
+    the key; a refusal that followed an attempt which may have applied may be WeChat refusing the
+    repeat of an applied call, so it is reported as that (with the refusal as its cause)."""
+    if isinstance(error, TransportError):
+        error.msgid = key
+        return error
+    if maybe_applied and isinstance(error, APIError):
+        wrapped = TransportError(
+            f"the repeat was refused (errcode {error.errcode}) after an attempt that may have "
+            "applied",
+            path=error.path,
+            maybe_applied=True,
+            msgid=key,
+        )
+        wrapped.__cause__ = error.with_traceback(None)
+        return wrapped
+    return error
 
 
 JSON = "application/json"

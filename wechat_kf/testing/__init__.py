@@ -13,17 +13,29 @@ for our tests and yours.
 from __future__ import annotations
 
 from ._fake import Call, FakeWeChat, Faults
+from ._kf_state import Customer, SentMessage
+from ._oa_state import OaRecord, OaSentMessage, OaSession
+from ._pushes import CallbackDelivery
 from ._retries import instant_retries
 from ._sandbox import Sandbox, sandbox
 from ._state import KfAccountState, OfficialAccountApp, WeComApp
+from ._wecom_messages import DUPLICATE_MSGID, INVALID_EVENT_CODE
 
 __all__ = [
+    "DUPLICATE_MSGID",
+    "INVALID_EVENT_CODE",
     "Call",
+    "CallbackDelivery",
+    "Customer",
     "FakeWeChat",
     "Faults",
     "KfAccountState",
+    "OaRecord",
+    "OaSentMessage",
+    "OaSession",
     "OfficialAccountApp",
     "Sandbox",
+    "SentMessage",
     "WeComApp",
     "instant_retries",
     "sandbox",

@@ -1,23 +1,26 @@
 """FakeWeChat: an in-memory, stateful fake of the WeChat APIs wechat_kf calls. This module holds
-the seeding, inspection, faults and routing; the state is a ``_state.World``, which the endpoint
-modules (one per family: ``_token_api``, ``_official``, ``_wecom``, ``_platform_api``) take in
-place of the fake, and the serving is in ``_serving``."""
+the inspection, clock, faults and routing; the seeding, the conversations and the pushes are
+mixins (``_seeding``, ``_conversation``, ``_pushing``); the state is a ``_state.World``, which
+the endpoint modules (``_token_api``, ``_official``, ``_official_sessions``, ``_wecom``,
+``_wecom_kf``, ``_wecom_messages``, ``_platform_api``, listed in ``_routes``) take in place of
+the fake, and the serving is in ``_serving``."""
 
 from __future__ import annotations
 
 import json
 import random
-import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Generic, TypeVar, cast
 
 import anyio
-import attrs
 import httpx
 
-from . import _official, _platform_api, _token_api, _wecom
-from ._faults import Call, Faults, Refusal, Reply, Request
-from ._serving import AsgiApp, InProcessTransport, parse_multipart
+from ._conversation import Conversation
+from ._faults import Call, Faults, Refusal, Reply, Request, Upload
+from ._pushing import Pushing
+from ._routes import ROUTES
+from ._seeding import Seeding
+from ._serving import AsgiApp, InProcessTransport, parse_uploads
 from ._state import (
     Corp,
     KfAccountOfCorp,
@@ -45,44 +48,7 @@ _SECRET_KEYS = (
     "suite_access_token",
     "permanent_code",
 )
-Handler = Callable[[World, Any, Request], dict[str, Any]]
 T = TypeVar("T")
-
-
-@attrs.frozen
-class _Route:
-    """Who may call an endpoint ("token": anyone; "oa" / "wecom": a token of that platform)."""
-
-    platform: str
-    handler: Handler
-
-
-#: Every endpoint the fake serves, built once.
-_ROUTES: dict[tuple[str, str], _Route] = {
-    ("POST", "/cgi-bin/stable_token"): _Route("token", _token_api.stable_token),
-    ("GET", "/cgi-bin/token"): _Route("token", _token_api.classic_token),
-    ("GET", "/cgi-bin/gettoken"): _Route("token", _token_api.wecom_token),
-    ("POST", "/cgi-bin/component/api_component_token"): _Route(
-        "token", _platform_api.component_token
-    ),
-    ("POST", "/cgi-bin/component/api_authorizer_token"): _Route(
-        "token", _platform_api.authorizer_token
-    ),
-    ("POST", "/cgi-bin/service/get_suite_token"): _Route("token", _platform_api.suite_token),
-    ("POST", "/cgi-bin/service/get_corp_token"): _Route("token", _platform_api.corp_token),
-    ("GET", "/cgi-bin/customservice/getkflist"): _Route("oa", _official.kf_list),
-    ("GET", "/cgi-bin/customservice/getonlinekflist"): _Route("oa", _official.kf_online),
-    ("POST", "/customservice/kfaccount/add"): _Route("oa", _official.kf_add),
-    ("POST", "/customservice/kfaccount/update"): _Route("oa", _official.kf_update),
-    ("POST", "/customservice/kfaccount/del"): _Route("oa", _official.kf_delete),
-    ("GET", "/customservice/kfaccount/del"): _Route("oa", _official.kf_delete),
-    ("POST", "/customservice/kfaccount/inviteworker"): _Route("oa", _official.kf_invite),
-    ("POST", "/customservice/kfaccount/uploadheadimg"): _Route("oa", _official.kf_avatar),
-    ("POST", "/cgi-bin/kf/servicer/add"): _Route("wecom", _wecom.servicer_add),
-    ("POST", "/cgi-bin/kf/servicer/del"): _Route("wecom", _wecom.servicer_delete),
-    ("GET", "/cgi-bin/kf/servicer/list"): _Route("wecom", _wecom.servicer_list),
-    ("POST", "/cgi-bin/kf/account/list"): _Route("wecom", _wecom.account_list),
-}
 
 
 class _OfWorld(Generic[T]):
@@ -102,12 +68,14 @@ def _redact(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: ("<redacted>" if k in _SECRET_KEYS else v) for k, v in data.items()}
 
 
-class FakeWeChat:
-    """An in-memory, stateful fake of the Official Account customer-service and WeCom servicer
-    APIs, with their documented rules and errcodes. Seed it (``register_official_account``,
-    ``register_wecom_app``, ``add_members``, ``create_kf_account``), hand ``fake.transport`` to a
-    client's ``http_client`` (or serve ``fake.app`` over loopback), inject ``faults``, and assert on
-    ``calls``, ``token_fetches`` and the state it keeps."""
+class FakeWeChat(Seeding, Conversation, Pushing):
+    """An in-memory, stateful fake of the Official Account and WeCom customer-service APIs, with
+    their documented rules and errcodes, on its own clock (:meth:`advance`). Seed it
+    (``register_official_account``, ``register_wecom_app``, ``add_members``,
+    ``create_kf_account``), make customers speak (``customer_says``, ``oa_customer_says``),
+    hand ``fake.transport`` to a client's ``http_client`` (or serve ``fake.app`` over loopback),
+    inject ``faults``, point it at a callback (``set_callback``, then ``pushing()``), and assert
+    on ``calls``, ``token_fetches``, ``sent_messages()`` and the state it keeps."""
 
     def __init__(self, *, seed: int = 0, token_ttl: int = 7200) -> None:
         self.faults = Faults()
@@ -131,142 +99,10 @@ class FakeWeChat:
     #: Hand out a new authorizer refresh token with every authorizer token (the old one stops
     #: working), as WeChat may.
     rotate_refresh_tokens: _OfWorld[bool] = _OfWorld()
-
-    # -- seeding ---------------------------------------------------------------------------
-
-    def register_official_account(
-        self,
-        appid: str = "wxfakeappid0001",
-        secret: str | None = None,
-        *,
-        wechat_id: str = "gh_fake",
-        customer_service_enabled: bool = True,
-    ) -> OfficialAccountApp:
-        """Register an Official Account that the token endpoints accept; returns its state."""
-        app = OfficialAccountApp(
-            appid=appid,
-            secret=secret or secrets.token_hex(16),
-            wechat_id=wechat_id,
-            customer_service_enabled=customer_service_enabled,
-        )
-        self.official_accounts[appid] = app
-        return app
-
-    def register_wecom_app(
-        self, corpid: str = "wwfakecorp0001", secret: str | None = None
-    ) -> WeComApp:
-        """Register a WeCom app (a corpid + secret pair); creates the corp if it is new."""
-        app = WeComApp(corpid=corpid, secret=secret or secrets.token_urlsafe(32))
-        self.wecom_apps[(corpid, app.secret)] = app
-        self.corps.setdefault(corpid, Corp(corpid))
-        return app
-
-    def add_members(self, corpid: str, userids: Iterable[str]) -> None:
-        """Make ``userids`` members of the corp (only members can become servicers)."""
-        self._corp(corpid).members.update(userids)
-
-    def add_departments(self, corpid: str, department_ids: Iterable[int]) -> None:
-        """Create departments in the corp."""
-        self._corp(corpid).departments.update(department_ids)
-
-    def create_kf_account(
-        self,
-        corpid: str,
-        name: str = "客服",
-        *,
-        open_kfid: str | None = None,
-        avatar: str = "",
-        manage_privilege: bool = True,
-    ) -> str:
-        """Create a 微信客服 account in the corp (as ``kf/account/list`` will list it: ``name``,
-        ``avatar`` URL, whether this app may manage it) and return its open_kfid."""
-        open_kfid = open_kfid or "wk" + secrets.token_hex(15)
-        account = KfAccountOfCorp(open_kfid, name, avatar, manage_privilege)
-        self._corp(corpid).kf_accounts[open_kfid] = account
-        return open_kfid
-
-    def add_servicers(
-        self, open_kfid: str, userids: Iterable[str] = (), department_ids: Iterable[int] = ()
-    ) -> None:
-        """Seed servicers of a 微信客服 account directly, as if they had been added: the
-        userids (made members of the corp if they are not) and the departments (created if
-        new). Nothing is checked against WeChat's caps: seed what the test needs."""
-        corp = next(c for c in self.corps.values() if open_kfid in c.kf_accounts)
-        kf = corp.kf_accounts[open_kfid]
-        for userid in userids:
-            corp.members.add(userid)
-            kf.servicers.setdefault(userid, 0)
-        for department in department_ids:
-            corp.departments.add(department)
-            if department not in kf.departments:
-                kf.departments.append(department)
-
-    def register_open_platform(
-        self, component_appid: str = "wxcomponent00001", component_appsecret: str | None = None
-    ) -> OpenPlatformState:
-        """Register an Official Account open platform (第三方平台); push it a verify ticket with
-        :meth:`push_verify_ticket` before it can fetch its component token."""
-        state = OpenPlatformState(component_appid, component_appsecret or secrets.token_hex(16))
-        self.open_platforms[component_appid] = state
-        return state
-
-    def push_verify_ticket(self, component_appid: str) -> str:
-        """What WeChat pushes to the platform's callback every 10 minutes: a new
-        component_verify_ticket, accepted for 12 hours; returns it."""
-        platform = self.open_platforms[component_appid]
-        platform.ticket = "ticket@@@" + secrets.token_urlsafe(24)
-        platform.ticket_expires_at = self.now() + _platform_api.TICKET_LIFETIME
-        return platform.ticket
-
-    def authorize(self, component_appid: str, authorizer_appid: str) -> str:
-        """An Official Account authorises the platform (registered here if new); returns its
-        authorizer_refresh_token."""
-        if authorizer_appid not in self.official_accounts:
-            self.register_official_account(authorizer_appid)
-        token = "refreshtoken@@@" + secrets.token_urlsafe(24)
-        self.open_platforms[component_appid].refresh_tokens[authorizer_appid] = token
-        return token
-
-    def register_service_provider(
-        self, suite_id: str = "wwsuite000000001", suite_secret: str | None = None
-    ) -> ServiceProviderState:
-        """Register a WeCom service provider's suite (第三方应用); push it a suite ticket with
-        :meth:`push_suite_ticket` before it can fetch its suite token."""
-        state = ServiceProviderState(suite_id, suite_secret or secrets.token_urlsafe(32))
-        self.service_providers[suite_id] = state
-        return state
-
-    def push_suite_ticket(self, suite_id: str) -> str:
-        """A new suite_ticket, as WeChat pushes every 10 minutes; returns it."""
-        suite = self.service_providers[suite_id]
-        suite.ticket = secrets.token_urlsafe(32)
-        suite.ticket_expires_at = self.now() + _platform_api.TICKET_LIFETIME
-        return suite.ticket
-
-    def authorize_corp(self, suite_id: str, corpid: str) -> str:
-        """A corp installs the suite (the corp is created here if new); returns its
-        permanent_code."""
-        self._corp(corpid)
-        code = secrets.token_urlsafe(32)
-        self.service_providers[suite_id].permanent_codes[corpid] = code
-        return code
-
-    def add_kf_account(self, appid: str, kf_account: str, nickname: str) -> KfAccountState:
-        """Seed a kf account of an Official Account directly, as if it had been added."""
-        return self.world.add_kf_account(appid, kf_account, nickname)
-
-    def accept_invite(self, appid: str, kf_account: str) -> None:
-        """The invited WeChat user accepts: the kf account becomes bound to them."""
-        account = self.official_accounts[appid].kf_accounts[kf_account]
-        account.kf_wx, account.invite_wx = account.invite_wx, None
-        account.invite_status = account.invite_expire_time = None
-
-    def set_online(
-        self, appid: str, kf_account: str, status: int = 1, accepted_case: int = 0
-    ) -> None:
-        """Mark a kf account online (status 1) or offline (0) with its number of sessions."""
-        account = self.official_accounts[appid].kf_accounts[kf_account]
-        account.online_status, account.accepted_case = status, accepted_case
+    #: sync_msg pulls without a push's token answered per corp and minute; then 45009.
+    tokenless_pulls_per_minute: _OfWorld[int] = _OfWorld()
+    #: How often (0..1) a sync_msg page comes back empty with has_more 1, as WeChat's may.
+    empty_page_rate: _OfWorld[float] = _OfWorld()
 
     # -- inspection and time ---------------------------------------------------------------
 
@@ -295,8 +131,12 @@ class FakeWeChat:
         return self.world.now()
 
     def advance(self, seconds: float) -> None:
-        """Move the fake's clock forward, so tokens expire without waiting."""
+        """Move the fake's clock forward, so tokens, media, windows and codes expire without
+        waiting; crossing a 10-minute mark of the clock pushes a new ticket to every platform
+        that has a callback (:meth:`set_platform_callback`), as WeChat does every 10 minutes."""
+        before = self.world.now()
         self.world.offset += seconds
+        self._push_tickets_at_marks(before)
 
     def revoke_tokens(self) -> None:
         """Invalidate every token issued so far, as WeChat may do at any time."""
@@ -322,18 +162,19 @@ class FakeWeChat:
         """Answer one request (shared by the in-process transport and the ASGI app): the faults
         drawn before it is applied, the endpoint, the faults drawn after."""
         payload: Any = None
-        files: dict[str, bytes] = {}
+        uploads: dict[str, Upload] = {}
         if content_type.startswith("multipart/form-data"):
-            files = parse_multipart(body, content_type)
+            uploads = parse_uploads(body, content_type)
         elif body:
             try:
                 payload = json.loads(body)
             except ValueError:
                 payload = None
-        request = Request(method, path, query, payload, files)
+        files = {name: upload.content for name, upload in uploads.items()}
+        request = Request(method, path, query, payload, files, uploads)
         faults = self.faults
         await self._sleep()
-        route = _ROUTES.get((method, path))
+        route = ROUTES.get((method, path))
         if faults.token_latency > 0 and route is not None and route.platform == "token":
             await anyio.sleep(faults.token_latency)
         rand = self._random.random
@@ -393,17 +234,19 @@ class FakeWeChat:
         return reply
 
     def _route(self, request: Request) -> Reply:
-        route = _ROUTES.get((request.method, request.path))
+        route = ROUTES.get((request.method, request.path))
         if route is None:
             return Reply(404, {"errcode": 404, "errmsg": "not found"})
         try:
             if route.platform == "token":
                 self.token_fetches += 1
-                return Reply(200, route.handler(self.world, None, request))
-            caller = self._caller(route.platform, request)
-            return Reply(200, route.handler(self.world, caller, request))
+                caller: OfficialAccountApp | Corp | None = None
+            else:
+                caller = self._caller(route.platform, request)
+            answer = route.handler(self.world, caller, request)
         except Refusal as refusal:
             return Reply(200, self.error_body(refusal.errcode, refusal.text))
+        return answer if isinstance(answer, Reply) else Reply(200, answer)
 
     def _caller(self, platform: str, request: Request) -> OfficialAccountApp | Corp:
         """The Official Account or corp whose token the business call carries; refuses a
@@ -427,9 +270,6 @@ class FakeWeChat:
         if not app.customer_service_enabled:
             raise Refusal(65400, "customer service not enabled")
         return app
-
-    def _corp(self, corpid: str) -> Corp:
-        return self.world.corp(corpid)
 
     def _kf_of_corp(self, open_kfid: str) -> KfAccountOfCorp:
         for corp in self.corps.values():

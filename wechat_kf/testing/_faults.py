@@ -6,7 +6,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Call", "Faults", "Refusal", "Reply", "Request"]
+__all__ = ["Call", "Faults", "Refusal", "Reply", "Request", "Upload"]
 
 
 @attrs.define
@@ -57,25 +57,40 @@ class Call:
 
 
 @attrs.frozen
+class Upload:
+    """One file part of a multipart body: its bytes, and the filename and content type the
+    client gave (empty when it gave none)."""
+
+    content: bytes
+    filename: str = ""
+    content_type: str = ""
+
+
+@attrs.frozen
 class Request:
     """One request as the handlers see it: the JSON ``payload`` (None when the body was not
-    JSON) and the multipart ``files``."""
+    JSON), the multipart ``files`` by field name and the same parts with their filename and
+    content type (``uploads``)."""
 
     method: str
     path: str
     query: dict[str, str]
     payload: Any
     files: dict[str, bytes]
+    uploads: dict[str, Upload] = attrs.Factory(dict)
 
 
 @attrs.define
 class Reply:
-    """The fake's answer: a status and JSON body, or a dropped connection, or none at all."""
+    """The fake's answer: a status and JSON body, or ``raw`` bytes sent as they are with
+    ``headers`` (a downloaded file), or a dropped connection, or none at all."""
 
     status: int
     body: dict[str, Any]
     drop: bool = False
     stall: bool = False
+    raw: bytes | None = None
+    headers: dict[str, str] = attrs.Factory(dict)
 
 
 class Refusal(Exception):

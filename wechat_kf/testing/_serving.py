@@ -11,9 +11,17 @@ from urllib.parse import parse_qsl
 import anyio
 import httpx
 
-from ._faults import Reply
+from ._faults import Reply, Upload
 
-__all__ = ["AsgiApp", "Handle", "InProcessTransport", "parse_multipart", "read_body"]
+__all__ = [
+    "AsgiApp",
+    "Handle",
+    "InProcessTransport",
+    "parse_multipart",
+    "parse_uploads",
+    "read_body",
+    "reply_bytes",
+]
 
 #: What answers one request: (method, path, query, body, content type) -> the reply.
 Handle = Callable[[str, str, dict[str, str], bytes, str], Awaitable[Reply]]
@@ -36,21 +44,42 @@ async def read_body(receive: Receive) -> bytes:
             return body
 
 
-def parse_multipart(body: bytes, content_type: str) -> dict[str, bytes]:
-    """The file parts of a multipart/form-data body, by field name."""
+def parse_uploads(body: bytes, content_type: str) -> dict[str, Upload]:
+    """The parts of a multipart/form-data body, by field name, with the filename and content
+    type each part declared."""
     match = re.search(r"boundary=\"?([^\";]+)\"?", content_type)
     if match is None:
         return {}
     boundary = b"--" + match.group(1).encode()
-    files: dict[str, bytes] = {}
+    uploads: dict[str, Upload] = {}
     for part in body.split(boundary):
         head, sep, content = part.partition(b"\r\n\r\n")
         if not sep:
             continue
-        name = re.search(rb'name="([^"]*)"', head)
-        if name:
-            files[name.group(1).decode()] = content.removesuffix(b"\r\n")
-    return files
+        name = re.search(rb'[; ]name="([^"]*)"', head)
+        if name is None:
+            continue
+        filename = re.search(rb'filename="([^"]*)"', head)
+        kind = re.search(rb"(?im)^content-type:[ \t]*([^\r\n]*)", head)
+        uploads[name.group(1).decode()] = Upload(
+            content.removesuffix(b"\r\n"),
+            filename.group(1).decode("utf-8", "replace") if filename else "",
+            kind.group(1).decode("latin-1").strip() if kind else "",
+        )
+    return uploads
+
+
+def parse_multipart(body: bytes, content_type: str) -> dict[str, bytes]:
+    """The file parts of a multipart/form-data body, by field name (their bytes only)."""
+    return {name: part.content for name, part in parse_uploads(body, content_type).items()}
+
+
+def reply_bytes(reply: Reply) -> tuple[bytes, dict[str, str]]:
+    """What goes over the wire for ``reply``: its raw bytes and headers, or its JSON body."""
+    if reply.raw is not None:
+        return reply.raw, {"content-type": "application/octet-stream", **reply.headers}
+    payload = json.dumps(reply.body, ensure_ascii=False).encode()
+    return payload, {"content-type": "application/json; charset=utf-8", **reply.headers}
 
 
 class AsgiApp:
@@ -82,15 +111,13 @@ class AsgiApp:
             while (await receive())["type"] != "http.disconnect":
                 pass
             return
-        payload = json.dumps(reply.body, ensure_ascii=False).encode()
+        payload, headers = reply_bytes(reply)
+        headers["content-length"] = str(len(payload))
         await send(
             {
                 "type": "http.response.start",
                 "status": reply.status,
-                "headers": [
-                    (b"content-type", b"application/json; charset=utf-8"),
-                    (b"content-length", str(len(payload)).encode()),
-                ],
+                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
             }
         )
         if reply.drop:
@@ -121,4 +148,5 @@ class InProcessTransport(httpx.AsyncBaseTransport):
             raise httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.", request=request
             )
-        return httpx.Response(reply.status, json=reply.body, request=request)
+        payload, headers = reply_bytes(reply)
+        return httpx.Response(reply.status, content=payload, headers=headers, request=request)

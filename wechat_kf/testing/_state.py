@@ -11,6 +11,21 @@ from typing import Any
 
 import attrs
 
+from ._kf_state import (
+    CODE_KINDS,
+    SYNC_TOKEN_LIFETIME,
+    Customer,
+    EventCode,
+    KfLog,
+    LoggedMessage,
+    Media,
+    SentMessage,
+    Session,
+    SyncToken,
+)
+from ._oa_state import OaConversation
+from ._pushes import Outbox, kf_msg_or_event_xml
+
 
 @attrs.define
 class OfficialAccountApp:
@@ -23,6 +38,8 @@ class OfficialAccountApp:
     kf_accounts: dict[str, KfAccountState] = attrs.Factory(dict)
     stable_token: str | None = None
     last_forced_refresh: float | None = None
+    #: Its customers, kf sessions, message records and sends.
+    conversation: OaConversation = attrs.Factory(OaConversation)
 
 
 @attrs.define
@@ -52,12 +69,20 @@ class WeComApp:
 
 @attrs.define
 class Corp:
-    """A WeCom corp: its members, departments and 微信客服 accounts."""
+    """A WeCom corp: its members, departments and 微信客服 accounts; whether it is verified (an
+    unverified corp may have 10 accounts); the media it stored, its customers, the codes for
+    ``send_msg_on_event``, the sync tokens its pushes carried and its recent token-less pulls."""
 
     corpid: str
     members: set[str] = attrs.Factory(set)
     departments: set[int] = attrs.Factory(set)
     kf_accounts: dict[str, KfAccountOfCorp] = attrs.Factory(dict)
+    verified: bool = True
+    media: dict[str, Media] = attrs.Factory(dict)
+    customers: dict[str, Customer] = attrs.Factory(dict)
+    codes: dict[str, EventCode] = attrs.Factory(dict)
+    sync_tokens: dict[str, SyncToken] = attrs.Factory(dict)
+    tokenless_pulls: list[float] = attrs.Factory(list)
     _folded: dict[str, str] = attrs.field(factory=dict, init=False, repr=False)
     _indexed: int = attrs.field(default=-1, init=False, repr=False)
 
@@ -74,8 +99,9 @@ class Corp:
 
 @attrs.define
 class KfAccountOfCorp:
-    """A WeCom 微信客服 account: its name, avatar, whether the app may manage it, its servicers
-    (userid -> status) and servicer departments."""
+    """A WeCom 微信客服 account: its name, avatar (and the media it was made from), whether the
+    app may manage it, its servicers (userid -> status) and servicer departments, its
+    customers' sessions and its message log."""
 
     open_kfid: str
     name: str
@@ -83,6 +109,9 @@ class KfAccountOfCorp:
     manage_privilege: bool = True
     servicers: dict[str, int] = attrs.Factory(dict)
     departments: list[int] = attrs.Factory(list)
+    media_id: str = ""
+    sessions: dict[str, Session] = attrs.Factory(dict)
+    log: KfLog = attrs.Factory(KfLog)
 
 
 @attrs.define
@@ -128,12 +157,17 @@ class World:
     """Everything the fake knows and its clock: what the endpoints read and change. Tokens live
     ``token_ttl`` seconds; ``servicer_cap`` servicers fit in a 微信客服 account;
     ``rotate_refresh_tokens`` hands out a new authorizer refresh token with every authorizer
-    token, as WeChat may."""
+    token, as WeChat may; ``tokenless_pulls_per_minute`` sync_msg pulls without a token are
+    answered per corp and minute (then 45009); ``empty_page_rate`` is how often a sync_msg page
+    comes back empty with has_more 1 (drawn from the seeded generator only when above 0);
+    ``outbox`` holds the callback pushes."""
 
     random: random.Random
     token_ttl: int = 7200
     servicer_cap: int = MAX_SERVICERS
     rotate_refresh_tokens: bool = False
+    tokenless_pulls_per_minute: int = 10
+    empty_page_rate: float = 0.0
     #: Every token issued and still known, with whose it is and until when.
     tokens: dict[str, TokenState] = attrs.Factory(dict)
     official_accounts: dict[str, OfficialAccountApp] = attrs.Factory(dict)
@@ -143,6 +177,9 @@ class World:
     service_providers: dict[str, ServiceProviderState] = attrs.Factory(dict)
     offset: float = 0.0
     next_kf_id: int = 1001
+    #: What the WeCom API sent, in order.
+    kf_sent: list[SentMessage] = attrs.Factory(list)
+    outbox: Outbox = attrs.Factory(Outbox)
 
     def now(self) -> float:
         """The fake's clock: wall time plus what was advanced."""
@@ -182,3 +219,33 @@ class World:
             app.stable_token = None
         for wecom in self.wecom_apps.values():
             wecom.token = None
+
+    def kf_account(self, open_kfid: object) -> tuple[Corp, KfAccountOfCorp] | None:
+        """The corp and 微信客服 account ``open_kfid`` names, or None."""
+        for corp in self.corps.values():
+            kf = corp.kf_accounts.get(open_kfid) if isinstance(open_kfid, str) else None
+            if kf is not None:
+                return corp, kf
+        return None
+
+    def log_kf_message(self, corp: Corp, kf: KfAccountOfCorp, item: dict[str, Any]) -> None:
+        """Append ``item`` to the account's log (sync_msg hands it out) and announce it: a new
+        sync token, pushed in a kf_msg_or_event when the corp has a callback."""
+        log = kf.log
+        log.messages.append(LoggedMessage(log.next_seq, float(item["send_time"]), item))
+        log.next_seq += 1
+        now = self.now()
+        corp.sync_tokens = {k: t for k, t in corp.sync_tokens.items() if t.expires_at > now}
+        token = "ENC" + secrets.token_urlsafe(30)
+        corp.sync_tokens[token] = SyncToken(token, kf.open_kfid, now + SYNC_TOKEN_LIFETIME)
+        xml = kf_msg_or_event_xml(corp.corpid, kf.open_kfid, token, int(now))
+        self.outbox.post(("corp", corp.corpid), "kf_msg_or_event", xml)
+
+    def issue_code(self, corp: Corp, kind: str, open_kfid: str, external_userid: str) -> str:
+        """A new code for ``send_msg_on_event`` of ``kind`` (welcome, pool, human, end)."""
+        now = self.now()
+        corp.codes = {k: c for k, c in corp.codes.items() if c.expires_at > now and not c.used}
+        code = secrets.token_urlsafe(24)
+        lifetime = CODE_KINDS[kind][0]
+        corp.codes[code] = EventCode(code, kind, open_kfid, external_userid, now + lifetime)
+        return code

@@ -12,7 +12,7 @@ import anyio
 import httpx
 import pytest
 
-from wechat_kf import CredentialError, MemoryTokenStore, WeChatError
+from wechat_kf import ClientClosedError, CredentialError, MemoryTokenStore, WeChatError
 from wechat_kf.callbacks import ComponentVerifyTicket
 from wechat_kf.platforms import OpenPlatform, PlatformTicketError, ServiceProvider
 from wechat_kf.testing import FakeWeChat
@@ -585,3 +585,15 @@ def test_a_ticket_saved_by_one_process_is_used_by_anothers_next_component_fetch(
     assert result == {"ok": 5, "errors": []}, worker.stderr
     sent = fake.calls_to(COMPONENT)
     assert [c.delivered_ok for c in sent] == [True]
+
+
+async def test_a_platform_opens_and_closes_with_async_with() -> None:
+    async with OpenPlatform("wxcomponent00001", "s" * 32, verify_ticket="t") as platform:
+        assert not platform.closed
+    assert platform.closed
+    async with ServiceProvider("wwsuite000000001", "s" * 32, suite_ticket="t") as provider:
+        client = provider.wecom("wwcorp", permanent_code="code")
+    assert provider.closed and client.closed
+    with pytest.raises(ClientClosedError):
+        async with platform:
+            pass

@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 _C = TypeVar("_C", OfficialAccountClient, WeComClient)
+_P = TypeVar("_P", bound="_Platform")
 #: How long WeChat accepts a pushed ticket (wechat-api.md section 8).
 _VERIFY_TICKET_LIFETIME = 12 * 3600.0
 _SUITE_TICKET_LIFETIME = 30 * 60.0
@@ -134,6 +135,14 @@ class _Platform(Lifecycle):
     def exchange(self) -> str:
         """Which library carries the requests of the platform and its clients."""
         return self._connection.exchange
+
+    async def __aenter__(self: _P) -> _P:
+        if self.closed:
+            raise ClientClosedError("the platform is closed")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the clients handed out and the shared connection (never your

@@ -510,3 +510,33 @@ async def test_seeded_servicers_are_what_the_api_lists(
     ]  # fmt: skip
     assert "newcomer" in fake.corps[corp[0]].members
     assert fake.servicer_departments(corp[2]) == [4, 31]
+
+
+async def test_a_raw_download_takes_the_faults_like_a_json_answer(
+    raw: Raw, fake: FakeWeChat, corp: tuple[str, str, str]
+) -> None:
+    media_id = fake.store_media(corp[0], b"\x89PNG fake bytes", filename="a.png")
+    params = {"access_token": await raw.wecom_token(), "media_id": media_id}
+    fake.faults.http_error_after_rate = 1.0
+    replaced = await raw.http.get(f"{WECOM}/cgi-bin/media/get", params=params)
+    assert (replaced.status_code, fake.calls[-1].status) == (502, 502)
+    fake.faults.http_error_after_rate = 0.0
+    fake.faults.stall_rate = 1.0
+    with anyio.move_on_after(0.2) as scope:
+        await raw.http.get(f"{WECOM}/cgi-bin/media/get", params=params)
+    assert scope.cancelled_caught
+    fake.faults.stall_rate = 0.0
+    served = await raw.http.get(f"{WECOM}/cgi-bin/media/get", params=params)
+    assert served.content == b"\x89PNG fake bytes"
+    assert served.headers["content-type"] == "image/png"
+
+
+async def test_multipart_parts_keep_their_filename_and_content_type(
+    raw: Raw, fake: FakeWeChat, corp: tuple[str, str, str]
+) -> None:
+    params = {"access_token": await raw.wecom_token(), "type": "voice"}
+    files = {"media": ("hello.amr", b"#!AMR\n voice", "audio/amr")}
+    answer = await raw.http.post(f"{WECOM}/cgi-bin/media/upload", params=params, files=files)
+    media = fake.corps[corp[0]].media[answer.json()["media_id"]]
+    assert (media.filename, media.content_type, media.type) == ("hello.amr", "audio/amr", "voice")
+    assert media.content == b"#!AMR\n voice"

@@ -13,11 +13,13 @@ from contextlib import AsyncExitStack
 import httpx
 from aiohttp import web
 
-from examples.common import Answer, batch_answer, error_answer, open_clients
+from examples.callbacks import Callbacks
+from examples.common import Answer, batch_answer, error_answer, open_clients, open_platform
 from wechat_kf import BatchError, OfficialAccountClient, WeChatError, WeComClient, to_data
 
 OA = web.AppKey("oa", OfficialAccountClient)
 WECOM = web.AppKey("wecom", WeComClient)
+CALLBACKS = web.AppKey("callbacks", Callbacks)
 
 
 def respond(answer: Answer) -> web.Response:
@@ -44,6 +46,20 @@ async def add_servicers(request: web.Request) -> web.Response:
     return respond(batch_answer(result))
 
 
+async def callback_check(request: web.Request) -> web.Response:
+    route = request.match_info["route"]
+    status, text = request.app[CALLBACKS].check(route, request.query)
+    return web.Response(text=text, status=status)
+
+
+async def callback_push(request: web.Request) -> web.Response:
+    # Answered at once: WeChat delivers again after 5 s, so nothing slow happens in here.
+    route = request.match_info["route"]
+    body = await request.content.read(64 * 1024 + 1)
+    status, text = await request.app[CALLBACKS].receive(route, request.query, body)
+    return web.Response(text=text, status=status)
+
+
 @web.middleware
 async def wechat_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -61,12 +77,16 @@ def create_app(transport: httpx.AsyncBaseTransport | None = None) -> web.Applica
         # One client of each kind per process, for the life of the app.
         async with AsyncExitStack() as stack:
             app[OA], app[WECOM] = await open_clients(stack, transport)
+            platform = await open_platform(stack, transport)
+            app[CALLBACKS] = Callbacks.from_env(app[WECOM].corpid, platform)
             yield
 
     app = web.Application(middlewares=[wechat_errors])
     app.cleanup_ctx.append(clients)
     app.router.add_get("/kf-accounts", kf_accounts)
     app.router.add_post("/servicers/{open_kfid}", add_servicers)
+    app.router.add_get("/callbacks/{route}", callback_check)
+    app.router.add_post("/callbacks/{route}", callback_push)
     return app
 
 

@@ -20,6 +20,7 @@ from wechat_kf import (
     BatchResult,
     CredentialError,
     OfficialAccountClient,
+    OpenPlatform,
     RateLimitError,
     TransportError,
     WeChatError,
@@ -30,11 +31,11 @@ from wechat_kf import (
 Answer = tuple[int, dict[str, str], dict[str, Any]]
 
 
-async def open_clients(
-    stack: AsyncExitStack, transport: httpx.AsyncBaseTransport | None = None
-) -> tuple[OfficialAccountClient, WeComClient]:
-    """Open one client of each kind for the life of ``stack`` (the app): every request shares
-    their connection pools and token caches. ``transport`` (a FakeWeChat's) is for tests."""
+async def _options(
+    stack: AsyncExitStack, transport: httpx.AsyncBaseTransport | None
+) -> dict[str, Any]:
+    """What every client and platform of the app is built with: the base URL the environment
+    names, and for tests an http_client over ``transport``."""
     env = os.environ
     options: dict[str, Any] = {}
     if env.get("WECHAT_KF_BASE_URL"):
@@ -43,9 +44,35 @@ async def open_clients(
     if transport is not None:
         http = httpx.AsyncClient(transport=transport)
         options["http_client"] = await stack.enter_async_context(http)
+    return options
+
+
+async def open_clients(
+    stack: AsyncExitStack, transport: httpx.AsyncBaseTransport | None = None
+) -> tuple[OfficialAccountClient, WeComClient]:
+    """Open one client of each kind for the life of ``stack`` (the app): every request shares
+    their connection pools and token caches. ``transport`` (a FakeWeChat's) is for tests."""
+    env = os.environ
+    options = await _options(stack, transport)
     oa = OfficialAccountClient(env["WECHAT_APPID"], env["WECHAT_SECRET"], **options)
     wc = WeComClient(env["WECOM_CORPID"], env["WECOM_SECRET"], **options)
     return await stack.enter_async_context(oa), await stack.enter_async_context(wc)
+
+
+async def open_platform(
+    stack: AsyncExitStack, transport: httpx.AsyncBaseTransport | None = None
+) -> OpenPlatform | None:
+    """The open platform WECHAT_COMPONENT_APPID / WECHAT_COMPONENT_SECRET name, for the life of
+    ``stack``, or None when they are not set. It has no ticket of its own: its callback saves
+    the ones WeChat pushes (``examples.callbacks``)."""
+    env = os.environ
+    if not (env.get("WECHAT_COMPONENT_APPID") and env.get("WECHAT_COMPONENT_SECRET")):
+        return None
+    options = await _options(stack, transport)
+    platform = OpenPlatform(
+        env["WECHAT_COMPONENT_APPID"], env["WECHAT_COMPONENT_SECRET"], **options
+    )
+    return await stack.enter_async_context(platform)
 
 
 def batch_answer(result: BatchResult, error: BatchError | None = None) -> Answer:

@@ -16,10 +16,11 @@ from typing import Annotated, Any
 
 import httpx
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
-from examples.common import Answer, batch_answer, error_answer, open_clients
+from examples.callbacks import Callbacks
+from examples.common import Answer, batch_answer, error_answer, open_clients, open_platform
 from wechat_kf import BatchError, OfficialAccountClient, WeChatError, WeComClient, to_data
 
 
@@ -40,6 +41,8 @@ def create_app(transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             app.state.oa, app.state.wecom = await open_clients(stack, transport)
+            platform = await open_platform(stack, transport)
+            app.state.callbacks = Callbacks.from_env(app.state.wecom.corpid, platform)
             yield
 
     app = FastAPI(lifespan=lifespan)
@@ -69,6 +72,19 @@ def create_app(transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
         except BatchError as exc:
             return respond(batch_answer(exc.result, exc))
         return respond(batch_answer(result))
+
+    # WeChat's callbacks: the URL check, and pushes answered at once (never a pull in here).
+    @app.get("/callbacks/{route}")
+    async def callback_check(route: str, request: Request) -> PlainTextResponse:
+        callbacks: Callbacks = request.app.state.callbacks
+        status, text = callbacks.check(route, request.query_params)
+        return PlainTextResponse(text, status_code=status)
+
+    @app.post("/callbacks/{route}")
+    async def callback_push(route: str, request: Request) -> PlainTextResponse:
+        callbacks: Callbacks = request.app.state.callbacks
+        status, text = await callbacks.receive(route, request.query_params, await request.body())
+        return PlainTextResponse(text, status_code=status)
 
     async def failed(request: Request, exc: Exception) -> JSONResponse:
         return respond(error_answer(exc))

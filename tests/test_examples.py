@@ -257,3 +257,131 @@ def test_kf_account_round_trip_keeps_the_aware_expiry() -> None:
     assert data["invite_expire_time"] == 1796083200  # 2026-12-01T00:00:00Z
     assert data["invite_status"] == "waiting"
     assert from_data(KfAccount, data) == account
+
+
+# -- callbacks -----------------------------------------------------------------------------------
+
+CALLBACK_TOKEN = "exampletoken"
+CALLBACK_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+COMPONENT_APPID = "wxcomponent00001"
+
+
+@pytest.fixture
+def callback_env(box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """The sandbox with an open platform, and both callbacks configured in the environment."""
+    platform = box.fake.register_open_platform(COMPONENT_APPID)
+    monkeypatch.setenv("WECOM_CALLBACK_TOKEN", CALLBACK_TOKEN)
+    monkeypatch.setenv("WECOM_CALLBACK_AES_KEY", CALLBACK_KEY)
+    monkeypatch.setenv("WECHAT_COMPONENT_APPID", COMPONENT_APPID)
+    monkeypatch.setenv("WECHAT_COMPONENT_SECRET", platform.component_appsecret)
+    monkeypatch.setenv("WECHAT_COMPONENT_CALLBACK_TOKEN", CALLBACK_TOKEN)
+    monkeypatch.setenv("WECHAT_COMPONENT_CALLBACK_AES_KEY", CALLBACK_KEY)
+    return box
+
+
+def url_check(receive_id: str, echo: str) -> dict[str, str]:
+    """The query of WeCom's URL check for ``echo``, as WeChat signs it."""
+    import re
+
+    from wechat_kf.callbacks import CallbackCrypto
+
+    sealed = CallbackCrypto(CALLBACK_TOKEN, CALLBACK_KEY, receive_id).seal(echo)
+    encrypt = re.search(r"<Encrypt><!\[CDATA\[(.*?)\]\]>", sealed.body)
+    assert encrypt is not None
+    return {
+        "msg_signature": sealed.msg_signature,
+        "timestamp": sealed.timestamp,
+        "nonce": sealed.nonce,
+        "echostr": encrypt.group(1),
+    }
+
+
+async def test_fastapi_callbacks_answer_the_url_check_and_take_the_fake_s_pushes(
+    callback_env: Sandbox,
+) -> None:
+    box = callback_env
+    app = fastapi_app.create_app(box.fake.transport)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            checked = await client.get("/callbacks/wecom", params=url_check(box.corpid, "echo-1"))
+            assert (checked.status_code, checked.text) == (200, "echo-1")
+            forged = {**url_check(box.corpid, "echo-2"), "msg_signature": "0" * 40}
+            assert (await client.get("/callbacks/wecom", params=forged)).status_code == 403
+        box.fake.set_callback(
+            app, token=CALLBACK_TOKEN, encoding_aes_key=CALLBACK_KEY, path="/callbacks/wecom"
+        )
+        box.fake.set_platform_callback(
+            COMPONENT_APPID,
+            app,
+            token=CALLBACK_TOKEN,
+            encoding_aes_key=CALLBACK_KEY,
+            path="/callbacks/open-platform",
+        )
+        with anyio.fail_after(10):
+            async with box.fake.pushing():
+                box.fake.customer_says(KFID, "wmCUSTOMER0001", "你好")
+                box.fake.advance(600)  # ten fake minutes: WeChat pushes a new verify ticket
+                await box.fake.pushes_settled()
+            callbacks = app.state.callbacks
+            (event,) = callbacks.kf_events
+            assert (event.open_kfid, event.corpid) == (KFID, box.corpid)
+            assert event.token
+            # The pushed ticket was saved: the platform fetches its component token with it.
+            assert await callbacks.platform.component.get_token()
+    deliveries = box.fake.callback_deliveries
+    assert [d.kind for d in deliveries] == ["kf_msg_or_event", "component_verify_ticket"]
+    assert all(d.ok and d.attempt == 1 for d in deliveries)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_aiohttp_callbacks_take_the_fake_s_pushes_over_loopback(
+    callback_env: Sandbox,
+) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    box = callback_env
+    app = aiohttp_app.create_app(box.fake.transport)
+    async with TestClient(TestServer(app)) as client:
+        checked = await client.get("/callbacks/wecom", params=url_check(box.corpid, "echo-3"))
+        assert (checked.status, await checked.text()) == (200, "echo-3")
+        url = str(client.make_url("/callbacks/wecom"))
+        box.fake.set_callback(url, token=CALLBACK_TOKEN, encoding_aes_key=CALLBACK_KEY)
+        box.fake.set_platform_callback(
+            COMPONENT_APPID,
+            str(client.make_url("/callbacks/open-platform")),
+            token=CALLBACK_TOKEN,
+            encoding_aes_key=CALLBACK_KEY,
+        )
+        with anyio.fail_after(10):
+            box.fake.customer_says(KFID, "wmCUSTOMER0002", "在吗")
+            box.fake.push_verify_ticket(COMPONENT_APPID)
+            await box.fake.deliver_pushes()
+        callbacks = app[aiohttp_app.CALLBACKS]
+        assert [e.open_kfid for e in callbacks.kf_events] == [KFID]
+        assert await callbacks.platform.component.get_token()
+        wrong_route = await client.post("/callbacks/nowhere", data=b"<xml/>")
+        assert wrong_route.status == 404
+    assert all(d.ok for d in box.fake.callback_deliveries)
+
+
+async def test_a_push_that_fails_its_checks_is_refused_and_not_acted_on(
+    callback_env: Sandbox,
+) -> None:
+    box = callback_env
+    app = fastapi_app.create_app(box.fake.transport)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            from wechat_kf.callbacks import CallbackCrypto
+
+            other = CallbackCrypto(CALLBACK_TOKEN, CALLBACK_KEY, "wwSOMEONEELSE")
+            sealed = other.seal("<xml><MsgType>event</MsgType></xml>")
+            params = {
+                "msg_signature": sealed.msg_signature,
+                "timestamp": sealed.timestamp,
+                "nonce": sealed.nonce,
+            }
+            refused = await client.post("/callbacks/wecom", params=params, content=sealed.body)
+            assert refused.status_code == 403
+            assert not app.state.callbacks.kf_events

@@ -86,7 +86,14 @@ class InvalidResponseError(WeChatError):
         return f"{self.message}{where}{status}"
 
 
-ResultT = TypeVar("ResultT", "BatchResult", "CustomerBatch")
+if TYPE_CHECKING:
+    # A default (PEP 696), so that a plain ``BatchError`` annotation means the servicers' kind;
+    # only type checkers read it, so the runtime needs no typing_extensions.
+    from typing_extensions import TypeVar as _TypeVar
+
+    ResultT = _TypeVar("ResultT", BatchResult, CustomerBatch, default=BatchResult)
+else:
+    ResultT = TypeVar("ResultT")
 
 
 class BatchError(WeChatError, Generic[ResultT]):

@@ -83,7 +83,7 @@ def _batch_command(delete: bool) -> Callable[..., None]:
                 client = await open_client(stack, WeComClient, opts)
                 call = client.servicers.delete if delete else client.servicers.add
                 label = "deleting servicers" if delete else "adding servicers"
-                error: BatchError[BatchResult] | None = None
+                error: BatchError | None = None
                 with progress(not opts["as_json"], label) as on_progress:
                     try:
                         result = await call(

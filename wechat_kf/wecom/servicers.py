@@ -11,21 +11,10 @@ import anyio
 import attrs
 
 from .. import _validate
-from .._batching import MAX_IDS_PER_REQUEST, Run, cut, run_batch
+from .._batching import MAX_IDS_PER_REQUEST, Run, cut, is_fatal, run_batch
 from .._serde import structure_list
 from .._transport import Transport
-from ..errors import (
-    AccessTokenError,
-    BatchError,
-    ClientClosedError,
-    CredentialError,
-    InvalidResponseError,
-    OpenKfidError,
-    PermissionDeniedError,
-    RateLimitError,
-    SyncError,
-    WeChatError,
-)
+from ..errors import BatchError, ClientClosedError, InvalidResponseError, SyncError
 from ..hooks import BatchRequest
 from ..models import BatchResult, RequestOutcome, Servicer, ServicerResult, SyncResult
 
@@ -46,24 +35,6 @@ RequestCallback = Callable[[RequestOutcome], None]
 #: What one WeCom kf account may hold: 2,000 servicers and 20 departments.
 MAX_SERVICERS_PER_KF_ACCOUNT = 2000
 MAX_DEPARTMENTS_PER_KF_ACCOUNT = 20
-#: Failures after which no further request of the batch can succeed.
-_FATAL = (
-    CredentialError,
-    PermissionDeniedError,
-    OpenKfidError,
-    AccessTokenError,
-    ClientClosedError,
-)
-#: The daily quota (or WeCom's frequency cap): nothing more goes through today.
-_QUOTA_USED_UP = 45009
-
-
-def _is_fatal(error: Exception) -> bool:
-    if isinstance(error, RateLimitError):
-        return error.errcode == _QUOTA_USED_UP
-    return isinstance(error, _FATAL) or not isinstance(error, WeChatError)
-
-
 _NOT_REPORTED = "not reported by the server"
 _ADD = "/cgi-bin/kf/servicer/add"
 _DELETE = "/cgi-bin/kf/servicer/del"
@@ -189,7 +160,7 @@ class Servicers:
         total = plan.changes
         done = {_ADD: 0, _DELETE: 0}
         results: dict[str, BatchResult] = {}
-        failures: dict[str, BatchError[BatchResult]] = {}
+        failures: dict[str, BatchError] = {}
 
         def progress_of(path: str) -> ProgressCallback | None:
             if on_progress is None:
@@ -297,7 +268,7 @@ class Servicers:
             chunks,
             send,
             limiter=self._limiter,
-            is_fatal=_is_fatal,
+            is_fatal=is_fatal,
             size=lambda chunk: chunk.size,
             on_done=done,
             on_progress=on_progress,

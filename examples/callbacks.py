@@ -1,0 +1,114 @@
+"""What the FastAPI and aiohttp examples' callback routes do, framework aside: WeChat's URL check
+(GET) and its encrypted pushes (POST), answered at once.
+
+- ``/callbacks/wecom``: the corp app's callback (receive id: the corpid). A ``kf_msg_or_event``
+  push says an open_kfid has new messages; it is logged and remembered, never pulled inside the
+  request (WeChat wants an answer within 5 s and delivers again otherwise).
+- ``/callbacks/open-platform``: an open platform's callback (receive id: the component appid).
+  Its ``component_verify_ticket``, pushed every 10 minutes, is saved in the platform's token
+  store, where every process's platform reads it.
+
+Configuration from the environment: WECOM_CALLBACK_TOKEN / WECOM_CALLBACK_AES_KEY for the corp's
+callback; WECHAT_COMPONENT_APPID / WECHAT_COMPONENT_SECRET and WECHAT_COMPONENT_CALLBACK_TOKEN /
+WECHAT_COMPONENT_CALLBACK_AES_KEY for an open platform. A route whose variables are missing
+answers 404.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Mapping
+
+import attrs
+
+from wechat_kf import CallbackError, OpenPlatform
+from wechat_kf.callbacks import CallbackCrypto, ComponentVerifyTicket, KfMsgOrEvent
+
+__all__ = ["Callbacks", "TextAnswer"]
+
+logger = logging.getLogger("examples.callbacks")
+
+#: What a callback route answers: status and a plain-text body.
+TextAnswer = tuple[int, str]
+#: WeChat's pushes are small: anything larger is refused before it is read whole.
+MAX_PUSH_BYTES = 64 * 1024
+
+
+@attrs.define
+class Callbacks:
+    """The callback routes' state: the crypto of each configured callback, the open platform
+    whose tickets arrive, and the most recent kf events (for a status page, or the inbox)."""
+
+    wecom: CallbackCrypto | None = None
+    open_platform: CallbackCrypto | None = None
+    platform: OpenPlatform | None = None
+    kf_events: deque[KfMsgOrEvent] = attrs.Factory(lambda: deque(maxlen=100))
+
+    @classmethod
+    def from_env(cls, corpid: str | None, platform: OpenPlatform | None = None) -> Callbacks:
+        """The callbacks the environment configures (see the module's docstring)."""
+        env = os.environ
+        callbacks = cls(platform=platform)
+        if corpid and env.get("WECOM_CALLBACK_TOKEN") and env.get("WECOM_CALLBACK_AES_KEY"):
+            callbacks.wecom = CallbackCrypto(
+                env["WECOM_CALLBACK_TOKEN"], env["WECOM_CALLBACK_AES_KEY"], receive_id=corpid
+            )
+        token = env.get("WECHAT_COMPONENT_CALLBACK_TOKEN")
+        key = env.get("WECHAT_COMPONENT_CALLBACK_AES_KEY")
+        if platform is not None and token and key:
+            appid = platform.component.component_appid
+            callbacks.open_platform = CallbackCrypto(token, key, receive_id=appid)
+        return callbacks
+
+    def check(self, route: str, query: Mapping[str, str]) -> TextAnswer:
+        """WeChat's URL check (GET): the decrypted echo as the body, or 403 when the signature,
+        time or key does not hold."""
+        crypto = self._crypto(route)
+        if crypto is None:
+            return 404, "no such callback"
+        try:
+            echo = crypto.verify_url(
+                query.get("msg_signature", ""),
+                query.get("timestamp", ""),
+                query.get("nonce", ""),
+                query.get("echostr", ""),
+            )
+        except CallbackError as exc:
+            logger.warning("URL check refused on %s: %s", route, exc.reason)
+            return 403, "refused"
+        return 200, echo
+
+    async def receive(self, route: str, query: Mapping[str, str], body: bytes) -> TextAnswer:
+        """One push (POST): checked and decrypted, then acted on quickly (a ticket saved, a kf
+        event remembered) and answered "success"; a push that fails a check is 403, so a forged
+        one is never acted on (WeChat's own are then delivered again)."""
+        crypto = self._crypto(route)
+        if crypto is None:
+            return 404, "no such callback"
+        if len(body) > MAX_PUSH_BYTES:
+            return 413, "too large"
+        try:
+            event = crypto.decrypt(
+                body,
+                msg_signature=query.get("msg_signature", ""),
+                timestamp=query.get("timestamp", ""),
+                nonce=query.get("nonce", ""),
+            )
+        except CallbackError as exc:
+            logger.warning("push refused on %s: %s", route, exc.reason)
+            return 403, "refused"
+        if isinstance(event, KfMsgOrEvent):
+            # Pull later, outside this request: the inbox (or a worker) does it.
+            self.kf_events.append(event)
+            logger.info("kf_msg_or_event for %s", event.open_kfid)
+        elif isinstance(event, ComponentVerifyTicket) and self.platform is not None:
+            await self.platform.save_verify_ticket(event)
+            logger.info("component_verify_ticket saved for %s", event.component_appid)
+        else:
+            logger.info("callback %s ignored", type(event).__name__)
+        return 200, "success"
+
+    def _crypto(self, route: str) -> CallbackCrypto | None:
+        return {"wecom": self.wecom, "open-platform": self.open_platform}.get(route)

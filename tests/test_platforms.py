@@ -593,7 +593,8 @@ async def test_a_platform_opens_and_closes_with_async_with() -> None:
     assert platform.closed
     async with ServiceProvider("wwsuite000000001", "s" * 32, suite_ticket="t") as provider:
         client = provider.wecom("wwcorp", permanent_code="code")
-    assert provider.closed and client.closed
+    assert provider.closed
+    assert client.closed
     with pytest.raises(ClientClosedError):
         async with platform:
             pass

@@ -55,8 +55,8 @@ class Wire:
 
 
 @pytest.fixture
-async def wire() -> AsyncIterator[Wire]:
-    yield Wire()
+def wire() -> Wire:
+    return Wire()
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 client's limiter, and every request ends in exactly one way: sent with its results, failed as a
 whole with its error, or never sent because a fatal failure (or the caller's callback) stopped
 the batch first. It knows nothing of servicers or customers: a resource gives it the requests,
-how to send one, and what makes a failure fatal; it hands back a :class:`Run` in which no id can
-be missing.
+how to send one, and what makes a failure fatal (:func:`is_fatal`, the rule both servicers and
+customers use); it hands back a :class:`Run` in which no id can be missing.
 """
 
 from __future__ import annotations
@@ -14,7 +14,17 @@ from typing import Any, Generic, TypeVar
 import anyio
 import attrs
 
-__all__ = ["MAX_IDS_PER_REQUEST", "Run", "cut", "run_batch"]
+from .errors import (
+    AccessTokenError,
+    ClientClosedError,
+    CredentialError,
+    OpenKfidError,
+    PermissionDeniedError,
+    RateLimitError,
+    WeChatError,
+)
+
+__all__ = ["MAX_IDS_PER_REQUEST", "Run", "cut", "is_fatal", "run_batch"]
 
 #: What WeChat takes in one request of a batched call (servicers, customers).
 MAX_IDS_PER_REQUEST = 100
@@ -22,6 +32,28 @@ MAX_IDS_PER_REQUEST = 100
 RequestT = TypeVar("RequestT")
 ResultT = TypeVar("ResultT")
 T = TypeVar("T")
+
+
+#: Failures after which no further request of the batch can succeed.
+_FATAL = (
+    CredentialError,
+    PermissionDeniedError,
+    OpenKfidError,
+    AccessTokenError,
+    ClientClosedError,
+)
+#: The daily quota (or WeCom's frequency cap): nothing more goes through today.
+_QUOTA_USED_UP = 45009
+
+
+def is_fatal(error: Exception) -> bool:
+    """Whether ``error`` means no other request of the batch can succeed (wrong credentials or
+    permissions, a bad open_kfid, a token still refused, a closed client, the day's quota used
+    up, or something that is not a WeChatError at all): the requests not yet sent then stay
+    unsent instead of burning calls on the same refusal."""
+    if isinstance(error, RateLimitError):
+        return error.errcode == _QUOTA_USED_UP
+    return isinstance(error, _FATAL) or not isinstance(error, WeChatError)
 
 
 def cut(ids: Sequence[T], size: int = MAX_IDS_PER_REQUEST) -> list[list[T]]:

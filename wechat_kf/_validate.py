@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 
+import anyio
+
 __all__ = [
     "MAX_AVATAR_BYTES",
+    "FileInput",
     "department_ids",
+    "file_bytes",
+    "identifiers",
     "kf_account",
+    "kf_name",
     "nickname",
+    "scene",
+    "session_state",
     "token_like",
     "userid_key",
     "userids",
@@ -111,3 +120,75 @@ def department_ids(values: object) -> list[int]:
             raise ValueError(f"department ids must be positive, got {value}")
         seen.setdefault(value)
     return list(seen)
+
+
+_SCENE = re.compile(r"[0-9A-Za-z_-]{0,32}")
+#: What a file argument may be: its bytes, or the path of a file to read.
+FileInput = bytes | bytearray | memoryview | str | os.PathLike[str]
+
+
+def kf_name(value: object) -> str:
+    """A WeCom kf account name: 1..16 characters."""
+    text = _require_str("name", value)
+    if not 1 <= len(text) <= 16:
+        raise ValueError(f"name must be 1-16 characters, got {len(text)}")
+    return text
+
+
+def scene(value: object) -> str:
+    """A contact way's scene: 0..32 characters of ``[0-9a-zA-Z_-]`` (ASCII, so also bytes)."""
+    text = _require_str("scene", value)
+    if not _SCENE.fullmatch(text):
+        raise ValueError(f"scene must be 0-32 characters of [0-9a-zA-Z_-], got {text!r}")
+    return text
+
+
+def session_state(value: object) -> int:
+    """A 微信客服 session state: a ``SessionState`` or an int in 0..4 (``bool`` is not one), as
+    the plain int the wire carries."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"state must be a SessionState or an int, not {type(value).__name__}")
+    if not 0 <= value <= 4:
+        raise ValueError(f"state must be 0-4, got {int(value)}")
+    return int(value)
+
+
+def identifiers(name: str, values: object) -> list[str]:
+    """Distinct identifiers (each non-empty, no whitespace, UTF-8) in first-seen order, from any
+    iterable but a bare str; ``name`` is what one of them is called in the messages."""
+    if isinstance(values, (str, bytes, bytearray, memoryview)):
+        raise TypeError(f"{name}s must be an iterable of str, not a single string")
+    if not isinstance(values, Iterable):
+        raise TypeError(f"{name}s must be an iterable of str, not {type(values).__name__}")
+    seen: dict[str, None] = {}
+    for value in values:
+        seen.setdefault(token_like(name, value))
+    return list(seen)
+
+
+async def file_bytes(what: str, value: object, *, max_bytes: int) -> tuple[bytes, str | None]:
+    """The content of a file argument (bytes-like, or a ``str`` / ``os.PathLike`` path read
+    here) and, for a path, the file's name; ValueError when it is empty, over ``max_bytes``
+    (a file's size is checked before it is read, so a huge one is never loaded) or cannot be
+    read. ``what`` names the argument in the messages."""
+    limit = f"{what} must be at most {max_bytes / (1024 * 1024):g} MB"
+    name: str | None = None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+    elif isinstance(value, (str, os.PathLike)):
+        path = anyio.Path(value)
+        try:
+            size = (await path.stat()).st_size
+            if size > max_bytes:
+                raise ValueError(f"{limit}, got {size} bytes")
+            data = await path.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot read the {what} file {str(value)!r}: {exc.strerror}") from exc
+        name = path.name
+    else:
+        raise TypeError(f"{what} must be bytes or a path, not {type(value).__name__}")
+    if not data:
+        raise ValueError(f"{what} must not be empty")
+    if len(data) > max_bytes:  # bytes given, or a file that grew after its size was read
+        raise ValueError(f"{limit}, got {len(data)} bytes")
+    return data, name

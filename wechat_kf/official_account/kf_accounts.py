@@ -5,8 +5,6 @@ from __future__ import annotations
 import builtins
 import os
 
-import anyio
-
 from .. import _validate
 from .._serde import structure_list
 from .._transport import Transport
@@ -85,29 +83,9 @@ class KfAccounts:
         )
 
 
-async def _read_image(
-    image: bytes | bytearray | memoryview | str | os.PathLike[str],
-) -> tuple[bytes, str]:
-    if isinstance(image, (bytes, bytearray, memoryview)):
-        data = bytes(image)
-        filename = "avatar.png" if data.startswith(_PNG) else "avatar.jpg"
-    elif isinstance(image, (str, os.PathLike)):
-        path = anyio.Path(image)
-        try:
-            # Check the size before reading, so a huge file is refused without loading it.
-            if (await path.stat()).st_size > _validate.MAX_AVATAR_BYTES:
-                raise ValueError("avatar must be at most 5 MB")
-            data = await path.read_bytes()
-        except OSError as exc:
-            raise ValueError(f"cannot read the avatar file {str(image)!r}: {exc.strerror}") from exc
-        filename = path.name
-    else:
-        raise TypeError(f"avatar must be bytes or a path, not {type(image).__name__}")
-    if not data:
-        raise ValueError("avatar must not be empty")
-    if len(data) > _validate.MAX_AVATAR_BYTES:
-        raise ValueError("avatar must be at most 5 MB")
-    return data, filename
+async def _read_image(image: _validate.FileInput) -> tuple[bytes, str]:
+    data, name = await _validate.file_bytes("avatar", image, max_bytes=_validate.MAX_AVATAR_BYTES)
+    return data, name or ("avatar.png" if data.startswith(_PNG) else "avatar.jpg")
 
 
 def _content_type(data: bytes) -> str:

@@ -1,10 +1,23 @@
 """The WeCom (企业微信) 微信客服 resources, a module each: ``servicers`` (who serves a kf account,
-in batches of any size) and ``kf_accounts`` (the kf accounts of a corp). A client exposes each as
-an attribute (``wc.servicers``, ``wc.kf_accounts``)."""
+in batches of any size), ``kf_accounts`` (the kf accounts of a corp and their contact links),
+``media`` (uploading and downloading the files messages refer to), ``sessions`` (who is serving a
+customer, and handing the customer on) and ``customers`` (what WeCom tells of customers, in
+batches of any size). A client exposes each as an attribute (``wc.servicers``,
+``wc.kf_accounts``, ``wc.media``, ``wc.sessions``, ``wc.customers``)."""
 
 from __future__ import annotations
 
+from .customers import Customers
 from .kf_accounts import WeComKfAccounts
+from .media import Media
 from .servicers import MAX_SERVICERS_PER_KF_ACCOUNT, Servicers
+from .sessions import Sessions
 
-__all__ = ["MAX_SERVICERS_PER_KF_ACCOUNT", "Servicers", "WeComKfAccounts"]
+__all__ = [
+    "MAX_SERVICERS_PER_KF_ACCOUNT",
+    "Customers",
+    "Media",
+    "Servicers",
+    "Sessions",
+    "WeComKfAccounts",
+]

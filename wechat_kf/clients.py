@@ -20,15 +20,16 @@ import anyio
 import httpx
 import sniffio
 
+from ._base_url import check_base_url
 from ._exchanges import AiohttpExchange, Exchange, HttpxExchange
 from ._secrets import hide
-from ._transport import Transport, check_base_url
+from ._transport import Transport
 from .errors import ClientClosedError
 from .hooks import Hooks
-from .official_account import KfAccounts
+from .official_account import KfAccounts, OfficialAccountMessages, OfficialAccountSessions
 from .stores import TokenStore
 from .tokens import OfficialAccountTokenProvider, TokenProvider, WeComTokenProvider
-from .wecom import Servicers, WeComKfAccounts
+from .wecom import Customers, Media, Messages, Servicers, Sessions, WeComKfAccounts
 
 __all__ = [
     "DEFAULT_RETRY_BACKOFF",
@@ -267,8 +268,9 @@ class _Client(Lifecycle):
 
 
 class OfficialAccountClient(_Client):
-    """An Official Account (公众号) client: ``kf_accounts`` manages its customer-service accounts.
-    Give ``appid`` and ``secret`` (tokens from stable_token, or the classic endpoint with
+    """An Official Account (公众号) client: ``kf_accounts`` manages its customer-service accounts,
+    ``sessions`` their sessions with users, the waiting queue and the chat records, ``messages``
+    sends as them. Give ``appid`` and ``secret`` (tokens from stable_token, or the classic endpoint with
     ``use_stable_token=False``, cached in ``token_store``), or a ``token_provider`` of your own.
     ``http_client`` is an httpx.AsyncClient you own (and the seam for tests). ``timeout`` bounds
     each attempt as a whole, so a call takes at most ``(max_retries + 1) x timeout`` plus
@@ -340,6 +342,8 @@ class OfficialAccountClient(_Client):
     ) -> None:
         self._compose(connection, provider, owns_connection=owns_connection)
         self.kf_accounts = KfAccounts(self._transport)
+        self.sessions = OfficialAccountSessions(self._transport)
+        self.messages = OfficialAccountMessages(self._transport)
 
     def __repr__(self) -> str:
         return f"OfficialAccountClient(appid={getattr(self, 'appid', None)!r})"
@@ -347,7 +351,9 @@ class OfficialAccountClient(_Client):
 
 class WeComClient(_Client):
     """A WeCom (企业微信) client for one app: ``servicers`` manages the servicers of its 微信客服
-    accounts. Give ``corpid`` and the app's ``secret`` (tokens cached per pair in ``token_store``)
+    accounts, ``kf_accounts`` the accounts, ``media`` the files messages refer to, ``sessions``
+    who serves a customer, ``customers`` what WeCom tells of them, and ``messages`` pulls what
+    customers sent and answers them. Give ``corpid`` and the app's ``secret`` (tokens cached per pair in ``token_store``)
     or a ``token_provider``; batch requests run at most ``max_concurrency`` at a time. ``timeout``
     bounds each attempt as a whole, so a request takes at most ``(max_retries + 1) x timeout``
     plus backoff. ``allow_insecure_http``, ``hooks`` and ``retry_backoff`` are as for
@@ -417,8 +423,14 @@ class WeComClient(_Client):
     ) -> None:
         self._compose(connection, provider, owns_connection=owns_connection)
         self.max_concurrency = max_concurrency
-        self.servicers = Servicers(self._transport, anyio.CapacityLimiter(max_concurrency))
+        # One limiter for every batched call, so that max_concurrency bounds them together.
+        limiter = anyio.CapacityLimiter(max_concurrency)
+        self.servicers = Servicers(self._transport, limiter)
+        self.customers = Customers(self._transport, limiter)
         self.kf_accounts = WeComKfAccounts(self._transport)
+        self.media = Media(self._transport)
+        self.sessions = Sessions(self._transport)
+        self.messages = Messages(self._transport)
 
     def __repr__(self) -> str:
         return f"WeComClient(corpid={getattr(self, 'corpid', None)!r})"

@@ -1,15 +1,17 @@
 """The WeCom (企业微信) 微信客服 resources, a module each: ``servicers`` (who serves a kf account,
 in batches of any size), ``kf_accounts`` (the kf accounts of a corp and their contact links),
 ``media`` (uploading and downloading the files messages refer to), ``sessions`` (who is serving a
-customer, and handing the customer on) and ``customers`` (what WeCom tells of customers, in
-batches of any size). A client exposes each as an attribute (``wc.servicers``,
-``wc.kf_accounts``, ``wc.media``, ``wc.sessions``, ``wc.customers``)."""
+customer, and handing the customer on), ``customers`` (what WeCom tells of customers, in
+batches of any size) and ``messages`` (pulling what customers sent, and answering them). A
+client exposes each as an attribute (``wc.servicers``, ``wc.kf_accounts``, ``wc.media``,
+``wc.sessions``, ``wc.customers``, ``wc.messages``)."""
 
 from __future__ import annotations
 
 from .customers import Customers
 from .kf_accounts import WeComKfAccounts
 from .media import Media
+from .messages import Messages
 from .servicers import MAX_SERVICERS_PER_KF_ACCOUNT, Servicers
 from .sessions import Sessions
 
@@ -17,6 +19,7 @@ __all__ = [
     "MAX_SERVICERS_PER_KF_ACCOUNT",
     "Customers",
     "Media",
+    "Messages",
     "Servicers",
     "Sessions",
     "WeComKfAccounts",

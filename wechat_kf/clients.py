@@ -270,15 +270,16 @@ class _Client(Lifecycle):
 class OfficialAccountClient(_Client):
     """An Official Account (公众号) client: ``kf_accounts`` manages its customer-service accounts,
     ``sessions`` their sessions with users, the waiting queue and the chat records, ``messages``
-    sends as them. Give ``appid`` and ``secret`` (tokens from stable_token, or the classic endpoint with
-    ``use_stable_token=False``, cached in ``token_store``), or a ``token_provider`` of your own.
-    ``http_client`` is an httpx.AsyncClient you own (and the seam for tests). ``timeout`` bounds
-    each attempt as a whole, so a call takes at most ``(max_retries + 1) x timeout`` plus
-    backoff. ``allow_insecure_http=True`` accepts a plain ``http://`` base_url off loopback (a
-    fake server in another container; never WeChat), with a WARNING. ``hooks`` observe every
-    attempt, retry and token fetch (default: ``[LoggingHook()]``, see :mod:`wechat_kf.hooks`).
-    ``retry_backoff`` multiplies every wait between retries (0: at once, for tests; the default
-    follows ``wechat_kf.testing.instant_retries()``)."""
+    sends as them. Give ``appid`` and ``secret`` (tokens from stable_token, or the classic
+    endpoint with ``use_stable_token=False``, cached in ``token_store``), or a
+    ``token_provider`` of your own. ``http_client`` is an httpx.AsyncClient you own (and the
+    seam for tests). ``timeout`` bounds each attempt as a whole, so a call takes at most
+    ``(max_retries + 1) x timeout`` plus backoff. ``allow_insecure_http=True`` accepts a plain
+    ``http://`` base_url off loopback (a fake server in another container; never WeChat), with a
+    WARNING. ``hooks`` observe every attempt, retry and token fetch (default:
+    ``[LoggingHook()]``, see :mod:`wechat_kf.hooks`). ``retry_backoff`` multiplies every wait
+    between retries (0: at once, for tests; the default follows
+    ``wechat_kf.testing.instant_retries()``)."""
 
     def __init__(
         self,
@@ -351,12 +352,13 @@ class OfficialAccountClient(_Client):
 
 class WeComClient(_Client):
     """A WeCom (企业微信) client for one app: ``servicers`` manages the servicers of its 微信客服
-    accounts, ``kf_accounts`` the accounts, ``media`` the files messages refer to, ``sessions``
-    who serves a customer, ``customers`` what WeCom tells of them, and ``messages`` pulls what
-    customers sent and answers them. Give ``corpid`` and the app's ``secret`` (tokens cached per pair in ``token_store``)
-    or a ``token_provider``; batch requests run at most ``max_concurrency`` at a time. ``timeout``
-    bounds each attempt as a whole, so a request takes at most ``(max_retries + 1) x timeout``
-    plus backoff. ``allow_insecure_http``, ``hooks`` and ``retry_backoff`` are as for
+    accounts, ``kf_accounts`` the accounts, ``media`` the files messages refer to,
+    ``sessions`` who serves a customer, ``customers`` what WeCom tells of them, and
+    ``messages`` pulls what customers sent and answers them. Give ``corpid`` and the app's
+    ``secret`` (tokens cached per pair in ``token_store``) or a ``token_provider``; batch requests
+    run at most ``max_concurrency`` at a time. ``timeout`` bounds each attempt as a whole, so a
+    request takes at most ``(max_retries + 1) x timeout`` plus backoff.
+    ``allow_insecure_http``, ``hooks`` and ``retry_backoff`` are as for
     :class:`OfficialAccountClient`; hooks also see each batch request."""
 
     def __init__(

@@ -204,7 +204,8 @@ class AiohttpExchange:
         session = self._open()
         data: Any = request.content
         if request.files:
-            data = self._aiohttp.FormData()
+            # Not percent-encoded: a UTF-8 filename, as httpx and browsers send it.
+            data = self._aiohttp.FormData(quote_fields=False)
             for field, (filename, payload, content_type) in request.files.items():
                 data.add_field(field, payload, filename=filename, content_type=content_type)
         try:

@@ -129,15 +129,16 @@ def _media_type(value: object) -> str:
 
 def _filename(value: object) -> str:
     """A filename as the multipart part carries it: a name, not a path (no ``/`` or ``\\``), and
-    nothing that could break the part's header (no control character)."""
+    nothing that could break the part's header (no control character, no quote)."""
     if not isinstance(value, str):
         raise TypeError(f"filename must be a str, not {type(value).__name__}")
     text = value
     if not text.strip() or text in (".", ".."):
         raise ValueError(f"filename must name a file, got {text!r}")
-    if any(ch in "/\\" or ord(ch) < 32 or ord(ch) == 127 for ch in text):
+    # A quote is escaped differently by each HTTP library: refused, so both send one name.
+    if any(ch in '/\\"' or ord(ch) < 32 or ord(ch) == 127 for ch in text):
         raise ValueError(
-            f"filename must be a bare name, without / \\ or control characters: {text!r}"
+            f'filename must be a bare name, without / \\ " or control characters: {text!r}'
         )
     try:
         text.encode("utf-8")

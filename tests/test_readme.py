@@ -81,6 +81,8 @@ def test_every_python_block_of_the_readme_is_run_by_a_test_here() -> None:
         "## Official Account customer-service accounts",
         "## WeCom servicers, in batches",
         "## Keeping servicers in sync, and knowing each id's fate",
+        "## WeCom 微信客服: accounts, media, sessions, customers and messages",
+        "## Official Account sessions and messages",
         "## Tokens",
         "## Third-party platforms",
         "## Receiving WeChat's callbacks",
@@ -115,6 +117,42 @@ def test_readme_wecom_block_adds_reports_and_deletes(
     assert added[0].json["userid_list"] == ["zhangsan", "lisi", "wangwu"]
     assert world.fake.servicers(world.open_kfid) == {}
     assert "0 servicers left" in out
+
+
+def test_readme_wecom_customer_service_block_answers_the_customers_who_wrote(
+    world: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = world.fake
+    fake.customer_enters(world.open_kfid, "wmALICE", scene="web01")
+    fake.customer_says(world.open_kfid, "wmALICE", "在吗")
+    fake.customer_says(world.open_kfid, "wmBOB", "退货")
+    fake.set_session_state(world.open_kfid, "wmBOB", 3, servicer_userid="user0001")
+    (code,) = blocks_under("## WeCom 微信客服: accounts, media, sessions, customers and messages")
+    run_as_script(code)
+    out = capsys.readouterr().out
+    assert "share: https://" in out
+    sent = fake.sent_messages(world.open_kfid)
+    # Alice is answered; Bob is with a human servicer, so the API leaves him alone.
+    assert [(m.touser, m.content) for m in sent] == [("wmALICE", {"content": "收到: 在吗"})]
+    assert "wmALICE" in out
+    assert "wmBOB" in out
+    assert [a.open_kfid for a in fake.corps[world.corpid].kf_accounts.values()] == [world.open_kfid]
+
+
+def test_readme_official_account_sessions_block_serves_the_waiting_user(
+    world: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = world.fake
+    kf = f"support@{world.wechat_id}"
+    fake.set_online(world.appid, kf)
+    fake.oa_customer_says(world.appid, "oWAITING1", "有人吗")
+    (code,) = blocks_under("## Official Account sessions and messages")
+    run_as_script(code)
+    out = capsys.readouterr().out
+    assert "['oWAITING1']" in out
+    assert "oWAITING1 2003 有人吗" in out
+    assert "oWAITING1 2002 您好，我是客服小王" in out
+    assert [m.touser for m in fake.oa_sent_messages(world.appid)] == ["oWAITING1"]
 
 
 async def test_readme_third_party_block_builds_working_providers(world: Sandbox) -> None:

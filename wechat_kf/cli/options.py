@@ -1,5 +1,6 @@
 """The options every command that talks to WeChat shares: --json, --base-url,
---allow-insecure-http, --sandbox and -v (anywhere on the line)."""
+--allow-insecure-http, --sandbox and -v (anywhere on the line); and the parameter types that
+refuse an identifier or a kf name before any request."""
 
 from __future__ import annotations
 
@@ -67,3 +68,34 @@ def common(func: F) -> F:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def identifier_problem(value: str) -> str | None:
+    """What keeps ``value`` from being a WeChat identifier (an open_kfid, an external_userid,
+    a userid), as the SDK checks it: None when it is one. Commands that send a request before
+    the SDK would check (an upload first, many batches) check ids with it up front."""
+    if not value or any(ch.isspace() for ch in value):
+        return "must be non-empty and contain no whitespace"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "does not encode as UTF-8"
+    return None
+
+
+def identifier(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A parameter callback refusing a value that is not an identifier (see
+    :func:`identifier_problem`): a usage error, exit 2, before any request."""
+    if value is not None:
+        problem = identifier_problem(value)
+        if problem is not None:
+            raise click.BadParameter(f"{value!r} {problem}", ctx, param)
+    return value
+
+
+def kf_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A parameter callback refusing a WeCom kf account name that is not 1 to 16 characters
+    (checked here because an avatar may be uploaded before the SDK would check it)."""
+    if value is not None and not 1 <= len(value) <= 16:
+        raise click.BadParameter(f"must be 1-16 characters, got {len(value)}", ctx, param)
+    return value

@@ -1,19 +1,35 @@
-"""The models as rich tables, for listings and the demo."""
+"""The models as rich tables, for listings and the demo, and as aligned plain lines where a
+rich table would be too slow (thousands of customers) or cannot be streamed (message records).
+Every string WeChat sent is shown without its control characters."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 
+from rich.cells import cell_len
 from rich.table import Table
 
 from wechat_kf import (
     BatchResult,
+    Customer,
     KfAccount,
+    KfSession,
+    MessageRecord,
     OnlineKfAccount,
     Servicer,
     ServicerResult,
+    SessionState,
+    WaitingCases,
     WeComKfAccount,
 )
+
+# WeChat's strings reach the terminal: no escape sequence of theirs.
+_CONTROL = {code: "?" for code in [*range(32), 127]}
+_GENDERS = {0: "unknown", 1: "male", 2: "female"}
+_OPERCODES = {2002: "2002 kf sent", 2003: "2003 received"}
+#: The columns of a message record line, and the width each is padded to (the text is last).
+RECORD_COLUMNS = (("time", 25), ("opercode", 13), ("worker", 24), ("openid", 28), ("text", 0))
 
 
 def ident(item: ServicerResult) -> str:
@@ -67,3 +83,88 @@ def result_table(result: BatchResult, *, only_failed: bool = False) -> Table:
         style = None if item.ok else "red"
         table.add_row(ident(item), code, item.errmsg, style=style)
     return table
+
+
+def plain(text: str | None, empty: str = "-") -> str:
+    """``text`` as a terminal may show it: control characters as "?", None or "" as ``empty``."""
+    return text.translate(_CONTROL) if text else empty
+
+
+def local_time(value: datetime | None) -> str:
+    """An aware time in this machine's time zone, ISO 8601 to the second with its offset."""
+    return value.astimezone().isoformat(timespec="seconds") if value is not None else "-"
+
+
+def state_name(state: SessionState | int) -> str:
+    """A session state as a person reads it: its name and number, such as "human (3)"."""
+    if isinstance(state, SessionState):
+        return f"{state.name.lower()} ({state.value})"
+    return f"unknown ({state})"
+
+
+def aligned(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Rows in aligned plain-text columns under ``header`` (the last column is not padded): a
+    rich table measures every cell and takes seconds for thousands of rows."""
+    lines = [list(header), *(list(row) for row in rows)]
+    widths = [max(cell_len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    return "\n".join(_line(line, widths) for line in lines)
+
+
+def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
+    pairs = zip(cells[:-1], widths, strict=True)
+    padded = [cell + " " * (width - cell_len(cell)) for cell, width in pairs]
+    return "  ".join([*padded, cells[-1]]).rstrip()
+
+
+def customers_text(customers: Sequence[Customer], *, context: bool) -> str:
+    """The customers as aligned columns; with ``context``, how each entered the session."""
+    header = ["external_userid", "nickname", "gender", "unionid"]
+    header += ["scene", "scene_param", "avatar"] if context else ["avatar"]
+    rows = []
+    for c in customers:
+        row = [plain(c.external_userid), plain(c.nickname), _gender(c.gender), plain(c.unionid)]
+        if context:
+            entered = c.enter_session_context or {}
+            row += [plain(_str(entered.get("scene"))), plain(_str(entered.get("scene_param")))]
+        rows.append([*row, plain(c.avatar)])
+    return aligned(header, rows)
+
+
+def _gender(gender: int | None) -> str:
+    return "-" if gender is None else _GENDERS.get(gender, str(gender))
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def kf_sessions_table(sessions: Sequence[KfSession]) -> Table:
+    """An Official Account's sessions: who is served, by which kf account, since when."""
+    table = Table("openid", "kf_account", "since")
+    for s in sessions:
+        table.add_row(plain(s.openid), plain(s.kf_account), local_time(s.created_at))
+    return table
+
+
+def waiting_table(waiting: WaitingCases) -> Table:
+    """The users waiting for a kf account, with the time of each one's latest message."""
+    table = Table("openid", "latest message")
+    for case in waiting.cases:
+        table.add_row(plain(case.openid), local_time(case.latest_time))
+    return table
+
+
+def record_line(record: MessageRecord | None) -> str:
+    """One message record as a line of fixed columns (None: the header), so that records can
+    be printed as they arrive."""
+    if record is None:
+        cells = [name for name, _ in RECORD_COLUMNS]
+    else:
+        cells = [
+            local_time(record.time),
+            _OPERCODES.get(record.opercode, str(record.opercode)),
+            plain(record.worker),
+            plain(record.openid),
+            plain(record.text.replace("\n", "↵"), ""),
+        ]
+    return _line(cells, [width for _, width in RECORD_COLUMNS[:-1]])

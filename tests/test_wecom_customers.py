@@ -317,3 +317,49 @@ async def test_bad_arguments_raise_before_any_request(
         with pytest.raises(exc):
             await wc.customers.get(ids, **kwargs)
     assert server.bodies == []
+
+
+async def test_each_request_is_reported_as_it_settles_with_progress_after_each() -> None:
+    ids = [f"wm{i}" for i in range(240)] + ["bad1"]
+    server = Server(poison="wm150", reply=502)
+    settled: list[tuple[list[str], CustomerBatch | None, type[Exception] | None]] = []
+    progress: list[tuple[int, int]] = []
+
+    def on_request(chunk: list[str], answer: CustomerBatch | None, error: Exception | None) -> None:
+        settled.append((chunk, answer, type(error) if error else None))
+
+    async with wecom(server, max_retries=0) as wc:
+        with pytest.raises(BatchError):
+            await wc.customers.get(
+                ids,
+                on_progress=lambda done, total: progress.append((done, total)),
+                on_request=on_request,
+            )
+    by_first = {chunk[0]: (chunk, answer, error) for chunk, answer, error in settled}
+    assert sorted(by_first) == ["wm0", "wm100", "wm200"]
+    chunk, answer, error = by_first["wm100"]
+    assert (chunk, answer, error) == (ids[100:200], None, TransportError)
+    chunk, answer, error = by_first["wm200"]
+    assert answer is not None
+    assert error is None
+    assert [c.external_userid for c in answer.customers] == ids[200:240]
+    assert answer.invalid == ["bad1"]
+    assert progress[-1] == (241, 241)
+    assert [done for done, _ in progress] == sorted({done for done, _ in progress})
+    assert [total for _, total in progress] == [241] * 3
+
+
+async def test_a_raising_callback_stops_the_batch_and_keeps_every_id() -> None:
+    ids = [f"wm{i}" for i in range(500)]
+
+    def explode(chunk: list[str], answer: CustomerBatch | None, error: Exception | None) -> None:
+        raise RuntimeError("journal full")
+
+    async with wecom(Server(), max_concurrency=1) as wc:
+        with pytest.raises(BatchError) as info:
+            await wc.customers.get(ids, on_request=explode)
+    error = info.value
+    assert isinstance(error.__cause__, RuntimeError)
+    processed = [c.external_userid for c in error.result.customers]
+    assert processed + error.unprocessed_userids == ids
+    assert len(processed) == 100

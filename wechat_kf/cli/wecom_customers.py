@@ -5,24 +5,19 @@ unprocessed, also after a Ctrl-C."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import Any, BinaryIO
 
-import anyio
 import attrs
 import click
 
 from wechat_kf import (
-    AccessTokenError,
     BatchError,
-    ClientClosedError,
     CredentialError,
     Customer,
     CustomerBatch,
-    PermissionDeniedError,
-    RateLimitError,
-    WeChatError,
     WeComClient,
     to_data,
 )
@@ -36,13 +31,9 @@ from .progress import progress
 from .reports import connector
 from .tables import customers_text
 
-#: What one customer/batchget request takes.
-_PER_REQUEST = 100
 #: Ids and errors a text report shows before "... (N in all)".
 _SHOWN = 20
 _ERRORS_SHOWN = 5
-#: WeCom's daily quota: once it is used up, nothing more goes through today.
-_QUOTA_USED_UP = 45009
 
 
 @click.group("customers")
@@ -50,75 +41,33 @@ def customers() -> None:
     """The 微信客服 customers of the corp."""
 
 
-def _fatal(error: Exception) -> bool:
-    """Whether no other request can succeed after ``error`` (the SDK's own rule for its
-    batches): refused credentials or permission, a token still refused, a closed client, the
-    day's quota used up, or a failure that is not WeChat's at all."""
-    if isinstance(error, RateLimitError):
-        return error.errcode == _QUOTA_USED_UP
-    fatal = (CredentialError, PermissionDeniedError, AccessTokenError, ClientClosedError)
-    return isinstance(error, fatal) or not isinstance(error, WeChatError)
-
-
 @attrs.define
 class _Gathered:
-    """The requests of a run (100 ids each) and how each settled so far: the customers and
-    invalid ids it answered, and its ids left unprocessed; ``errors`` in the order they came."""
+    """What a run has read so far, as each request settled: the customers and invalid ids, by
+    id; ``errors`` in the order they came. Every id asked for and not settled is unprocessed."""
 
-    chunks: list[list[str]]
-    settled: dict[int, tuple[CustomerBatch, list[str]]] = attrs.Factory(dict)
+    ids: list[str]
+    found: dict[str, Customer] = attrs.Factory(dict)
+    invalid: set[str] = attrs.Factory(set)
     errors: list[Exception] = attrs.Factory(list)
 
+    def settle(self, _: list[str], answer: CustomerBatch | None, error: Exception | None) -> None:
+        """One request's outcome, as ``customers.get`` reports it."""
+        if answer is not None:
+            self.found.update((c.external_userid, c) for c in answer.customers)
+            self.invalid.update(answer.invalid)
+        if error is not None:
+            self.errors.append(error)
+
     def outcome(self) -> tuple[CustomerBatch, list[str]]:
-        """Every id so far in input order: found or invalid, else unprocessed (a request not
-        settled yet leaves all its ids unprocessed)."""
-        found: list[Customer] = []
-        invalid: list[str] = []
-        rest: list[str] = []
-        for index, chunk in enumerate(self.chunks):
-            batch, unprocessed = self.settled.get(index, (CustomerBatch(), chunk))
-            found.extend(batch.customers)
-            invalid.extend(batch.invalid)
-            rest.extend(unprocessed)
-        return CustomerBatch(found, invalid), rest
-
-
-async def _gather(
-    client: WeComClient,
-    gathered: _Gathered,
-    context: bool,
-    on_progress: Callable[[int, int], None],
-) -> None:
-    """Ask for every chunk, at most the client's ``max_concurrency`` at a time; after a fatal
-    failure the chunks not yet started stay unsent (unprocessed)."""
-    limiter = anyio.CapacityLimiter(client.max_concurrency)
-    total = sum(len(chunk) for chunk in gathered.chunks)
-    done = 0
-    stopped = False
-
-    async def one(index: int, chunk: list[str]) -> None:
-        nonlocal done, stopped
-        async with limiter:
-            settled: tuple[CustomerBatch, list[str]] = (CustomerBatch(), chunk)
-            if not stopped:
-                try:
-                    batch = await client.customers.get(chunk, enter_session_context=context)
-                    settled = (batch, [])
-                except BatchError as exc:
-                    partial: CustomerBatch = exc.result
-                    settled = (partial, exc.unprocessed_userids)
-                    gathered.errors.extend(exc.errors)
-                    stopped = stopped or any(_fatal(e) for e in exc.errors)
-                except WeChatError as exc:  # such as a closed client: nothing was asked
-                    gathered.errors.append(exc)
-                    stopped = True
-            gathered.settled[index] = settled
-            done += len(chunk)
-            on_progress(done, total)
-
-    async with anyio.create_task_group() as group:
-        for index, chunk in enumerate(gathered.chunks):
-            group.start_soon(one, index, chunk)
+        """Every id so far in input order: found or invalid, else unprocessed."""
+        ids = self.ids
+        batch = CustomerBatch(
+            [self.found[i] for i in ids if i in self.found],
+            [i for i in ids if i in self.invalid],
+        )
+        rest = [i for i in ids if i not in self.found and i not in self.invalid]
+        return batch, rest
 
 
 def _ids(given: Sequence[str], ids_file: BinaryIO | None, encoding: str) -> list[str]:
@@ -170,12 +119,20 @@ def customers_get(
     finished: list[_Gathered] = []
 
     async def main_() -> int:
-        ids = _ids(external_userids, ids_file, encoding)
-        gathered.chunks = [ids[i : i + _PER_REQUEST] for i in range(0, len(ids), _PER_REQUEST)]
+        gathered.ids = _ids(external_userids, ids_file, encoding)
         async with AsyncExitStack() as stack:
             client = await connect(stack)
-            with progress(not as_json, "reading customers") as on_progress:
-                await _gather(client, gathered, context, on_progress)
+            # A BatchError's ids and errors are the ones settle() was told of.
+            with (
+                progress(not as_json, "reading customers") as on_progress,
+                contextlib.suppress(BatchError),
+            ):
+                await client.customers.get(
+                    gathered.ids,
+                    enter_session_context=context,
+                    on_progress=on_progress,
+                    on_request=gathered.settle,
+                )
         batch, rest = gathered.outcome()
         refused = [e for e in gathered.errors if isinstance(e, CredentialError)]
         if refused and not batch.customers and not batch.invalid:

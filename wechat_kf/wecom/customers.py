@@ -3,7 +3,7 @@ external_userids, batched like the servicer calls so that no id is lost."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import anyio
@@ -19,6 +19,9 @@ from ..models import Customer, CustomerBatch
 __all__ = ["Customers"]
 
 _PATH = "/cgi-bin/kf/customer/batchget"
+#: Called as ``on_request(external_userids, answer, error)`` when each request settles: the
+#: ``CustomerBatch`` of its ids, or the error that left them all unprocessed.
+CustomerRequestCallback = Callable[[list[str], "CustomerBatch | None", "Exception | None"], None]
 
 
 @attrs.frozen
@@ -28,6 +31,13 @@ class _Answer:
 
     found: dict[str, Customer]
     invalid: frozenset[str]
+
+    def batch(self, chunk: list[str]) -> CustomerBatch:
+        """This answer as the ``CustomerBatch`` of ``chunk``, in its order."""
+        return CustomerBatch(
+            [self.found[i] for i in chunk if i in self.found],
+            [i for i in chunk if i in self.invalid],
+        )
 
 
 class Customers:
@@ -42,7 +52,12 @@ class Customers:
         self._limiter = limiter
 
     async def get(
-        self, external_userids: Iterable[str], *, enter_session_context: bool = False
+        self,
+        external_userids: Iterable[str],
+        *,
+        enter_session_context: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
+        on_request: CustomerRequestCallback | None = None,
     ) -> CustomerBatch:
         """The customers ``external_userids`` name (an iterable of ids, duplicates dropped, the
         first kept; a bare str is a ``TypeError``, none at all a ``ValueError``), with their
@@ -53,7 +68,10 @@ class Customers:
         such as a refused permission, stops those not yet sent); then ``BatchError`` is raised
         with the ``CustomerBatch`` of every id processed as ``.result`` and the rest, in input
         order, as ``.unprocessed_userids``. A read, so every request is retried after a lost
-        answer."""
+        answer. ``on_progress(ids_done, ids_total)`` is called after each request and
+        ``on_request(external_userids, answer, error)`` as each settles (its ``CustomerBatch``,
+        or the error that left its ids unprocessed), so a job interrupted midway knows what it
+        read; a callback that raises stops the batch as a fatal failure does."""
         if self._transport.closed:
             raise ClientClosedError("the client is closed")
         ids = _validate.identifiers("external_userid", external_userids)
@@ -68,7 +86,19 @@ class Customers:
             body = await self._transport.request("POST", _PATH, json=payload, idempotent=True)
             return _read(body, chunk)
 
-        run = await run_batch(cut(ids), send, limiter=self._limiter, is_fatal=is_fatal, size=len)
+        def done(chunk: list[str], answer: _Answer | None, error: Exception | None) -> None:
+            assert on_request is not None
+            on_request(list(chunk), None if answer is None else answer.batch(chunk), error)
+
+        run = await run_batch(
+            cut(ids),
+            send,
+            limiter=self._limiter,
+            is_fatal=is_fatal,
+            size=len,
+            on_done=None if on_request is None else done,
+            on_progress=on_progress,
+        )
         return _finish(ids, run)
 
 

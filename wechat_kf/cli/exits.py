@@ -50,7 +50,7 @@ def error_data(error: BaseException) -> dict[str, Any]:
     """An error as JSON: its type and message, and WeChat's errcode, errmsg and rid when it gave
     them (the message is redacted like every WeChatError's)."""
     data: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
-    for field in ("errcode", "errmsg", "rid", "path", "status_code", "maybe_applied"):
+    for field in ("errcode", "errmsg", "rid", "path", "status_code", "maybe_applied", "msgid"):
         value = getattr(error, field, None)
         if value is not None:
             data[field] = value

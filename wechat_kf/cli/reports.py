@@ -110,14 +110,12 @@ def one_call(
 def report_maybe_applied(error: TransportError, advice: str, *, as_json: bool) -> int:
     """A call that may have applied although it failed: one line with the error (its msgid,
     when it had one) and ``advice`` on what to check before trying again; with --json the
-    document's error also carries ``msgid`` and ``advice``. Exit 1."""
+    document's error (which has the msgid, as every error's does) also carries ``advice``.
+    Exit 1."""
 
     def write() -> None:
         if as_json:
-            data = error_data(error)
-            if error.msgid:
-                data["msgid"] = error.msgid
-            data["advice"] = advice
+            data = {**error_data(error), "advice": advice}
             print_json({"ok": False, "error": data})
         err().print(f"[red]error:[/red] {escape(describe(error))}; {escape(advice)}")
 

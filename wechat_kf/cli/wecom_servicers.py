@@ -12,12 +12,12 @@ import click
 
 from wechat_kf import BatchError, BatchResult, SyncError, SyncResult, WeComClient
 
-from .credentials import open_client, wecom_command
+from .credentials import wecom_command
 from .exits import USAGE, fail, run
 from .ids import target
 from .options import F
 from .progress import Journal, Rest, progress
-from .reports import listing, report_batch, report_sync
+from .reports import connector, listing, report_batch, report_sync
 from .tables import servicers_table
 
 
@@ -69,6 +69,9 @@ def _batch_command(delete: bool) -> Callable[..., None]:
         show_all: bool,
         **opts: Any,
     ) -> None:
+        # The frames below hold these, never the options with the secret in them.
+        connect, as_json = connector(WeComClient, opts), bool(opts["as_json"])
+        del opts
         journal = Journal()
         ids: list[str] = []
         departments: list[int] = []
@@ -80,11 +83,11 @@ def _batch_command(delete: bool) -> Callable[..., None]:
             if not ids and not departments:
                 raise fail("nothing to do: give --userid, --userids-file or --department-id", USAGE)
             async with AsyncExitStack() as stack:
-                client = await open_client(stack, WeComClient, opts)
+                client = await connect(stack)
                 call = client.servicers.delete if delete else client.servicers.add
                 label = "deleting servicers" if delete else "adding servicers"
                 error: BatchError | None = None
-                with progress(not opts["as_json"], label) as on_progress:
+                with progress(not as_json, label) as on_progress:
                     try:
                         result = await call(
                             open_kfid,
@@ -101,23 +104,23 @@ def _batch_command(delete: bool) -> Callable[..., None]:
                         else None
                     )
                     finished.append((result, rest, error.errors if error else []))
-            return report_batch(*finished[0], as_json=opts["as_json"], show_all=show_all)
+            return report_batch(*finished[0], as_json=as_json, show_all=show_all)
 
         def interrupted() -> None:
             if finished:
-                report_batch(*finished[0], as_json=opts["as_json"], show_all=show_all)
+                report_batch(*finished[0], as_json=as_json, show_all=show_all)
                 return
             rest = journal.unprocessed(action, ids, departments)
             report_batch(
                 journal.result(action),
                 rest,
                 [],
-                as_json=opts["as_json"],
+                as_json=as_json,
                 show_all=show_all,
                 interrupted=True,
             )
 
-        run(main_, as_json=opts["as_json"], interrupted=interrupted)
+        run(main_, as_json=as_json, interrupted=interrupted)
 
     return command
 
@@ -132,6 +135,9 @@ def _sync_command(
     dry_run: bool,
     **opts: Any,
 ) -> None:
+    # The frames below hold these, never the options with the secret in them.
+    connect, as_json = connector(WeComClient, opts), bool(opts["as_json"])
+    del opts
     journal = Journal()
     plans: list[SyncResult] = []
     # The sync's outcome once it has one: a Ctrl-C after that interrupted nothing.
@@ -147,7 +153,7 @@ def _sync_command(
                 USAGE,
             )
         async with AsyncExitStack() as stack:
-            client = await open_client(stack, WeComClient, opts)
+            client = await connect(stack)
             plans.append(
                 await client.servicers.sync(
                     open_kfid, ids, department_ids=departments, dry_run=True
@@ -155,9 +161,9 @@ def _sync_command(
             )
             if dry_run or not plans[0].changes:
                 finished.append((plans[0], None))
-                return report_sync(plans[0], None, as_json=opts["as_json"], show_all=show_all)
+                return report_sync(plans[0], None, as_json=as_json, show_all=show_all)
             error: SyncError | None = None
-            with progress(not opts["as_json"], "syncing servicers") as bar:
+            with progress(not as_json, "syncing servicers") as bar:
                 try:
                     result = await client.servicers.sync(
                         open_kfid,
@@ -169,11 +175,11 @@ def _sync_command(
                 except SyncError as exc:
                     error, result = exc, exc.result
                 finished.append((result, error))
-        return report_sync(*finished[0], as_json=opts["as_json"], show_all=show_all)
+        return report_sync(*finished[0], as_json=as_json, show_all=show_all)
 
     def interrupted() -> None:
         if finished:
-            report_sync(*finished[0], as_json=opts["as_json"], show_all=show_all)
+            report_sync(*finished[0], as_json=as_json, show_all=show_all)
             return
         if not plans:
             # Only the current servicers were being read: nothing was changed, and run() says
@@ -190,9 +196,9 @@ def _sync_command(
             unprocessed_to_remove=removes[0],
             unprocessed_departments_to_remove=removes[1],
         )
-        report_sync(done, error, as_json=opts["as_json"], show_all=show_all, interrupted=True)
+        report_sync(done, error, as_json=as_json, show_all=show_all, interrupted=True)
 
-    run(main_, as_json=opts["as_json"], interrupted=interrupted)
+    run(main_, as_json=as_json, interrupted=interrupted)
 
 
 servicers_sync = _batch_options(

@@ -1,5 +1,6 @@
 """Hooks: what the SDK tells observers at fixed points (each attempt, each retry, each token fetch,
-each batch request), for traces, metrics and logs.
+each batch request, each inbox pull and each message an inbox settles), for traces, metrics and
+logs.
 
 A hook is any object with some of these methods; a method it lacks is skipped::
 
@@ -9,6 +10,8 @@ A hook is any object with some of these methods; a method it lacks is skipped::
         def on_retry(self, retry: Retry) -> None: ...
         def on_token_fetch(self, fetch: TokenFetch) -> None: ...
         def on_batch_request(self, request: BatchRequest) -> None: ...
+        def on_inbox_pull(self, pull: InboxPull) -> None: ...                # an inbox pull ended
+        def on_inbox_message(self, message: HandledMessage) -> None: ...     # a message settled
 
 Clients take ``hooks=[...]``; the default is ``[LoggingHook()]``, the SDK's log lines. The
 records are frozen and never hold a token or a secret. A hook that raises is logged and never
@@ -28,12 +31,15 @@ __all__ = [
     "Attempt",
     "AttemptResult",
     "BatchRequest",
+    "HandledMessage",
+    "InboxPull",
     "LoggingHook",
     "Retry",
     "TokenFetch",
 ]
 
 logger = logging.getLogger("wechat_kf.transport")
+_inbox_logger = logging.getLogger("wechat_kf.inbox")
 _hook_logger = logging.getLogger("wechat_kf.hooks")
 
 
@@ -108,10 +114,74 @@ class BatchRequest:
     error: str | None = None
 
 
+@attrs.frozen
+class InboxPull:
+    """One pull of an :class:`~wechat_kf.Inbox` ended: ``open_kfid``, how many ``pages`` it read
+    (empty ones included), how many ``messages`` they held, how many of those were ``handled``
+    (handed to the handler: the rest were marked done already), whether it carried a callback
+    token (``with_token``; never the token itself), its ``duration`` in seconds, and its
+    ``outcome``: "ok", "rate_limited" (45009: it backs off and tries again), "lease_lost"
+    (another process took the account over), "failed" or "cancelled", with ``error``, the name
+    of the exception, when it did not end well."""
+
+    open_kfid: str
+    pages: int
+    messages: int
+    handled: int
+    with_token: bool
+    duration: float
+    outcome: str
+    error: str | None = None
+
+
+@attrs.frozen
+class HandledMessage:
+    """An inbox settled one message: its ``open_kfid``, ``msgid`` and ``msgtype``, how many
+    ``attempts`` the handler took, the ``duration`` in seconds from the first attempt to the
+    outcome (backoff included), and the ``outcome``: "done" (the handler returned), "failed"
+    (it raised ``max_attempts`` times; ``on_failure`` was called and the message is marked
+    failed) or "cancelled" (the inbox closed before the handler returned: left unmarked, so it is
+    handled again), with ``error``, the name of the last exception, if any."""
+
+    open_kfid: str
+    msgid: str
+    msgtype: str
+    attempts: int
+    duration: float
+    outcome: str
+    error: str | None = None
+
+
 class LoggingHook:
     """The SDK's log lines, as a hook (the default): DEBUG a line per attempt under
     ``wechat_kf.transport`` (method, path, attempt, status or errcode, milliseconds), WARNING a
-    line per retry with its reason and delay, and per token refresh after a rejection."""
+    line per retry with its reason and delay, and per token refresh after a rejection; DEBUG a
+    line per inbox pull and per message an inbox settled, under ``wechat_kf.inbox``."""
+
+    def on_inbox_pull(self, pull: InboxPull) -> None:
+        if _inbox_logger.isEnabledFor(logging.DEBUG):
+            _inbox_logger.debug(
+                "pull %s: %s pages=%d messages=%d handled=%d token=%s ms=%.1f",
+                pull.open_kfid,
+                pull.outcome if pull.error is None else f"{pull.outcome} ({pull.error})",
+                pull.pages,
+                pull.messages,
+                pull.handled,
+                "yes" if pull.with_token else "no",
+                pull.duration * 1000,
+            )
+
+    def on_inbox_message(self, message: HandledMessage) -> None:
+        if _inbox_logger.isEnabledFor(logging.DEBUG):
+            _inbox_logger.debug(
+                "message %s (%s) of %s: %s attempts=%d ms=%.1f",
+                message.msgid,
+                message.msgtype,
+                message.open_kfid,
+                message.outcome,
+                message.attempts,
+                message.duration * 1000,
+            )
 
     def on_attempt_end(self, result: AttemptResult) -> None:
         if not logger.isEnabledFor(logging.DEBUG):
@@ -169,6 +239,8 @@ class Hooks:
                 "on_retry",
                 "on_token_fetch",
                 "on_batch_request",
+                "on_inbox_pull",
+                "on_inbox_message",
             )
         }
 
@@ -198,6 +270,12 @@ class Hooks:
 
     def batch_request(self, request: BatchRequest) -> None:
         self._call("on_batch_request", request)
+
+    def inbox_pull(self, pull: InboxPull) -> None:
+        self._call("on_inbox_pull", pull)
+
+    def inbox_message(self, message: HandledMessage) -> None:
+        self._call("on_inbox_message", message)
 
     def _call(self, name: str, record: Any) -> None:
         for hook, method in self._methods[name]:

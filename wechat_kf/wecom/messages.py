@@ -12,6 +12,7 @@ from .._serde import as_int
 from .._transport import Transport
 from ..contents import Content, Menu, Text
 from ..errors import InvalidResponseError
+from ..hooks import Hooks
 from ..kf_messages import parse_messages
 from ..models import SentMessage, SyncPage
 
@@ -70,6 +71,12 @@ class Messages:
 
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
+
+    @property
+    def hooks(self) -> Hooks:
+        """The client's hooks, for the inbox built on these messages to report each pull and
+        each message it settles to the same observers as the client's calls."""
+        return self._transport.hooks
 
     async def sync(
         self,

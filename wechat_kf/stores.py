@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import anyio
 
+from ._inbox_stores import InboxStore, MemoryInboxStore, PullStart
+from ._redis_inbox import RedisInboxStore
 from ._secrets import hide
 from .errors import TokenStoreError
 from .models import AccessToken
@@ -23,7 +25,15 @@ from .models import AccessToken
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["MemoryTokenStore", "RedisTokenStore", "TokenStore"]
+__all__ = [
+    "InboxStore",
+    "MemoryInboxStore",
+    "MemoryTokenStore",
+    "PullStart",
+    "RedisInboxStore",
+    "RedisTokenStore",
+    "TokenStore",
+]
 
 
 @runtime_checkable

@@ -53,6 +53,7 @@ from .errors import (
     TransportError,
     WeChatError,
 )
+from .inbox import Inbox
 from .kf_messages import (
     BusinessCardMessage,
     EnterSessionEvent,
@@ -100,7 +101,7 @@ from .models import (
     WeComKfAccount,
 )
 from .platforms import OpenPlatform, ServiceProvider
-from .stores import MemoryTokenStore, TokenStore
+from .stores import InboxStore, MemoryInboxStore, MemoryTokenStore, TokenStore
 from .tokens import (
     OfficialAccountTokenProvider,
     StaticTokenProvider,
@@ -127,6 +128,8 @@ __all__ = [
     "FileMessage",
     "Image",
     "ImageMessage",
+    "Inbox",
+    "InboxStore",
     "InvalidKfAccountError",
     "InvalidNicknameError",
     "InvalidResponseError",
@@ -145,6 +148,7 @@ __all__ = [
     "Location",
     "LocationMessage",
     "MediaFile",
+    "MemoryInboxStore",
     "MemoryTokenStore",
     "Menu",
     "MenuClick",

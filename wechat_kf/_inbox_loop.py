@@ -1,0 +1,420 @@
+"""The inbox's engine: one cycle of an account under its lease (pull, settle each message, release
+against the generation, pull again while news came), the handler's retries, and what the hooks
+hear. :mod:`wechat_kf.inbox` schedules the cycles; this module does one."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import anyio
+import attrs
+
+from ._inbox_stores import InboxStore, PullStart
+from ._secrets import hide
+from .clients import DEFAULT_RETRY_BACKOFF
+from .errors import APIError, RateLimitError, TokenStoreError, WeChatError
+from .hooks import HandledMessage, Hooks, InboxPull
+from .kf_messages import KfMessage
+from .models import SyncPage
+from .wecom import Messages
+
+__all__ = [
+    "Account",
+    "Engine",
+    "call_quietly",
+    "describe",
+    "log_failure",
+    "news_of",
+    "open_kfid_of",
+    "reply_msgid",
+]
+
+logger = logging.getLogger("wechat_kf.inbox")
+
+#: How long a callback token is valid after WeChat pushed it (s).
+TOKEN_LIFETIME = 600.0
+#: sync_msg's answer to a callback token it does not accept (expired, or another account's).
+_INVALID_SYNC_TOKEN = 95007
+#: A token is not used in its last seconds: the request may reach WeChat after it expired.
+_TOKEN_MARGIN = 10.0
+#: The handler's retries wait 0.5 s, 1 s, 2 s... at most this (times the clients' retry backoff).
+_MAX_HANDLER_DELAY = 30.0
+#: How long a cancelled or failed holder may take to let its lease go (s): it runs out anyway.
+_RELEASE_GRACE = 0.5
+#: How long ``drain`` waits between attempts to take a held lease (s): from the first to the last.
+_LEASE_POLL = (0.02, 0.5)
+
+Handler = Callable[[KfMessage], Any]
+OnFailure = Callable[[KfMessage, Exception], Any]
+
+
+def reply_msgid(msgid: str, index: int) -> str:
+    """The msgid of reply ``index`` to the message ``msgid``: 32 hex characters, the same in every
+    process and every time, so WeChat refuses a second copy even when the outbox mark was lost."""
+    seed = f"wechat_kf.reply\x00{msgid}\x00{index}".encode("utf-8", "surrogatepass")
+    digest = hashlib.sha256(seed)
+    return digest.hexdigest()[:32]
+
+
+def describe(error: BaseException) -> str:
+    """An exception for a log line: its class, and its text only when it is the SDK's own (which
+    never holds a secret); a handler's exception may quote anything."""
+    if isinstance(error, WeChatError):
+        return f"{type(error).__name__}: {error}"
+    return type(error).__name__
+
+
+@attrs.define(eq=False)
+class Account:
+    """What this process knows of one account: whether news arrived since its last pull started
+    (``dirty``), whether a task works on it (``running``), the latest callback token it was given
+    (kept here too, for when the store could not take it), whether that notification failed to
+    reach the store (``unrecorded``), and the event that ends a backoff early."""
+
+    dirty: bool = False
+    running: bool = False
+    unrecorded: bool = False
+    token: str | None = attrs.field(default=None, repr=False)
+    token_expires_at: float = 0.0
+    wake: anyio.Event | None = None
+
+    def remember(self, token: str, expires_at: float) -> None:
+        if expires_at >= self.token_expires_at:
+            self.token, self.token_expires_at = token, expires_at
+
+
+class LeaseLost(Exception):
+    """Another process holds the account now (our lease ran out): stop, it pulls on."""
+
+
+@attrs.define
+class Engine:
+    """Pulls accounts for one inbox: the client's messages, the store and its namespace, the
+    handler and what to do when it fails, and the settings that shape a pull."""
+
+    messages: Messages
+    store: InboxStore
+    namespace: str
+    handler: Handler
+    on_failure: OnFailure | None
+    max_attempts: int
+    limit: int
+    start: str
+    hooks: Hooks
+
+    # -- one cycle under the lease -------------------------------------------------------------
+
+    async def cycle(self, open_kfid: str, account: Account, *, wait: bool) -> int | None:
+        """Take the account's lease (``wait``: until it is free), pull until ``has_more`` is 0,
+        and again while news arrived meanwhile; return how many messages went to the handler, or
+        None when another holder has the lease (``wait=False``). A lease lost midway ends the
+        cycle quietly: the new holder pulls on."""
+        owner = secrets.token_hex(16)
+        start = await self._acquire(open_kfid, owner, wait=wait)
+        if start is None:
+            return None
+        handled = 0
+        released = lost = False
+        failure: Exception | None = None
+
+        async def keep_lease(scope: anyio.CancelScope) -> None:
+            nonlocal lost
+            while True:
+                await anyio.sleep(self.store.lease / 3)
+                try:
+                    if not await self.store.renew(self.namespace, open_kfid, owner):
+                        lost = True
+                        scope.cancel()
+                        return
+                except Exception:
+                    continue  # an outage: try again; if it lasts, the lease runs out
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(keep_lease, group.cancel_scope)
+                try:
+                    while True:
+                        account.dirty = False
+                        handled += await self._pull(open_kfid, owner, start, account, lambda: lost)
+                        following = await self.store.release(
+                            self.namespace, open_kfid, owner, start.generation
+                        )
+                        if following is None:
+                            released = True
+                            break
+                        start = following  # news arrived while we pulled: pull it before leaving
+                except LeaseLost:
+                    lost = True
+                except Exception as exc:
+                    failure = exc  # raised below: the task group would wrap it in a group
+                finally:
+                    group.cancel_scope.cancel()
+        finally:
+            if not released and not lost:
+                await self._let_go(open_kfid, owner)
+        if failure is not None:
+            raise failure
+        return handled
+
+    async def _acquire(self, open_kfid: str, owner: str, *, wait: bool) -> PullStart | None:
+        delay, longest = _LEASE_POLL
+        while True:
+            start = await self.store.acquire(self.namespace, open_kfid, owner)
+            if start is not None or not wait:
+                return start
+            await anyio.sleep(delay)
+            delay = min(delay * 2, longest)
+
+    async def _let_go(self, open_kfid: str, owner: str) -> None:
+        # Shielded, so a cancelled holder still frees the account at once; bounded, so a store
+        # that does not answer keeps no one waiting (the lease runs out by itself then).
+        with anyio.move_on_after(_RELEASE_GRACE, shield=True):
+            try:
+                await self.store.release(self.namespace, open_kfid, owner, None)
+            except Exception as exc:
+                logger.warning("inbox: could not release %s (%s)", open_kfid, describe(exc))
+
+    # -- one pull: pages until has_more is 0 ---------------------------------------------------
+
+    async def _pull(
+        self,
+        open_kfid: str,
+        owner: str,
+        start: PullStart,
+        account: Account,
+        lost: Callable[[], bool],
+    ) -> int:
+        began = time.perf_counter()
+        pages = received = handled = 0
+        token = self._token(start, account)
+        with_token = token is not None
+        outcome, error = "failed", None
+        cursor = start.cursor
+        # "latest" with nothing stored: read to the end, handing nothing to the handler.
+        skipping = cursor is None and self.start == "latest"
+        try:
+            while True:
+                page, token = await self._sync(open_kfid, cursor, token, account)
+                pages += 1
+                received += len(page.messages)
+                following = page.next_cursor or cursor
+                if skipping:
+                    await self._commit(open_kfid, owner, {}, following)
+                else:
+                    handled += await self._settle(open_kfid, owner, page.messages, following)
+                cursor = following
+                if not page.has_more:
+                    outcome = "ok"
+                    return handled
+        except LeaseLost:
+            outcome = "lease_lost"
+            raise
+        except RateLimitError as exc:
+            outcome, error = "rate_limited", type(exc).__name__
+            raise
+        except anyio.get_cancelled_exc_class():
+            outcome = "lease_lost" if lost() else "cancelled"
+            raise
+        except BaseException as exc:
+            error = type(exc).__name__
+            raise
+        finally:
+            record = InboxPull(
+                open_kfid=open_kfid,
+                pages=pages,
+                messages=received,
+                handled=handled,
+                with_token=with_token,
+                duration=time.perf_counter() - began,
+                outcome=outcome,
+                error=error,
+            )
+            self.hooks.inbox_pull(record)
+
+    def _token(self, start: PullStart, account: Account) -> str | None:
+        """The callback token with the longest validity left, if any is still valid."""
+        now = time.time()
+        best: tuple[float, str] | None = None
+        if start.token and start.token_expires_at is not None:
+            best = (start.token_expires_at, start.token)
+        if account.token and (best is None or account.token_expires_at > best[0]):
+            best = (account.token_expires_at, account.token)
+        if best is None or best[0] - _TOKEN_MARGIN <= now:
+            return None
+        return best[1]
+
+    async def _sync(
+        self, open_kfid: str, cursor: str | None, token: str | None, account: Account
+    ) -> tuple[SyncPage, str | None]:
+        try:
+            page = await self.messages.sync(open_kfid, cursor=cursor, token=token, limit=self.limit)
+        except APIError as exc:
+            if token is None or exc.errcode != _INVALID_SYNC_TOKEN:
+                raise
+            # WeChat no longer takes it (its clock, or another account's token): pull without.
+            if account.token == token:
+                account.token, account.token_expires_at = None, 0.0
+            page = await self.messages.sync(open_kfid, cursor=cursor, token=None, limit=self.limit)
+            return page, None
+        return page, token
+
+    async def _settle(
+        self, open_kfid: str, owner: str, messages: Sequence[KfMessage], cursor: str | None
+    ) -> int:
+        """Hand the page's unmarked messages to the handler in order, marking each as it settles;
+        the last mark carries the page's cursor (or, with nothing to hand over, the cursor goes
+        alone). Returns how many were handed over."""
+        ids = list(dict.fromkeys(m.msgid for m in messages if m.msgid))
+        seen = await self.store.marked(self.namespace, open_kfid, ids) if ids else set()
+        todo: list[KfMessage] = []
+        for message in messages:
+            if message.msgid:
+                if message.msgid in seen:
+                    continue  # done already: by this process or another, from any cursor
+                seen.add(message.msgid)
+            todo.append(message)
+        if not todo:
+            await self._commit(open_kfid, owner, {}, cursor)
+            return 0
+        for index, message in enumerate(todo):
+            status = await self._handle(open_kfid, message)
+            last = index == len(todo) - 1
+            marks = {message.msgid: status} if message.msgid else {}
+            await self._commit(open_kfid, owner, marks, cursor if last else None)
+        return len(todo)
+
+    async def _commit(
+        self, open_kfid: str, owner: str, marks: dict[str, str], cursor: str | None
+    ) -> None:
+        if not marks and cursor is None:
+            return
+        committed = await self.store.commit(self.namespace, open_kfid, owner, marks, cursor)
+        if not committed and cursor is not None:
+            raise LeaseLost(open_kfid)
+
+    # -- one message ---------------------------------------------------------------------------
+
+    async def _handle(self, open_kfid: str, message: KfMessage) -> str:
+        """Run the handler until it returns ("done") or has raised ``max_attempts`` times
+        ("failed", after ``on_failure``). A cancellation goes straight through: the message is
+        then left unmarked."""
+        began = time.perf_counter()
+        attempts = 0
+        outcome, error = "cancelled", None
+        try:
+            while True:
+                attempts += 1
+                try:
+                    result = self.handler(message)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception as exc:
+                    error = type(exc).__name__
+                    if attempts >= self.max_attempts:
+                        await self._failed(open_kfid, message, exc, attempts)
+                        outcome = "failed"
+                        return "failed"
+                    delay = min(0.5 * 2 ** (attempts - 1), _MAX_HANDLER_DELAY)
+                    await anyio.sleep(delay * DEFAULT_RETRY_BACKOFF.get())
+                else:
+                    outcome = "done"
+                    return "done"
+        finally:
+            record = HandledMessage(
+                open_kfid=open_kfid,
+                msgid=message.msgid,
+                msgtype=message.msgtype,
+                attempts=attempts,
+                duration=time.perf_counter() - began,
+                outcome=outcome,
+                error=error,
+            )
+            self.hooks.inbox_message(record)
+
+    async def _failed(
+        self, open_kfid: str, message: KfMessage, error: Exception, attempts: int
+    ) -> None:
+        if self.on_failure is None:
+            logger.error(
+                "inbox: the handler failed %d times on msgid=%s (msgtype=%s, open_kfid=%s); "
+                "marked failed: %s",
+                attempts,
+                message.msgid,
+                message.msgtype,
+                open_kfid,
+                describe(error),
+            )
+            return
+        try:
+            result = self.on_failure(message, error)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            logger.error(
+                "inbox: on_failure raised on msgid=%s (%s); marked failed anyway",
+                message.msgid,
+                describe(exc),
+            )
+
+
+async def call_quietly(what: str, call: Awaitable[Any]) -> bool:
+    """Await a store call whose failure must not stop the caller; False (and a WARNING) when it
+    failed."""
+    try:
+        await call
+    except Exception as exc:
+        logger.warning("inbox: %s failed (%s)", what, describe(exc))
+        return False
+    return True
+
+
+def open_kfid_of(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"open_kfid must be a str, not {type(value).__name__}")
+    if not value or any(ch.isspace() for ch in value):
+        raise ValueError("open_kfid must be non-empty and contain no whitespace")
+    return value
+
+
+def news_of(event: Any) -> tuple[str, str | None, float]:
+    """open_kfid, callback token (None when absent or empty) and until when it is valid (unix
+    seconds: 10 minutes from the push, never counted from a time ahead of ours)."""
+    open_kfid = open_kfid_of(getattr(event, "open_kfid", None))
+    token = getattr(event, "token", None)
+    if token is not None and not isinstance(token, str):
+        raise TypeError("event.token must be a str or None")
+    now = time.time()
+    created = getattr(event, "create_time", None)
+    pushed = created.timestamp() if isinstance(created, datetime) else now
+    return open_kfid, hide(token) or None, min(pushed, now) + TOKEN_LIFETIME
+
+
+def log_failure(open_kfid: str, error: Exception, delay: float) -> None:
+    if isinstance(error, RateLimitError):
+        logger.warning(
+            "inbox: pulling %s was rate-limited (%s): no valid callback token; again in %.0f s",
+            open_kfid,
+            error.errcode,
+            delay,
+        )
+    elif isinstance(error, TokenStoreError):
+        logger.warning("inbox: the store failed (%s); %s again in %.0f s", error, open_kfid, delay)
+    elif isinstance(error, WeChatError):
+        logger.error(
+            "inbox: pulling %s failed (%s); again in %.0f s", open_kfid, describe(error), delay
+        )
+    else:
+        logger.error(
+            "inbox: pulling %s failed (%s); again in %.0f s",
+            open_kfid,
+            describe(error),
+            delay,
+            exc_info=True,
+        )

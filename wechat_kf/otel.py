@@ -4,6 +4,7 @@ global tracer and meter providers or the ones you give."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 try:
@@ -13,7 +14,15 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra onl
     raise ImportError("wechat_kf.otel needs: pip install 'wechat-kf[otel]'") from exc
 
 from ._version import __version__
-from .hooks import Attempt, AttemptResult, BatchRequest, Retry, TokenFetch
+from .hooks import (
+    Attempt,
+    AttemptResult,
+    BatchRequest,
+    HandledMessage,
+    InboxPull,
+    Retry,
+    TokenFetch,
+)
 
 __all__ = ["OpenTelemetryHook"]
 
@@ -24,8 +33,12 @@ class OpenTelemetryHook:
     ``wechat.call`` (business or
     token) and, once it ends, ``http.response.status_code``, ``wechat.errcode``, ``wechat.rid``
     and ``error.type``; and the metrics ``wechat_kf.request.duration`` (seconds, per attempt),
-    ``wechat_kf.retries``, ``wechat_kf.token.fetches`` and ``wechat_kf.batch.ids``. Uses the
-    global providers unless ``tracer_provider`` / ``meter_provider`` are given."""
+    ``wechat_kf.retries``, ``wechat_kf.token.fetches`` and ``wechat_kf.batch.ids``; for an
+    inbox, a span ``wechat_kf.inbox.pull`` per pull and ``wechat_kf.inbox.handle`` per message
+    it settled (``wechat.open_kfid``, ``wechat.msgid``, ``wechat.msgtype``, counts, attempts,
+    ``wechat.inbox.outcome``; never a token), and the metrics ``wechat_kf.inbox.pull.duration``,
+    ``wechat_kf.inbox.handle.duration`` and ``wechat_kf.inbox.messages``. Uses the global
+    providers unless ``tracer_provider`` / ``meter_provider`` are given."""
 
     def __init__(self, *, tracer_provider: Any = None, meter_provider: Any = None) -> None:
         self._tracer = trace.get_tracer("wechat_kf", __version__, tracer_provider)
@@ -41,6 +54,19 @@ class OpenTelemetryHook:
         )
         self._batch_ids = meter.create_counter(
             "wechat_kf.batch.ids", unit="{id}", description="Ids of servicer batches, by outcome."
+        )
+        self._pull_duration = meter.create_histogram(
+            "wechat_kf.inbox.pull.duration", unit="s", description="Duration of each inbox pull."
+        )
+        self._handle_duration = meter.create_histogram(
+            "wechat_kf.inbox.handle.duration",
+            unit="s",
+            description="Time from a message's first handler attempt to its outcome.",
+        )
+        self._inbox_messages = meter.create_counter(
+            "wechat_kf.inbox.messages",
+            unit="{message}",
+            description="Messages an inbox settled, by type and outcome.",
         )
 
     def on_attempt(self, attempt: Attempt) -> Any:
@@ -81,6 +107,48 @@ class OpenTelemetryHook:
         unprocessed = request.ids - request.ok - request.failed
         if unprocessed:
             self._batch_ids.add(unprocessed, {**base, "wechat.batch.outcome": "unprocessed"})
+
+    def on_inbox_pull(self, pull: InboxPull) -> None:
+        attributes: dict[str, Any] = {
+            "wechat.open_kfid": pull.open_kfid,
+            "wechat.inbox.pages": pull.pages,
+            "wechat.inbox.messages": pull.messages,
+            "wechat.inbox.handled": pull.handled,
+            "wechat.inbox.with_token": pull.with_token,
+            "wechat.inbox.outcome": pull.outcome,
+        }
+        self._span_after("wechat_kf.inbox.pull", pull.duration, attributes, pull.error)
+        outcome = {"wechat.inbox.outcome": pull.outcome}
+        self._pull_duration.record(pull.duration, outcome)
+
+    def on_inbox_message(self, message: HandledMessage) -> None:
+        attributes: dict[str, Any] = {
+            "wechat.open_kfid": message.open_kfid,
+            "wechat.msgid": message.msgid,
+            "wechat.msgtype": message.msgtype,
+            "wechat.inbox.attempts": message.attempts,
+            "wechat.inbox.outcome": message.outcome,
+        }
+        # A message done after a retry keeps its last error in the record, but did not fail.
+        error = message.error if message.outcome == "failed" else None
+        self._span_after("wechat_kf.inbox.handle", message.duration, attributes, error)
+        labels = {"wechat.msgtype": message.msgtype, "wechat.inbox.outcome": message.outcome}
+        self._handle_duration.record(message.duration, labels)
+        self._inbox_messages.add(1, labels)
+
+    def _span_after(
+        self, name: str, duration: float, attributes: dict[str, Any], error: str | None
+    ) -> None:
+        """A span for what the record says just ended, ``duration`` seconds long (the inbox
+        reports a pull or a message once it is over)."""
+        end = time.time_ns()
+        span = self._tracer.start_span(
+            name, attributes=attributes, start_time=end - int(duration * 1e9)
+        )
+        if error is not None:
+            span.set_attribute("error.type", error)
+            span.set_status(Status(StatusCode.ERROR, error))
+        span.end(end_time=end)
 
 
 def _common(attempt: Attempt) -> dict[str, Any]:

@@ -6,6 +6,7 @@ fails instead of hanging the suite."""
 from __future__ import annotations
 
 import gzip
+import logging
 import ssl
 import threading
 import time
@@ -625,3 +626,26 @@ async def test_a_connection_the_server_closed_while_idle_is_not_reused(exchange:
                     await client.kf_accounts.add(f"{nickname}@gh_wire", nickname=nickname)
     adds = server.requests_to("/customservice/kfaccount/add")
     assert [r.json["nickname"] for r in adds] == ["one", "two", "three"]
+
+
+async def test_a_server_that_echoes_the_token_in_a_broken_header_never_shows_it(
+    exchange: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The exception chain is what this proves. httpcore's own DEBUG trace prints the broken
+    # header line as it came, which a log filter that knows no token cannot mask: not watched.
+    monkeypatch.setattr(logging.getLogger("httpcore.http11"), "disabled", True)
+
+    def echo(request: WireRequest, conn: WireConn) -> None:
+        token = request.query["access_token"].encode()
+        conn.send(b"HTTP/1.1 200 OK\r\nX-Echo " + token + b"\r\nContent-Length: 2\r\n\r\n{}")
+        conn.close()
+
+    with WireServer(with_tokens(echo)) as server:
+        async with oa(server, exchange, max_retries=0) as client:
+            with anyio.fail_after(10), pytest.raises(WeChatError) as info:
+                await client.kf_accounts.list()
+    error: BaseException | None = info.value
+    while error is not None:
+        assert TOKEN not in str(error)
+        assert TOKEN not in repr(error)
+        error = error.__cause__ or error.__context__

@@ -523,3 +523,59 @@ async def test_a_download_past_its_cap_is_refused(scripted: Scripted) -> None:
             await client._transport.download(
                 "/cgi-bin/media/get", params={"media_id": "m"}, max_bytes=100
             )
+
+
+async def test_a_keyed_send_whose_repeat_meets_a_rejected_token_stays_maybe_applied(
+    scripted: Scripted,
+) -> None:
+    rejected = {"errcode": 40001, "errmsg": "invalid credential"}
+    scripted.business.extend([httpx.Response(502), rejected, rejected])
+    async with oa_client(scripted) as client:
+        with pytest.raises(TransportError) as info:
+            await _keyed_send(client)
+    assert (info.value.maybe_applied, info.value.msgid) == (True, "k" * 32)
+    assert isinstance(info.value.__cause__, AccessTokenError)
+
+
+async def test_a_keyed_send_whose_repeat_is_unreadable_stays_maybe_applied(
+    scripted: Scripted,
+) -> None:
+    scripted.business.extend([httpx.Response(502), httpx.Response(200, text="<html>")])
+    async with oa_client(scripted) as client:
+        with pytest.raises(TransportError) as info:
+            await _keyed_send(client)
+    assert (info.value.maybe_applied, info.value.msgid) == (True, "k" * 32)
+    assert isinstance(info.value.__cause__, InvalidResponseError)
+
+
+async def test_a_call_stays_maybe_applied_when_a_later_attempt_never_left(
+    scripted: Scripted,
+) -> None:
+    scripted.business.extend([httpx.Response(502)] + [httpx.ConnectError("refused")] * 3)
+    async with oa_client(scripted) as client:
+        with pytest.raises(TransportError) as info:
+            await client.kf_accounts.update("a@gh_x", nickname="n")
+    assert info.value.maybe_applied is True
+    assert len(scripted.business_requests) == 4
+
+
+async def test_a_downloaded_file_that_is_a_json_object_is_the_file(scripted: Scripted) -> None:
+    content = b'{"errcode": 0, "orders": [1, 2]}'
+    headers = {"content-type": "application/json"}
+    scripted.business.append(httpx.Response(200, content=content, headers=headers))
+    async with oa_client(scripted) as client:
+        got, described = await client._transport.download(
+            "/cgi-bin/media/get", params={"media_id": "m"}, max_bytes=1000
+        )
+    assert (got, described["content-type"]) == (content, "application/json")
+
+
+async def test_a_request_that_cannot_be_built_is_a_transport_error_never_sent(
+    scripted: Scripted,
+) -> None:
+    files = {"media": ("bad\udc80name.png", b"\x89PNG" * 4, "image/png")}
+    async with oa_client(scripted) as client:
+        with pytest.raises(TransportError) as info:
+            await client._transport.request("POST", "/x", files=files, idempotent=True)
+    assert info.value.maybe_applied is False
+    assert scripted.business_requests == []

@@ -361,5 +361,6 @@ async def test_a_raising_callback_stops_the_batch_and_keeps_every_id() -> None:
     error = info.value
     assert isinstance(error.__cause__, RuntimeError)
     processed = [c.external_userid for c in error.result.customers]
-    assert processed + error.unprocessed_userids == ids
+    # Which request ran first is the scheduler's choice (trio's is random): one did, no more.
+    assert sorted(processed + error.unprocessed_userids) == sorted(ids)
     assert len(processed) == 100

@@ -69,10 +69,12 @@ class ExchangeFailed(Exception):
     """The network failed: ``failure`` is how the retry policy sees it (None: never retried),
     ``kind`` the library's exception type and ``detail`` its message, redacted."""
 
-    def __init__(self, failure: Failure | None, cause: BaseException) -> None:
+    def __init__(self, failure: Failure | None, cause: BaseException, *, sent: bool = True) -> None:
         self.failure = failure
         self.kind = type(cause).__name__
         self.detail = redact(str(cause))[:200]
+        #: False when the request could not even be built: nothing left this process.
+        self.sent = sent
         super().__init__(self.kind)
 
 
@@ -117,13 +119,16 @@ class HttpxExchange:
         self._http = http_client
 
     async def send(self, request: Outgoing) -> Answer:
-        built = self._http.build_request(
-            request.method,
-            request.target,
-            content=request.content,
-            files=request.files,
-            headers=_headers(request),
-        )
+        try:
+            built = self._http.build_request(
+                request.method,
+                request.target,
+                content=request.content,
+                files=request.files,
+                headers=_headers(request),
+            )
+        except Exception as exc:  # such as a part's name that does not encode
+            raise ExchangeFailed(None, exc, sent=False) from None
         try:
             response = await self._http.send(built, stream=True, follow_redirects=False)
             try:
@@ -204,10 +209,10 @@ class AiohttpExchange:
         session = self._open()
         data: Any = request.content
         if request.files:
-            # Not percent-encoded: a UTF-8 filename, as httpx and browsers send it.
-            data = self._aiohttp.FormData(quote_fields=False)
-            for field, (filename, payload, content_type) in request.files.items():
-                data.add_field(field, payload, filename=filename, content_type=content_type)
+            try:
+                data = _form(self._aiohttp, request.files)()
+            except Exception as exc:
+                raise ExchangeFailed(None, exc, sent=False) from None
         try:
             async with session.request(
                 request.method,
@@ -268,6 +273,20 @@ def _file_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The headers that say what a downloaded file is (both libraries' header maps are
     case-insensitive), the first line of each."""
     return {name: headers[name] for name in _FILE_HEADERS if name in headers}
+
+
+def _form(aiohttp: Any, files: Mapping[str, tuple[str, bytes, str]]) -> Any:
+    """What builds the multipart body of ``files`` for aiohttp (its form is built lazily, when
+    sent: calling the result makes it now, so that a part that cannot be written fails here)."""
+
+    def build() -> Any:
+        # Not percent-encoded: a UTF-8 filename, as httpx and browsers send it.
+        form = aiohttp.FormData(quote_fields=False)
+        for field, (filename, payload, content_type) in files.items():
+            form.add_field(field, payload, filename=filename, content_type=content_type)
+        return form()
+
+    return build
 
 
 def _env_proxy(base_url: str) -> str | None:

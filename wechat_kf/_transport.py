@@ -10,7 +10,6 @@ wrong in it becomes a WeChatError, and one place decides whether to try again.
 from __future__ import annotations
 
 import enum
-import json as jsonlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -22,14 +21,13 @@ import httpx
 from ._base_url import check_base_url
 from ._body import MAX_BODY_BYTES
 from ._exchanges import Answer, Exchange, ExchangeFailed, Outgoing
+from ._json_body import FILE, FILE_HEADERS, JSON, decode, errcode_of, is_json, json_body
 from ._requestid import parse_rid
 from ._retry import RETRYABLE_ERRCODES, Failure, retry_delay
 from ._secrets import hide, hide_fields, install_log_redaction, redact
-from ._serde import as_int
 from .errors import (
     TOKEN_ERRCODES,
     AccessTokenError,
-    APIError,
     ClientClosedError,
     InvalidResponseError,
     TransportError,
@@ -174,7 +172,7 @@ class Transport:
             CallKind.BUSINESS, "GET", path, params, None, None, True, raw=True, max_body=max_bytes
         )
         body = await self._send(call, self._token_provider)
-        return body[_FILE], body[_FILE_HEADERS]
+        return body[FILE], body[FILE_HEADERS]
 
     async def fetch_token(
         self,
@@ -196,11 +194,23 @@ class Transport:
         return body
 
     async def _send(self, call: _Call, provider: TokenProvider | None) -> dict[str, Any]:
+        """The call's attempts, and the error it ends with told as the caller needs it (see
+        :func:`_settled`), raised from this frame with no traceback of the attempts' frames."""
+        progress = _Progress()
+        try:
+            return await self._attempts(call, provider, progress)
+        except WeChatError as error:
+            settled = _settled(error, call, progress.maybe_applied)
+            raise settled.with_traceback(None) from settled.__cause__
+
+    async def _attempts(
+        self, call: _Call, provider: TokenProvider | None, progress: _Progress
+    ) -> dict[str, Any]:
         """Attempts until one succeeds or the policy gives up. Each attempt returns an outcome;
         this is the one place that decides what follows, tells the hooks and sleeps."""
         url = self.base_url + call.path
         attempt = retries = 0
-        refreshed = maybe_applied = False
+        refreshed = False
         while True:
             if self.closed:
                 raise ClientClosedError("the client is closed")
@@ -230,14 +240,10 @@ class Transport:
                         once=call.once,
                     )
                 if step is None:
-                    error = outcome.error
-                    if call.idempotency_key is not None:
-                        error = _keyed(error, call.idempotency_key, maybe_applied)
-                    # Raised here, in a frame that holds no request and no plain secret, with
-                    # no traceback of its own: an error tracker recording it sees no secret.
-                    raise error.with_traceback(None)
+                    raise outcome.error
                 error = outcome.error
-                maybe_applied |= isinstance(error, TransportError) and error.maybe_applied
+                if isinstance(error, TransportError) and error.maybe_applied:
+                    progress.maybe_applied = True
                 retries += 1
                 reason, errcode = outcome.reason, outcome.errcode
                 delay = step * self._backoff()
@@ -293,7 +299,7 @@ class Transport:
             try:
                 answer = await self._exchange.send(request)
             except ExchangeFailed as exc:
-                return self._exchange_failed(exc, method, path)
+                return self._exchange_failed(exc, method, path, token)
         if answer is None:
             error = TransportError(
                 f"no complete answer to {method} {path} within {self.timeout:g} s",
@@ -312,14 +318,21 @@ class Transport:
             )
             failure = Failure.HTTP_429 if status == 429 else Failure.HTTP_5XX
             return _Failed(failure, error, f"HTTP {status}", status)
-        if headers is not None and 200 <= status < 300 and not _is_json(headers, raw):
-            return {_FILE: raw, _FILE_HEADERS: headers}, status
-        body = _decode(raw, status, path)
-        errcode, errmsg = _errcode(body, path)
+        downloaded = headers is not None and 200 <= status < 300
+        if downloaded and not is_json(headers or {}, raw):
+            return {FILE: raw, FILE_HEADERS: headers}, status
+        try:
+            body = decode(raw, status, path)
+            errcode, errmsg = errcode_of(body, path)
+        except InvalidResponseError:
+            if downloaded:  # a file that merely looks like JSON
+                return {FILE: raw, FILE_HEADERS: headers}, status
+            raise
         if token is not None:
             errmsg = errmsg.replace(token, "<redacted>")
         if errcode == 0:
-            return body, status
+            # A download whose file is a JSON object (one a customer sent) is still the file.
+            return ({FILE: raw, FILE_HEADERS: headers} if downloaded else body), status
         if call.kind is CallKind.BUSINESS and errcode in TOKEN_ERRCODES:
             return _TokenRejected(errcode, errmsg)
         if call.kind is CallKind.TOKEN:
@@ -328,16 +341,20 @@ class Transport:
             api = api_error(errcode, errmsg, path)
         return _Failed(RETRYABLE_ERRCODES.get(errcode), api, f"errcode {errcode}", status, errcode)
 
-    def _exchange_failed(self, exc: ExchangeFailed, method: str, path: str) -> _Failed:
+    def _exchange_failed(
+        self, exc: ExchangeFailed, method: str, path: str, token: str | None
+    ) -> _Failed:
         """The failure the exchange classified, as the error the caller may receive: summarised,
         never chained (the library's exception holds the URL, token and all)."""
         if self.closed:
             return _Failed(None, ClientClosedError("the client is closed"), "closed")
         detail = f": {exc.detail}" if exc.detail else ""
+        if token is not None:  # a server may echo it back in whatever it got wrong
+            detail = detail.replace(token, "<redacted>")
         error = TransportError(
             f"{exc.kind} on {method} {path}{detail}",
             path=path,
-            maybe_applied=exc.failure is not Failure.NOT_SENT,
+            maybe_applied=exc.sent and exc.failure is not Failure.NOT_SENT,
         )
         return _Failed(exc.failure, error, exc.kind)
 
@@ -346,70 +363,38 @@ class Transport:
         self.closed = True
 
 
-def _keyed(error: WeChatError, key: str, maybe_applied: bool) -> WeChatError:
-    """The final failure of a call made harmless to repeat by ``key``: a network failure names
-    the key; a refusal that followed an attempt which may have applied may be WeChat refusing the
-    repeat of an applied call, so it is reported as that (with the refusal as its cause)."""
-    if isinstance(error, TransportError):
+@attrs.define
+class _Progress:
+    """What a call's attempts so far tell its final error: whether one may have applied."""
+
+    maybe_applied: bool = False
+
+
+def _settled(error: WeChatError, call: _Call, maybe_applied: bool) -> WeChatError:
+    """The error ``call`` ends with, as its caller must read it. A network failure of the call
+    stays maybe-applied once any attempt may have applied (a later attempt that never left does
+    not undo an earlier one), and names the call's key (a WeCom msgid) if it has one. After an
+    attempt that may have applied, a keyed call's other endings (a refusal, a rejected token, an
+    unreadable answer, the client closed) may be the repeat's: a
+    ``TransportError(maybe_applied=True)`` with the error as its cause. A token fetch's own
+    failure is left as it is (its ``path`` is the token endpoint's)."""
+    key = call.idempotency_key
+    if isinstance(error, TransportError) and error.path == call.path:
+        error.maybe_applied = error.maybe_applied or maybe_applied
         error.msgid = key
         return error
-    if maybe_applied and isinstance(error, APIError):
-        wrapped = TransportError(
-            f"the repeat was refused (errcode {error.errcode}) after an attempt that may have "
-            "applied",
-            path=error.path,
-            maybe_applied=True,
-            msgid=key,
-        )
-        wrapped.__cause__ = error.with_traceback(None)
-        return wrapped
-    return error
-
-
-JSON = "application/json"
-# Where a download's bytes and headers travel through the send loop, which hands on dicts.
-_FILE = "\x00file"
-_FILE_HEADERS = "\x00headers"
-
-
-def _is_json(headers: Mapping[str, str], raw: bytes) -> bool:
-    """Whether a download's answer is WeChat's JSON error instead of the file: said so by its
-    content type, or (WeChat has sent errors as text/plain) a small object that has an errcode."""
-    if "json" in headers.get("content-type", "").lower():
-        return True
-    head = raw[:256].lstrip()
-    return len(raw) < 4096 and head.startswith(b"{") and b'"errcode"' in head
-
-
-def json_body(payload: Mapping[str, Any]) -> bytes:
-    """``payload`` as the bytes of a request body: UTF-8 JSON, never ``\\u`` escapes (WeChat has
-    shown such escapes literally), whatever the installed httpx would do with ``json=``."""
-    text = jsonlib.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.encode("utf-8")
-
-
-def _decode(raw: bytes, status: int, path: str) -> dict[str, Any]:
-    if not 200 <= status < 300:
-        raise InvalidResponseError(
-            f"unexpected HTTP status {status}", path=path, status_code=status
-        )
-    try:
-        body = jsonlib.loads(raw)
-    except (ValueError, RecursionError):
-        raise InvalidResponseError(
-            f"body is not JSON ({len(raw)} bytes)", path=path, status_code=status
-        ) from None
-    if not isinstance(body, dict):
-        raise InvalidResponseError("body is not a JSON object", path=path, status_code=status)
-    return body
-
-
-def _errcode(body: Mapping[str, Any], path: str) -> tuple[int, str]:
-    errcode = as_int(body.get("errcode", 0))
-    if errcode is None:
-        raise InvalidResponseError("errcode is not an integer", path=path)
-    errmsg = body.get("errmsg", "")
-    return errcode, errmsg if isinstance(errmsg, str) else str(errmsg)
+    if key is None or not maybe_applied:
+        return error
+    wrapped = TransportError(
+        f"{call.method} {call.path} ended with {type(error).__name__} after an attempt that may "
+        "have applied",
+        path=call.path,
+        maybe_applied=True,
+        status_code=getattr(error, "status_code", None),
+        msgid=key,
+    )
+    wrapped.__cause__ = error.with_traceback(None)
+    return wrapped
 
 
 def _result(

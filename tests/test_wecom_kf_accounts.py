@@ -331,6 +331,7 @@ async def test_a_contact_way_answer_without_a_url_is_an_invalid_response(
 BAD_CALLS: list[tuple[str, str, tuple[Any, ...], dict[str, Any], type[Exception]]] = [
     ("empty name", "add", ("",), {"media_id": "m"}, ValueError),
     ("17 characters", "add", ("x" * 17,), {"media_id": "m"}, ValueError),
+    ("blank name", "add", ("   ",), {"media_id": "m"}, ValueError),
     ("name not str", "add", (7,), {"media_id": "m"}, TypeError),
     ("name not UTF-8", "add", ("\ud800",), {"media_id": "m"}, ValueError),
     ("empty media_id", "add", ("n",), {"media_id": ""}, ValueError),

@@ -7,6 +7,7 @@ import email
 import email.policy
 import gzip
 import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -380,3 +381,52 @@ async def test_a_file_goes_up_and_comes_back_the_same_over_either_exchange(
                 media_id = await wc.media.upload(PNG, type="image", filename=filename)
                 media = await wc.media.download(media_id)
     assert media == MediaFile(PNG, "image/png", filename)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX thing")
+async def test_a_path_that_is_not_a_regular_file_is_refused_without_waiting(
+    script: Scripted, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer for ever
+    async with wecom(script) as wc:
+        for path in (fifo, Path("/dev/zero"), tmp_path):
+            with anyio.fail_after(5), pytest.raises(ValueError, match="not a regular file"):
+                await wc.media.upload(path, type="image")
+    assert script.requests == []
+
+
+async def test_a_huge_file_is_read_only_up_to_one_byte_past_the_cap(
+    script: Scripted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wechat_kf import _validate
+
+    reads: list[int] = []
+    real_read = os.read
+
+    def counting_read(fd: int, n: int) -> bytes:
+        chunk = real_read(fd, n)
+        reads.append(len(chunk))
+        return chunk
+
+    monkeypatch.setattr(_validate.os, "read", counting_read)
+    big = tmp_path / "big.png"
+    big.write_bytes(PNG + b"\x00" * (11 * 1024 * 1024))
+    async with wecom(script) as wc:
+        with pytest.raises(ValueError, match="at most 10 MB"):
+            await wc.media.upload(big, type="image")
+    assert sum(reads) == 10 * 1024 * 1024 + 1
+    assert script.requests == []
+
+
+@pytest.mark.parametrize("name", ['say "hi".png', "new\nline.png"])
+async def test_a_path_whose_name_cannot_travel_is_sent_under_a_default_name(
+    script: Scripted, tmp_path: Path, name: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(PNG)
+    script.business.append({"errcode": 0, "type": "image", "media_id": "m1", "created_at": "1"})
+    async with wecom(script) as wc:
+        assert await wc.media.upload(path, type="image") == "m1"
+    (request,) = script.business_requests
+    assert b'filename="image.png"' in request.content

@@ -156,10 +156,13 @@ async def test_an_unknown_or_malformed_item_never_fails_the_page(
         {"errcode": 0, "msg_list": {"not": "a list"}},
         {"errcode": 0, "msg_list": [], "has_more": 2},
         {"errcode": 0, "msg_list": [], "next_cursor": 7},
+        httpx.Response(200, content=b'{"errcode": 0, "next_cursor": "\\ud800"}'),
+        {"errcode": 0, "msg_list": [], "has_more": 1},
+        {"errcode": 0, "msg_list": [], "has_more": 1, "next_cursor": ""},
     ],
 )
 async def test_a_page_of_another_shape_is_an_invalid_response(
-    wire: Wire, wc: WeComClient, body: dict[str, Any]
+    wire: Wire, wc: WeComClient, body: Reply
 ) -> None:
     wire.replies.append(body)
     with pytest.raises(InvalidResponseError):
@@ -177,6 +180,9 @@ async def test_a_page_of_another_shape_is_an_invalid_response(
         (lambda m: m.sync("wkA", cursor="c" * 65), ValueError),
         (lambda m: m.sync("wkA", token="t" * 129), ValueError),
         (lambda m: m.sync("wkA", voice_format=2), ValueError),
+        (lambda m: m.sync("wkA", voice_format=1.0), ValueError),
+        (lambda m: m.sync("wkA", cursor="\ud800"), ValueError),
+        (lambda m: m.sync("wkA", token="t\udc80"), ValueError),
         (lambda m: m.send("wkA", "wmC", Text("hi"), msgid="x" * 33), ValueError),
         (lambda m: m.send("wkA", "wmC", Text("hi"), msgid="bad id"), ValueError),
         (lambda m: m.send("wkA", "wmC", "just a string"), TypeError),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterable
 
 import anyio
@@ -56,12 +57,20 @@ def kf_account(value: object) -> str:
     return text
 
 
-def nickname(value: object) -> str:
-    """A kf nickname: 1..16 characters."""
-    text = _require_str("nickname", value)
+def _display_name(what: str, value: object) -> str:
+    """A name people read (a kf nickname, a 微信客服 account's name): 1..16 characters, not
+    all blank."""
+    text = _require_str(what, value)
     if not 1 <= len(text) <= 16:
-        raise ValueError(f"nickname must be 1-16 characters, got {len(text)}")
+        raise ValueError(f"{what} must be 1-16 characters, got {len(text)}")
+    if not text.strip():
+        raise ValueError(f"{what} must not be blank")
     return text
+
+
+def nickname(value: object) -> str:
+    """A kf nickname: 1..16 characters, not all blank."""
+    return _display_name("nickname", value)
 
 
 def token_like(name: str, value: object) -> str:
@@ -128,11 +137,8 @@ FileInput = bytes | bytearray | memoryview | str | os.PathLike[str]
 
 
 def kf_name(value: object) -> str:
-    """A WeCom kf account name: 1..16 characters."""
-    text = _require_str("name", value)
-    if not 1 <= len(text) <= 16:
-        raise ValueError(f"name must be 1-16 characters, got {len(text)}")
-    return text
+    """A WeCom kf account name: 1..16 characters, not all blank."""
+    return _display_name("name", value)
 
 
 def scene(value: object) -> str:
@@ -166,29 +172,77 @@ def identifiers(name: str, values: object) -> list[str]:
     return list(seen)
 
 
+def filename(value: object) -> str:
+    """A filename as a multipart part carries it: a name, not a path (no ``/`` or ``\\``), and
+    nothing that could break the part's header (no control character, no quote), in UTF-8."""
+    if not isinstance(value, str):
+        raise TypeError(f"filename must be a str, not {type(value).__name__}")
+    if not value.strip() or value in (".", ".."):
+        raise ValueError(f"filename must name a file, got {value!r}")
+    # A quote is escaped differently by each HTTP library: refused, so both send one name.
+    if any(ch in '/\\"' or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError(
+            f'filename must be a bare name, without / \\ " or control characters: {value!r}'
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"filename {value!r} does not encode as UTF-8") from None
+    return value
+
+
+def _usable_name(name: str) -> str | None:
+    """A path's name when it can travel as a filename, else None (the caller names the file)."""
+    try:
+        return filename(name)
+    except ValueError:
+        return None
+
+
+def _read_regular_file(path: str, max_bytes: int) -> bytes:
+    """At most ``max_bytes + 1`` bytes of the regular file at ``path`` (a FIFO, a device or a
+    directory is refused: opened without waiting, it is checked before anything is read)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IsADirectoryError(0, "not a regular file")
+        chunks: list[bytes] = []
+        left = max_bytes + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 async def file_bytes(what: str, value: object, *, max_bytes: int) -> tuple[bytes, str | None]:
     """The content of a file argument (bytes-like, or a ``str`` / ``os.PathLike`` path read
-    here) and, for a path, the file's name; ValueError when it is empty, over ``max_bytes``
-    (a file's size is checked before it is read, so a huge one is never loaded) or cannot be
-    read. ``what`` names the argument in the messages."""
+    here) and, for a path, the file's name when it can travel as a filename; ValueError when it
+    is empty, over ``max_bytes`` (a file is read only up to one byte past it, however large it
+    is or grows), not a regular file, or cannot be read. ``what`` names the argument in the
+    messages."""
     limit = f"{what} must be at most {max_bytes / (1024 * 1024):g} MB"
     name: str | None = None
     if isinstance(value, (bytes, bytearray, memoryview)):
         data = bytes(value)
     elif isinstance(value, (str, os.PathLike)):
-        path = anyio.Path(value)
+        path = os.fspath(value)
+        if not isinstance(path, str):
+            raise TypeError(f"{what} must be bytes or a str path, not a bytes path")
         try:
-            size = (await path.stat()).st_size
-            if size > max_bytes:
-                raise ValueError(f"{limit}, got {size} bytes")
-            data = await path.read_bytes()
+            data = await anyio.to_thread.run_sync(_read_regular_file, path, max_bytes)
         except OSError as exc:
-            raise ValueError(f"cannot read the {what} file {str(value)!r}: {exc.strerror}") from exc
-        name = path.name
+            reason = exc.strerror or "not a regular file"
+            raise ValueError(f"cannot read the {what} file {path!r}: {reason}") from None
+        name = _usable_name(os.path.basename(path))
     else:
         raise TypeError(f"{what} must be bytes or a path, not {type(value).__name__}")
     if not data:
         raise ValueError(f"{what} must not be empty")
-    if len(data) > max_bytes:  # bytes given, or a file that grew after its size was read
-        raise ValueError(f"{limit}, got {len(data)} bytes")
+    if len(data) > max_bytes:
+        raise ValueError(f"{limit}, got more")
     return data, name

@@ -67,7 +67,7 @@ class Media:
         and video, and from the filename's extension for a file."""
         kind = _media_type(type)
         if filename is not None:
-            filename = _filename(filename)
+            filename = _validate.filename(filename)
         content, name = await _validate.file_bytes(kind, data, max_bytes=MAX_MEDIA_BYTES[kind])
         if len(content) < _MIN_MEDIA_BYTES:
             raise ValueError(f"{kind} must be more than 5 bytes, got {len(content)}")
@@ -125,26 +125,6 @@ def _media_type(value: object) -> str:
     if value not in MAX_MEDIA_BYTES:
         raise ValueError(f"type must be one of image, voice, video, file; got {value!r}")
     return value
-
-
-def _filename(value: object) -> str:
-    """A filename as the multipart part carries it: a name, not a path (no ``/`` or ``\\``), and
-    nothing that could break the part's header (no control character, no quote)."""
-    if not isinstance(value, str):
-        raise TypeError(f"filename must be a str, not {type(value).__name__}")
-    text = value
-    if not text.strip() or text in (".", ".."):
-        raise ValueError(f"filename must name a file, got {text!r}")
-    # A quote is escaped differently by each HTTP library: refused, so both send one name.
-    if any(ch in '/\\"' or ord(ch) < 32 or ord(ch) == 127 for ch in text):
-        raise ValueError(
-            f'filename must be a bare name, without / \\ " or control characters: {text!r}'
-        )
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"filename {text!r} does not encode as UTF-8") from None
-    return text
 
 
 def _sniff(kind: str, data: bytes) -> str:

@@ -45,7 +45,11 @@ def _bounded(name: str, value: str | None, max_bytes: int) -> str | None:
         return None
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str or None, not {type(value).__name__}")
-    if not value or len(value.encode("utf-8", "surrogatepass")) > max_bytes:
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} must encode as UTF-8") from None
+    if not 0 < size <= max_bytes:
         raise ValueError(f"{name} must be 1..{max_bytes} bytes")
     return value
 
@@ -104,7 +108,7 @@ class Messages:
             raise ValueError(f"limit must be 1..{MAX_LIMIT}")
         payload["limit"] = limit
         if voice_format is not None:
-            if voice_format not in (0, 1) or isinstance(voice_format, bool):
+            if type(voice_format) is not int or voice_format not in (0, 1):
                 raise ValueError("voice_format must be 0 (amr) or 1 (silk)")
             payload["voice_format"] = voice_format
         body = await self._transport.request("POST", _SYNC, json=payload, idempotent=True)
@@ -158,10 +162,21 @@ def _page(body: dict[str, Any]) -> SyncPage:
         items = []
     if not isinstance(items, list):
         raise InvalidResponseError("'msg_list' is not a list", path=_SYNC)
-    cursor = body.get("next_cursor")
-    if cursor is not None and not isinstance(cursor, str):
-        raise InvalidResponseError("'next_cursor' is not a string", path=_SYNC)
+    cursor = body.get("next_cursor") or None
+    if cursor is not None and not (isinstance(cursor, str) and _encodes(cursor)):
+        raise InvalidResponseError("'next_cursor' is not a UTF-8 string", path=_SYNC)
     has_more = as_int(body.get("has_more", 0))
     if has_more not in (0, 1):
         raise InvalidResponseError("'has_more' is not 0 or 1", path=_SYNC)
-    return SyncPage(parse_messages(items), cursor or None, has_more == 1)
+    if has_more and cursor is None:
+        # Pulling on without a cursor would start again from the oldest message.
+        raise InvalidResponseError("'has_more' is 1 but there is no 'next_cursor'", path=_SYNC)
+    return SyncPage(parse_messages(items), cursor, has_more == 1)
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -424,6 +424,31 @@ async def test_a_retired_refresh_token_says_how_to_recover(
     assert "authorise" in str(info.value)
 
 
+async def test_a_new_refresh_token_for_a_known_authorizer_replaces_the_old_one(
+    fake: FakeWeChat, component: Any, http: httpx.AsyncClient
+) -> None:
+    good = fake.authorize(component.component_appid, "wxauthorizer0001")
+    async with platform(fake, component, http) as p:
+        wrong = p.official_account("wxauthorizer0001", refresh_token="refreshtoken@@@retired")
+        with pytest.raises(CredentialError):
+            await wrong.kf_accounts.list()
+        # The account authorised the platform again: its new refresh token is the one used.
+        right = p.official_account("wxauthorizer0001", refresh_token=good)
+        assert await right.kf_accounts.list() == []
+
+
+async def test_asking_again_with_the_first_refresh_token_keeps_the_rotation_learnt(
+    fake: FakeWeChat, component: Any, http: httpx.AsyncClient
+) -> None:
+    first = fake.authorize(component.component_appid, "wxauthorizer0001")
+    fake.rotate_refresh_tokens = True
+    async with platform(fake, component, http) as p:
+        await p.official_account("wxauthorizer0001", refresh_token=first).kf_accounts.list()
+        fake.revoke_tokens()  # the next call must fetch again, with the rotated refresh token
+        again = p.official_account("wxauthorizer0001", refresh_token=first)
+        assert await again.kf_accounts.list() == []
+
+
 async def test_the_refresh_token_source_is_read_at_every_fetch_even_after_a_rotation(
     fake: FakeWeChat, component: Any, http: httpx.AsyncClient
 ) -> None:

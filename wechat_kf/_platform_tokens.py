@@ -224,6 +224,22 @@ class AuthorizerTokenProvider(_OnBehalf):
     def _app_id(self) -> str:
         return self.authorizer_appid
 
+    def use(self, refresh_token: Source, save_refresh_token: Callable[[str], Any] | None) -> None:
+        """Take a refresh-token source handed over again (the platform asked for a client
+        again): a new one replaces the old, as after the account authorised the platform anew;
+        the one already in use, or the rotation already learnt from WeChat, changes nothing."""
+        refresh_token = hide(refresh_token)
+        if save_refresh_token is not None and not callable(save_refresh_token):
+            raise TypeError("save_refresh_token must be a function")
+        current = self._refresh_source
+        if isinstance(refresh_token, str) and refresh_token in (current, self._rotated):
+            refresh_token = current
+        if refresh_token is not current:
+            self._refresh_source = _check_source("refresh_token", refresh_token)
+            self._rotated = None
+        if save_refresh_token is not None:
+            self._save = save_refresh_token
+
     async def _refresh_token(self) -> str | None:
         if isinstance(self._refresh_source, str):
             return self._rotated or self._refresh_source

@@ -220,17 +220,22 @@ class OpenPlatform(_Platform):
     ) -> OfficialAccountClient:
         """A client acting for ``authorizer_appid``, its token fetched with ``refresh_token`` (the
         value or a function returning the latest); a new refresh token WeChat hands back goes to
-        ``save_refresh_token``. One token provider per authorizer, however many clients."""
+        ``save_refresh_token``. One token provider per authorizer, however many clients; asked
+        again with another refresh token (the account authorised the platform anew), it uses
+        that one from then on, while the one it has, or a rotation WeChat handed back, changes
+        nothing."""
         refresh_token = hide(refresh_token)  # this frame shows in the traceback of a refusal
-        if authorizer_appid not in self._authorizers:
-            self._authorizers[authorizer_appid] = AuthorizerTokenProvider(
+        provider = self._authorizers.get(authorizer_appid)
+        if provider is None:
+            provider = self._authorizers[authorizer_appid] = AuthorizerTokenProvider(
                 self.component,
                 authorizer_appid,
                 refresh_token=refresh_token,
                 save_refresh_token=save_refresh_token,
                 **self._provider_options,
             )
-        provider = self._authorizers[authorizer_appid]
+        else:  # a refresh token of a new authorisation replaces the old one
+            provider.use(refresh_token, save_refresh_token)
         client = OfficialAccountClient.over(self._connection, token_provider=provider)
         return self._hand_out(client)
 

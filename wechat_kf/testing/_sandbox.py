@@ -22,6 +22,10 @@ SANDBOX_SUITE_ID = "wwsandboxsuite0001"
 SANDBOX_SUITE_SECRET = "sandbox-suite-secret-0123456789abcdef"
 SANDBOX_SUITE_TICKET = "sandbox-suite-ticket-0123456789"
 SANDBOX_PERMANENT_CODE = "sandbox-permanent-code-0123456789"
+#: Customers who wrote to the sandbox's 微信客服 account (the last is with a human servicer).
+SANDBOX_CUSTOMERS = ("wmSANDBOXCUSTOMER01", "wmSANDBOXCUSTOMER02", "wmSANDBOXCUSTOMER03")
+#: Users waiting for the Official Account's kf accounts (``support@gh_sandbox`` is online).
+SANDBOX_OA_USERS = ("oSANDBOXUSER0001", "oSANDBOXUSER0002")
 #: The sandbox's tickets stay valid this long (a real one lasts 12 hours).
 _TICKET_LIFETIME = 10 * 365 * 86400.0
 
@@ -37,6 +41,8 @@ class Sandbox:
     corpid: str = SANDBOX_CORPID
     wecom_secret: str = SANDBOX_WECOM_SECRET
     open_kfid: str = SANDBOX_OPEN_KFID
+    customers: tuple[str, ...] = SANDBOX_CUSTOMERS
+    oa_users: tuple[str, ...] = SANDBOX_OA_USERS
     component_appid: str = SANDBOX_COMPONENT_APPID
     component_appsecret: str = SANDBOX_COMPONENT_SECRET
     verify_ticket: str = SANDBOX_VERIFY_TICKET
@@ -53,10 +59,11 @@ class Sandbox:
 
 
 def sandbox(*, seed: int = 0) -> Sandbox:
-    """A FakeWeChat with one Official Account (WeChat ID ``gh_sandbox``, two kf accounts), one
-    WeCom corp (members ``user0001``..``user1000``, departments 1..10, one 微信客服 account), an
-    open platform the Official Account authorised and a service provider the corp installed
-    (fixed tickets, refresh token and permanent code)."""
+    """A FakeWeChat with one Official Account (WeChat ID ``gh_sandbox``, two kf accounts,
+    ``support`` online, two users waiting), one WeCom corp (members ``user0001``..``user1000``,
+    departments 1..10, one 微信客服 account that three customers wrote to, the third now with
+    ``user0001``), an open platform the Official Account authorised and a service provider the
+    corp installed (fixed tickets, refresh token and permanent code)."""
     fake = FakeWeChat(seed=seed)
     fake.register_official_account(SANDBOX_APPID, SANDBOX_OA_SECRET, wechat_id=SANDBOX_WECHAT_ID)
     for prefix, nick in (("support", "客服小王"), ("sales", "销售小李")):
@@ -65,6 +72,15 @@ def sandbox(*, seed: int = 0) -> Sandbox:
     fake.add_members(SANDBOX_CORPID, [f"user{i:04d}" for i in range(1, SANDBOX_MEMBERS + 1)])
     fake.add_departments(SANDBOX_CORPID, range(1, SANDBOX_DEPARTMENTS + 1))
     fake.create_kf_account(SANDBOX_CORPID, "沙盒客服", open_kfid=SANDBOX_OPEN_KFID)
+    first, second, third = SANDBOX_CUSTOMERS
+    fake.customer_enters(SANDBOX_OPEN_KFID, first, scene="sandbox")
+    fake.customer_says(SANDBOX_OPEN_KFID, first, "你好，我想查一下订单")
+    fake.customer_says(SANDBOX_OPEN_KFID, second, "在吗")
+    fake.customer_says(SANDBOX_OPEN_KFID, third, "我要退货，请转人工")
+    fake.set_session_state(SANDBOX_OPEN_KFID, third, 3, servicer_userid="user0001")
+    fake.set_online(SANDBOX_APPID, f"support@{SANDBOX_WECHAT_ID}")
+    for openid, text in zip(SANDBOX_OA_USERS, ("你好", "有人吗"), strict=True):
+        fake.oa_customer_says(SANDBOX_APPID, openid, text)
     platform = fake.register_open_platform(SANDBOX_COMPONENT_APPID, SANDBOX_COMPONENT_SECRET)
     platform.ticket = SANDBOX_VERIFY_TICKET
     platform.ticket_expires_at = fake.now() + _TICKET_LIFETIME

@@ -732,3 +732,15 @@ def test_a_decrypt_costs_microseconds() -> None:
         lambda: receiver.decrypt(sealed.body, **query, nonce=sealed.nonce), number=runs
     )
     assert seconds / runs < 0.001  # about 40 us on a laptop; generous for a loaded CI machine
+
+
+def test_a_sealed_url_check_verifies_to_its_echo_and_a_tampered_one_does_not() -> None:
+    from wechat_kf.callbacks import CallbackCrypto
+
+    crypto = CallbackCrypto("token123", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "wwcorp")
+    query = crypto.seal_url_check("echo-42")
+    assert set(query) == {"msg_signature", "timestamp", "nonce", "echostr"}
+    assert crypto.verify_url(**query) == "echo-42"
+    with pytest.raises(CallbackError) as info:
+        crypto.verify_url(**{**query, "echostr": query["echostr"][:-4] + "AAAA"})
+    assert info.value.reason == "signature"

@@ -174,24 +174,30 @@ class CallbackCrypto:
         characters. A :class:`SealedCallback`; :meth:`encrypt` returns its body only."""
         if not isinstance(plaintext_xml, str):
             raise TypeError("plaintext_xml must be a str")
-        if timestamp is None:
-            timestamp = str(int(time.time()))
-        if nonce is None:
-            nonce = secrets.token_hex(8)
-        if not (isinstance(timestamp, str) and timestamp.isascii() and timestamp.isdigit()):
-            raise ValueError("timestamp must be a str of digits")
-        if not (isinstance(nonce, str) and _NONCE.fullmatch(nonce)):
-            raise ValueError("nonce must be 1 to 64 characters of [A-Za-z0-9_-]")
-        message = plaintext_xml.encode("utf-8")
-        plain = os.urandom(16) + len(message).to_bytes(4, "big") + message + self._receive_id
-        pad = _BLOCK - len(plain) % _BLOCK
-        encryptor = self._cipher.encryptor()
-        sealed = encryptor.update(plain + bytes([pad]) * pad) + encryptor.finalize()
-        encrypt = base64.b64encode(sealed).decode("ascii")
+        timestamp, nonce = _stamp(timestamp, nonce)
+        encrypt = self._encrypted(plaintext_xml)
         signature = self._sign(timestamp, nonce, encrypt)
         return SealedCallback(
             envelope(encrypt, signature, timestamp, nonce), signature, timestamp, nonce
         )
+
+    def seal_url_check(
+        self, echo: str, *, timestamp: str | None = None, nonce: str | None = None
+    ) -> dict[str, str]:
+        """The query of the URL check WeCom sends for ``echo`` (``msg_signature``, ``timestamp``,
+        ``nonce``, ``echostr``: the echo encrypted): what a test GETs its callback route with;
+        :meth:`verify_url` of those returns ``echo``."""
+        if not isinstance(echo, str):
+            raise TypeError("echo must be a str")
+        timestamp, nonce = _stamp(timestamp, nonce)
+        echostr = self._encrypted(echo)
+        signature = self._sign(timestamp, nonce, echostr)
+        return {
+            "msg_signature": signature,
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "echostr": echostr,
+        }
 
     def encrypt(
         self, plaintext_xml: str, *, timestamp: str | None = None, nonce: str | None = None
@@ -200,6 +206,16 @@ class CallbackCrypto:
         ``TimeStamp``, ``Nonce``: also an Official Account's encrypted passive reply). The
         signature, timestamp and nonce are inside it; :meth:`seal` returns them separately."""
         return self.seal(plaintext_xml, timestamp=timestamp, nonce=nonce).body
+
+    def _encrypted(self, plaintext: str) -> str:
+        """``plaintext`` sealed for this receive id: random prefix, length, message, receive id,
+        padded to 32 and AES-CBC encrypted, in base64."""
+        message = plaintext.encode("utf-8")
+        plain = os.urandom(16) + len(message).to_bytes(4, "big") + message + self._receive_id
+        pad = _BLOCK - len(plain) % _BLOCK
+        encryptor = self._cipher.encryptor()
+        sealed = encryptor.update(plain + bytes([pad]) * pad) + encryptor.finalize()
+        return base64.b64encode(sealed).decode("ascii")
 
     def _sign(self, timestamp: str, nonce: str, encrypt: str | None) -> str:
         parts = (
@@ -296,3 +312,17 @@ for _model in (
 ):
     _model.__module__ = __name__
 del _model
+
+
+def _stamp(timestamp: str | None, nonce: str | None) -> tuple[str, str]:
+    """The timestamp (default: now) and nonce (default: 16 random characters) of a sealing,
+    checked to be what WeChat sends."""
+    if timestamp is None:
+        timestamp = str(int(time.time()))
+    if nonce is None:
+        nonce = secrets.token_hex(8)
+    if not (isinstance(timestamp, str) and timestamp.isascii() and timestamp.isdigit()):
+        raise ValueError("timestamp must be a str of digits")
+    if not (isinstance(nonce, str) and _NONCE.fullmatch(nonce)):
+        raise ValueError("nonce must be 1 to 64 characters of [A-Za-z0-9_-]")
+    return timestamp, nonce

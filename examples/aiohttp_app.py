@@ -13,7 +13,7 @@ from contextlib import AsyncExitStack
 import httpx
 from aiohttp import web
 
-from examples.callbacks import Callbacks
+from examples.callbacks import Callbacks, read_push
 from examples.common import Answer, batch_answer, error_answer, open_clients, open_platform
 from wechat_kf import BatchError, OfficialAccountClient, WeChatError, WeComClient, to_data
 
@@ -55,7 +55,11 @@ async def callback_check(request: web.Request) -> web.Response:
 async def callback_push(request: web.Request) -> web.Response:
     # Answered at once: WeChat delivers again after 5 s, so nothing slow happens in here.
     route = request.match_info["route"]
-    body = await request.content.read(64 * 1024 + 1)
+    # Read to its end, however many TCP segments it came in, with a cap as it streams in (its
+    # Content-Length checked first): content.read(n) would return only what has arrived.
+    body = await read_push(request.content.iter_any(), request.content_length)
+    if body is None:
+        return web.Response(text="too large", status=413)
     status, text = await request.app[CALLBACKS].receive(route, request.query, body)
     return web.Response(text=text, status=status)
 

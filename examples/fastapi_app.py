@@ -11,7 +11,7 @@ reach the routes through dependencies.
 # No `from __future__ import annotations` here: FastAPI reads the route annotations at runtime,
 # and the dependencies are local to create_app.
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from typing import Annotated, Any
 
 import httpx
@@ -19,7 +19,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
-from examples.callbacks import Callbacks
+from examples.callbacks import Callbacks, read_push
 from examples.common import Answer, batch_answer, error_answer, open_clients, open_platform
 from wechat_kf import BatchError, OfficialAccountClient, WeChatError, WeComClient, to_data
 
@@ -83,7 +83,12 @@ def create_app(transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     @app.post("/callbacks/{route}")
     async def callback_push(route: str, request: Request) -> PlainTextResponse:
         callbacks: Callbacks = request.app.state.callbacks
-        status, text = await callbacks.receive(route, request.query_params, await request.body())
+        # Read with a cap as it streams in (its Content-Length checked first), never whole.
+        async with aclosing(request.stream()) as chunks:
+            body = await read_push(chunks, request.headers.get("content-length"))
+        if body is None:
+            return PlainTextResponse("too large", status_code=413)
+        status, text = await callbacks.receive(route, request.query_params, body)
         return PlainTextResponse(text, status_code=status)
 
     async def failed(request: Request, exc: Exception) -> JSONResponse:

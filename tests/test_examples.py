@@ -3,10 +3,14 @@ test client, the worker on both backends including a resume after a crash."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import anyio
 import httpx
@@ -385,3 +389,218 @@ async def test_a_push_that_fails_its_checks_is_refused_and_not_acted_on(
             refused = await client.post("/callbacks/wecom", params=params, content=sealed.body)
             assert refused.status_code == 403
             assert not app.state.callbacks.kf_events
+
+
+def sealed_push(receive_id: str, plaintext: str) -> tuple[dict[str, str], bytes]:
+    """The query and body WeChat would POST for ``plaintext``, sealed with the examples' key
+    for ``receive_id``."""
+    from wechat_kf.callbacks import CallbackCrypto
+
+    sealed = CallbackCrypto(CALLBACK_TOKEN, CALLBACK_KEY, receive_id).seal(plaintext)
+    query = {"msg_signature": sealed.msg_signature, "timestamp": sealed.timestamp,
+             "nonce": sealed.nonce}  # fmt: skip
+    return query, sealed.body.encode()
+
+
+def kf_event_xml(corpid: str) -> str:
+    return (
+        f"<xml><ToUserName>{corpid}</ToUserName><CreateTime>{int(time.time())}</CreateTime>"
+        "<MsgType>event</MsgType><Event>kf_msg_or_event</Event><Token>TOKEN1</Token>"
+        f"<OpenKfId>{KFID}</OpenKfId></xml>"
+    )
+
+
+def ticket_xml(component_appid: str) -> str:
+    return (
+        f"<xml><AppId>{component_appid}</AppId><CreateTime>{int(time.time())}</CreateTime>"
+        "<InfoType>component_verify_ticket</InfoType>"
+        "<ComponentVerifyTicket>INJECTED-TICKET</ComponentVerifyTicket></xml>"
+    )
+
+
+async def raw_post(port: int, head: bytes, *parts: bytes, gap: float = 0.2) -> bytes:
+    """Send ``head`` and then each part as its own TCP segment, ``gap`` seconds apart; return
+    the status line answered."""
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(head)
+        for part in parts:
+            await anyio.sleep(gap)
+            with contextlib.suppress(anyio.BrokenResourceError):
+                await stream.send(part)
+        answer = b""
+        with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+            while b"\r\n" not in answer:
+                answer += await stream.receive()
+    return answer.split(b"\r\n", 1)[0]
+
+
+def post_head(path: str, query: dict[str, str], length: int | None) -> bytes:
+    framing = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
+    return (f"POST {path}?{urlencode(query)} HTTP/1.1\r\nHost: app\r\n{framing}\r\n"
+            "Content-Type: text/xml\r\nConnection: close\r\n\r\n").encode()  # fmt: skip
+
+
+def chunked(*parts: bytes) -> list[bytes]:
+    return [b"%x\r\n%s\r\n" % (len(part), part) for part in parts] + [b"0\r\n\r\n"]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_aiohttp_takes_a_push_whose_body_comes_in_several_tcp_segments(
+    callback_env: Sandbox,
+) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    box = callback_env
+    app = aiohttp_app.create_app(box.fake.transport)
+    async with TestClient(TestServer(app)) as client:
+        port = client.port
+        assert port is not None
+        with anyio.fail_after(10):
+            query, body = sealed_push(box.corpid, kf_event_xml(box.corpid))
+            head = post_head("/callbacks/wecom", query, len(body))
+            status = await raw_post(port, head + body[:100], body[100:250], body[250:])
+            assert status == b"HTTP/1.1 200 OK"
+            query, body = sealed_push(box.corpid, kf_event_xml(box.corpid))
+            head = post_head("/callbacks/wecom", query, None)
+            status = await raw_post(port, head, *chunked(body[:50], body[50:]))
+            assert status == b"HTTP/1.1 200 OK"
+        assert [e.open_kfid for e in app[aiohttp_app.CALLBACKS].kf_events] == [KFID, KFID]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_aiohttp_refuses_a_push_over_the_cap_with_413_declared_or_streamed(
+    callback_env: Sandbox,
+) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from examples.callbacks import MAX_PUSH_BYTES
+
+    box = callback_env
+    app = aiohttp_app.create_app(box.fake.transport)
+    query, _ = sealed_push(box.corpid, kf_event_xml(box.corpid))
+    async with TestClient(TestServer(app)) as client:
+        port = client.port
+        assert port is not None
+        with anyio.fail_after(10):
+            declared = post_head("/callbacks/wecom", query, 300 * 1024 * 1024)
+            assert (
+                await raw_post(port, declared, b"A" * 1024)
+                == b"HTTP/1.1 413 Request Entity Too Large"
+            )
+            streamed = post_head("/callbacks/wecom", query, None)
+            block = b"A" * (16 * 1024)
+            parts = chunked(*[block] * (MAX_PUSH_BYTES // len(block) + 2))
+            assert await raw_post(port, streamed + b"".join(parts), gap=0) == (
+                b"HTTP/1.1 413 Request Entity Too Large"
+            )
+            exactly = b"A" * MAX_PUSH_BYTES  # at the cap: read, then refused as no push
+            assert (
+                await raw_post(
+                    port, post_head("/callbacks/wecom", query, len(exactly)) + exactly, gap=0
+                )
+                == b"HTTP/1.1 403 Forbidden"
+            )
+        assert not app[aiohttp_app.CALLBACKS].kf_events
+
+
+class Drip:
+    """A request body of ``total`` bytes in 64 KiB chunks, counting how many were read (an
+    iterator, not a generator: left unfinished, it holds nothing to clean up)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.read = 0
+
+    def __aiter__(self) -> Drip:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self.read * 64 * 1024 >= self.total:
+            raise StopAsyncIteration
+        self.read += 1
+        return b"A" * (64 * 1024)
+
+
+async def test_fastapi_refuses_a_push_over_the_cap_before_reading_it_whole(
+    callback_env: Sandbox,
+) -> None:
+    box = callback_env
+    app = fastapi_app.create_app(box.fake.transport)
+    query, _ = sealed_push(box.corpid, kf_event_xml(box.corpid))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            with anyio.fail_after(10):
+                declared = Drip(16 * 1024 * 1024)
+                answer = await client.post(
+                    "/callbacks/wecom",
+                    params=query,
+                    content=declared,
+                    headers={"content-length": str(declared.total)},
+                )
+                assert (answer.status_code, declared.read) == (413, 0)
+                streamed = Drip(16 * 1024 * 1024)  # no length: counted as it comes
+                answer = await client.post("/callbacks/wecom", params=query, content=streamed)
+                assert answer.status_code == 413
+                assert streamed.read <= 2
+    assert not app.state.callbacks.kf_events
+
+
+async def test_fastapi_takes_a_push_streamed_in_pieces_without_a_length(
+    callback_env: Sandbox,
+) -> None:
+    box = callback_env
+    app = fastapi_app.create_app(box.fake.transport)
+    query, body = sealed_push(box.corpid, kf_event_xml(box.corpid))
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 37):
+            yield body[start : start + 37]
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            with anyio.fail_after(10):
+                answer = await client.post("/callbacks/wecom", params=query, content=pieces())
+        assert (answer.status_code, answer.text) == (200, "success")
+        assert [e.open_kfid for e in app.state.callbacks.kf_events] == [KFID]
+
+
+async def test_a_push_on_another_route_than_its_own_is_acknowledged_and_ignored(
+    callback_env: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = callback_env
+    app = fastapi_app.create_app(box.fake.transport)
+    async with app.router.lifespan_context(app):
+        callbacks = app.state.callbacks
+        saved: list[Any] = []
+
+        async def save(ticket: Any) -> None:
+            saved.append(ticket)
+
+        callbacks.platform.save_verify_ticket = save
+        transport = httpx.ASGITransport(app=app)
+        caplog.set_level(logging.INFO, logger="examples.callbacks")
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            with anyio.fail_after(10):
+                # A ticket sealed with the corp callback's key, on the corp's route.
+                query, body = sealed_push(box.corpid, ticket_xml(COMPONENT_APPID))
+                answer = await client.post("/callbacks/wecom", params=query, content=body)
+                assert (answer.status_code, answer.text) == (200, "success")
+                # A kf event sealed with the platform's key, on the platform's route.
+                query, body = sealed_push(COMPONENT_APPID, kf_event_xml(box.corpid))
+                answer = await client.post("/callbacks/open-platform", params=query, content=body)
+                assert (answer.status_code, answer.text) == (200, "success")
+                # Another platform's ticket on the platform's route.
+                query, body = sealed_push(COMPONENT_APPID, ticket_xml("wxsomeoneelse0001"))
+                answer = await client.post("/callbacks/open-platform", params=query, content=body)
+                assert (answer.status_code, answer.text) == (200, "success")
+                # The route's own push is still acted on.
+                query, body = sealed_push(COMPONENT_APPID, ticket_xml(COMPONENT_APPID))
+                answer = await client.post("/callbacks/open-platform", params=query, content=body)
+                assert (answer.status_code, answer.text) == (200, "success")
+        assert not callbacks.kf_events
+        assert [t.component_appid for t in saved] == [COMPONENT_APPID]
+    ignored = [r for r in caplog.records if "ignored" in r.getMessage()]
+    assert len(ignored) == 3
+    assert all(r.levelno == logging.INFO for r in ignored)

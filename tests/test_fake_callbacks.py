@@ -6,6 +6,9 @@ asyncio and trio, with no task left behind."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
+import time
 from collections.abc import MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -15,6 +18,7 @@ import httpx
 import pytest
 
 from tests._servers import serve
+from tests._wire import WireConn, WireRequest, WireServer
 from wechat_kf.callbacks import (
     CallbackCrypto,
     ComponentVerifyTicket,
@@ -333,3 +337,207 @@ async def test_set_callback_needs_a_known_corp_and_a_platform_callback_a_known_p
         fake.set_callback(Receiver(), token=TOKEN, encoding_aes_key=KEY, corpid="ww2")
     with pytest.raises(ValueError, match="encoding_aes_key"):
         fake.set_callback(Receiver(), token=TOKEN, encoding_aes_key="short")
+
+
+# -- delivery that is interrupted, or answered strangely ----------------------------------------
+
+
+def stray_cancellation() -> BaseException:
+    """The backend's cancellation exception, raised by an app on its own: nothing cancelled the
+    fake (an app's own wait that was cancelled and let the exception out)."""
+    if anyio.get_cancelled_exc_class() is asyncio.CancelledError:
+        return asyncio.CancelledError()
+    import trio
+
+    return trio.Cancelled._create()
+
+
+async def test_an_app_raising_its_own_cancellation_is_a_failed_delivery_and_pushing_goes_on(
+    fake: FakeWeChat, kf: str
+) -> None:
+    calls = 0
+
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        nonlocal calls
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        calls += 1
+        if calls == 1:
+            raise stray_cancellation()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"success"})
+
+    fake.set_callback(app, token=TOKEN, encoding_aes_key=KEY)
+    reached_the_end = False
+    with anyio.fail_after(10):
+        async with fake.pushing():
+            fake.customer_says(kf, CUSTOMER, "1")
+            await fake.pushes_settled()
+            fake.customer_says(kf, CUSTOMER, "2")
+            await fake.pushes_settled()
+            reached_the_end = True
+    assert reached_the_end
+    deliveries = fake.callback_deliveries
+    assert [(d.attempt, d.status) for d in deliveries] == [(1, None), (2, 200), (1, 200)]
+    assert "Cancel" in (deliveries[0].error or "")
+    assert fake.pending_pushes == 0
+
+
+async def test_a_cancellation_of_the_delivery_itself_still_stops_it(
+    fake: FakeWeChat, kf: str
+) -> None:
+    fake.set_callback(Receiver(delay=30), token=TOKEN, encoding_aes_key=KEY)
+    fake.customer_says(kf, CUSTOMER)
+    with anyio.fail_after(10), anyio.move_on_after(0.2) as stopped:
+        await fake.deliver_pushes()
+    assert stopped.cancelled_caught
+    assert (fake.callback_deliveries, fake.pending_pushes) == ([], 1)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Python 3.10 counts no task cancellations")
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_asyncio_timeout_around_delivery_is_not_taken_for_the_apps_failure(
+    fake: FakeWeChat, kf: str
+) -> None:
+    fake.set_callback(Receiver(delay=30), token=TOKEN, encoding_aes_key=KEY)
+    fake.customer_says(kf, CUSTOMER)
+    with anyio.fail_after(10):
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(fake.deliver_pushes(), 0.2)
+    assert (fake.callback_deliveries, fake.pending_pushes) == ([], 1)
+
+
+async def test_a_push_in_flight_when_pushing_ends_stays_queued_and_is_delivered_later(
+    fake: FakeWeChat, kf: str
+) -> None:
+    arrived = anyio.Event()
+
+    class Slow(Receiver):
+        async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                arrived.set()
+            await super().__call__(scope, receive, send)
+
+    receiver = Slow(delay=30)
+    fake.set_callback(receiver, token=TOKEN, encoding_aes_key=KEY)
+    with anyio.fail_after(10):
+        async with fake.pushing():
+            fake.customer_says(kf, CUSTOMER)
+            await arrived.wait()  # the delivery is in flight
+        assert (fake.pending_pushes, fake.callback_deliveries) == (1, [])
+        receiver.delay = 0
+        await fake.deliver_pushes()
+    assert [(d.attempt, d.status) for d in fake.callback_deliveries] == [(1, 200)]
+    assert fake.pending_pushes == 0
+    assert len(receiver.requests) == 2
+
+
+async def test_a_push_put_back_keeps_its_place_and_the_attempts_it_already_used(
+    fake: FakeWeChat, kf: str
+) -> None:
+    answers = [500]  # the first attempt of the first push; then each request hangs until told
+
+    release, waiting = anyio.Event(), anyio.Event()
+
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        status = answers.pop(0) if answers else 200
+        if status == 200:
+            waiting.set()
+            await release.wait()
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b"success"})
+
+    fake.set_callback(app, token=TOKEN, encoding_aes_key=KEY)
+    crypto = CallbackCrypto(TOKEN, KEY, corpid_of(fake))
+    with anyio.fail_after(10):
+        async with fake.pushing():
+            fake.customer_says(kf, CUSTOMER, "first")
+            fake.advance(1)
+            fake.customer_says(kf, CUSTOMER, "second")
+            await waiting.wait()  # attempt 1 was answered 500; attempt 2 hangs
+        assert fake.pending_pushes == 2
+        release.set()
+        receiver = Receiver()
+        fake.set_callback(receiver, token=TOKEN, encoding_aes_key=KEY)
+        await fake.deliver_pushes()
+    assert [(d.attempt, d.status) for d in fake.callback_deliveries] == [
+        (1, 500),
+        (2, 200),  # the first push again: its second attempt, not a new first one
+        (1, 200),
+    ]
+    times = [receiver.opened(crypto, i).create_time for i in range(2)]
+    assert times[0] < times[1]  # the one put back went first
+
+
+async def test_a_url_answering_an_endless_body_counts_by_its_status_without_reading_it(
+    fake: FakeWeChat, kf: str
+) -> None:
+    block = b"x" * (1 << 20)
+
+    def endless(request: WireRequest, conn: WireConn) -> None:
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")
+        for _ in range(20_000):  # 20 GB at most, until the fake hangs up
+            if conn.closed:
+                return
+            conn.send(block)
+
+    with WireServer(endless) as server:
+        fake.set_callback(f"{server.url}/cb", token=TOKEN, encoding_aes_key=KEY)
+        fake.callback_timeout = 3.0
+        fake.customer_says(kf, CUSTOMER)
+        started = time.monotonic()
+        with anyio.fail_after(10):
+            await fake.deliver_pushes()
+        took = time.monotonic() - started
+    assert [(d.status, d.error) for d in fake.callback_deliveries] == [(200, None)]
+    assert took < 2.0
+
+
+async def test_pushing_inside_pushing_is_a_plain_runtime_error_and_the_outer_one_goes_on(
+    fake: FakeWeChat, kf: str
+) -> None:
+    receiver = Receiver()
+    fake.set_callback(receiver, token=TOKEN, encoding_aes_key=KEY)
+    with anyio.fail_after(10):
+        async with fake.pushing():
+            with pytest.raises(RuntimeError, match="already active"):
+                async with fake.pushing():
+                    pytest.fail("a second pushing() was entered")
+            fake.customer_says(kf, CUSTOMER)
+            await fake.pushes_settled()
+        # Let through, it leaves the outer pushing() as it was raised, not in a group.
+        with pytest.raises(RuntimeError, match="already active") as raised:
+            async with fake.pushing(), fake.pushing():
+                pass
+        assert type(raised.value) is RuntimeError
+        async with fake.pushing():  # and once left, it can be entered again
+            fake.customer_says(kf, CUSTOMER)
+            await fake.pushes_settled()
+    assert [d.status for d in fake.callback_deliveries] == [200, 200]
+
+
+async def test_an_error_in_the_body_of_pushing_leaves_it_unwrapped_and_no_task_behind(
+    fake: FakeWeChat, kf: str
+) -> None:
+    fake.set_callback(Receiver(), token=TOKEN, encoding_aes_key=KEY)
+    with anyio.fail_after(10):
+        with pytest.raises(ValueError, match="the test's own") as raised:
+            async with fake.pushing():
+                raise ValueError("the test's own")
+        assert type(raised.value) is ValueError
+        assert not fake.world.outbox.running
+        with anyio.move_on_after(0.1) as outer:  # a deadline around it still cancels it
+            async with fake.pushing():
+                await anyio.sleep_forever()
+        assert outer.cancelled_caught
+        assert not fake.world.outbox.running
+        fake.customer_says(kf, CUSTOMER)
+        async with fake.pushing():
+            await fake.pushes_settled()
+    assert [d.status for d in fake.callback_deliveries] == [200]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -36,6 +37,7 @@ OPENID = "oDF3iY9WMaswOPWjCIp_f3Bnpljk"
 T0 = 1_700_000_000
 DAY = 86_400
 RECORDS = "/customservice/msgrecord/getmsglist"
+NOW = int(time.time())
 
 Reply = dict[str, Any] | httpx.Response
 Answer = Callable[[httpx.Request], Reply | Awaitable[Reply]]
@@ -492,6 +494,10 @@ BAD_SPANS: list[tuple[str, Any, Any, dict[str, Any], type[Exception]]] = [
     ("page_size 0", T0, T0 + 5, {"page_size": 0}, ValueError),
     ("page_size 10001", T0, T0 + 5, {"page_size": 10_001}, ValueError),
     ("page_size bool", T0, T0 + 5, {"page_size": True}, TypeError),
+    ("end at datetime.max", utc(T0), datetime.max.replace(tzinfo=timezone.utc), {}, ValueError),
+    ("end two days ahead", NOW, NOW + 2 * DAY, {}, ValueError),
+    ("span of 366 days and a second", T0, T0 + 366 * DAY + 1, {}, ValueError),
+    ("span of 30 years", 0, T0, {}, ValueError),
 ]
 
 
@@ -505,3 +511,49 @@ async def test_bad_spans_raise_when_records_is_called_before_any_request(
         with pytest.raises(exc):
             oa.sessions.records(start, end, **kwargs)
     assert wechat.requests == []
+
+
+async def test_an_end_up_to_a_day_ahead_and_a_span_of_366_days_are_read(
+    secret_watch: set[str],
+) -> None:
+    async with client(ok(recordlist=[]), secret_watch) as (oa, wechat):
+        ahead = datetime.now(timezone.utc) + timedelta(hours=23)
+        await collect(oa.sessions.records(ahead - timedelta(hours=30), ahead))
+        assert len(wechat.requests) == 2
+        await collect(oa.sessions.records(T0, T0 + 366 * DAY))
+    windows = [(b["starttime"], b["endtime"]) for *_, b in wechat.seen[2:]]
+    assert len(windows) == 366
+    assert (windows[0][0], windows[-1][1]) == (T0, T0 + 366 * DAY)
+
+
+async def test_records_dated_outside_the_window_asked_for_are_left_out(
+    secret_watch: set[str],
+) -> None:
+    def at(seconds: int) -> dict[str, Any]:
+        return {"openid": "o1", "opercode": 2003, "text": f"at {seconds - T0}", "time": seconds,
+                "worker": KF}  # fmt: skip
+
+    def answer(request: httpx.Request) -> dict[str, Any]:
+        ask = json.loads(request.content)
+        start, end = ask["starttime"], ask["endtime"]
+        rows = [
+            at(start - 1),  # before the window: before the span, or the window before's
+            at(start),
+            at(start + 10),
+            at(end),
+            at(end + 1),  # after it: the next window's, or past the span
+            at(5),  # 1970
+            at(NOW + 400 * DAY),
+        ]
+        return {"errcode": 0, "recordlist": rows, "number": len(rows), "msgid": 9}
+
+    async with client(answer, secret_watch) as (oa, wechat):
+        got = await collect(oa.sessions.records(T0, T0 + DAY + 60))
+    assert [r.text for r in got] == [
+        "at 0",
+        "at 10",
+        f"at {DAY}",  # the second both windows share, sent by both, yielded once
+        f"at {DAY + 10}",
+        f"at {DAY + 60}",
+    ]
+    assert len(wechat.requests) == 2

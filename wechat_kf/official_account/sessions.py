@@ -4,6 +4,7 @@ its chat records (``MessageRecords``, read over any span in 24-hour windows)."""
 from __future__ import annotations
 
 import builtins
+import time
 from collections import Counter, deque
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
@@ -18,7 +19,9 @@ from ..models import KfSession, MessageRecord, WaitingCase, WaitingCases
 
 __all__ = [
     "MAX_PAGES_PER_WINDOW",
+    "MAX_RECORD_END_AHEAD",
     "MAX_RECORD_PAGE_SIZE",
+    "MAX_RECORD_SPAN",
     "MAX_RECORD_WINDOW",
     "MessageRecords",
     "OfficialAccountSessions",
@@ -32,6 +35,15 @@ MAX_RECORD_WINDOW = 86_400
 #: Full pages one window may return before the server is taken to be answering forever (10
 #: million records a day at the default page size, far beyond any account's traffic).
 MAX_PAGES_PER_WINDOW = 1_000
+#: The longest span ``records(start, end)`` reads, in seconds: 366 days. WeChat does not say
+#: how long it keeps chat records; a year (a leap one included) is more than an account asks
+#: for in one go, and at most 367 windows, where a mistaken span (a year typed wrong) would
+#: otherwise be thousands of requests. Read a longer history as several spans.
+MAX_RECORD_SPAN = 366 * 86_400
+#: How far past now (this machine's clock) ``end`` may lie, in seconds: a day, room for a
+#: skewed clock or a time zone taken wrong; records cannot come from further ahead, and an end
+#: such as ``datetime.max`` would otherwise be millions of requests.
+MAX_RECORD_END_AHEAD = 86_400
 
 _RECORDS_PATH = "/customservice/msgrecord/getmsglist"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -124,14 +136,29 @@ class OfficialAccountSessions:
         iterator: ``async for record in oa.sessions.records(start, end)``. Each bound is an
         aware datetime or unix seconds as an int (a naive datetime, a float or milliseconds are
         refused); records carry whole seconds, so a fractional ``start`` is rounded up and a
-        fractional ``end`` down. ``end`` must be after ``start``; whether the records at exactly
-        ``start`` and ``end`` are included is WeChat's call (undocumented). Any span is read in
-        windows of at most 24 hours, each in pages of ``page_size`` (1..10,000) records;
-        arguments are checked here, before anything is sent. See :class:`MessageRecords`."""
+        fractional ``end`` down. ``end`` must be after ``start``, at most a day past now
+        (:data:`MAX_RECORD_END_AHEAD`: an ``end`` further ahead is refused with ``ValueError``,
+        not cut back to now) and at most 366 days after ``start`` (:data:`MAX_RECORD_SPAN`;
+        read a longer history as several spans). Whether WeChat counts the records at exactly
+        ``start`` and ``end`` is undocumented; a record it sends dated outside the span (or
+        outside the 24-hour window it was asked for) is left out. Any span is read in windows
+        of at most 24 hours, each in pages of ``page_size`` (1..10,000) records; arguments are
+        checked here, before anything is sent. See :class:`MessageRecords`."""
         first = _unix_seconds("start", start, round_up=True)
         last = _unix_seconds("end", end, round_up=False)
         if _instant(end) <= _instant(start):
             raise ValueError(f"end ({end!r}) must be after start ({start!r})")
+        latest = int(time.time()) + MAX_RECORD_END_AHEAD
+        if last > latest:
+            raise ValueError(
+                f"end ({end!r}) lies more than a day in the future: records cannot come from "
+                "there (pass now, or a time before it)"
+            )
+        if last - first > MAX_RECORD_SPAN:
+            raise ValueError(
+                f"the span from start ({start!r}) to end ({end!r}) is longer than 366 days: "
+                "read a longer history as several spans"
+            )
         if isinstance(page_size, bool) or not isinstance(page_size, int):
             raise TypeError(f"page_size must be an int, not {type(page_size).__name__}")
         if not 1 <= page_size <= MAX_RECORD_PAGE_SIZE:
@@ -146,7 +173,8 @@ class MessageRecords:
     24 and 12) and reads each window with ``msgrecord/getmsglist`` from msgid 1, passing back
     the msgid each answer gives, unchanged, until a page holds fewer than ``page_size`` records.
     Reads are retried like every read. A record at the very second where two windows meet is
-    yielded once, whether WeChat counts that second in one window or in both. A server that
+    yielded once, whether WeChat counts that second in one window or in both; a record dated
+    outside the window it came in (so outside the span) is left out. A server that
     hands back a msgid already used in the window, or full pages past 1,000, raises
     ``InvalidResponseError`` instead of looping. Pages are fetched only as the caller iterates,
     and nothing is left running between two records, so breaking out early is safe; ``aclose()``
@@ -237,12 +265,16 @@ class MessageRecords:
             self._msgid = self._next_msgid(body)
 
     def _keep(self, records: builtins.list[MessageRecord], window_end: int) -> None:
-        """Queue the page's records, leaving out a record already yielded at the end of the
-        previous window: WeChat does not say whether ``endtime`` and ``starttime`` are included,
-        so the second two windows share may come back in both."""
+        """Queue the page's records, leaving out those dated outside the window asked for (a
+        server's mistake must not show records of another span, nor one twice across windows)
+        and a record already yielded at the end of the previous window: WeChat does not say
+        whether ``endtime`` and ``starttime`` are included, so the second two windows share may
+        come back in both."""
         shared_second = _at(self._window_start)
         last_second = _at(window_end)
         for record in records:
+            if not shared_second <= record.time <= last_second:
+                continue
             if record.time == shared_second and self._shared_before[record] > 0:
                 self._shared_before[record] -= 1
                 continue

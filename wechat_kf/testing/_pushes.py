@@ -8,7 +8,9 @@ of ``FakeWeChat.pushing()``. Nothing here knows FakeWeChat or its World."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import sys
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import attrs
 import httpx
 
@@ -105,11 +108,13 @@ class CallbackTarget:
 @attrs.frozen
 class PendingPush:
     """A push waiting to be delivered: its callback, its kind (``kf_msg_or_event``,
-    ``component_verify_ticket``, ``suite_ticket``) and the plaintext XML."""
+    ``component_verify_ticket``, ``suite_ticket``), the plaintext XML, and how many deliveries
+    it already had (a push put back in the queue when its delivery was stopped keeps them)."""
 
     key: Key
     kind: str
     plaintext: str
+    attempts: int = 0
 
 
 @attrs.frozen
@@ -143,6 +148,8 @@ class Outbox:
     max_deliveries: int = MAX_DELIVERIES
     retry_delay: float = 0.0
     in_flight: int = 0
+    #: True while ``FakeWeChat.pushing()`` is entered (set before its task group starts).
+    background: bool = False
     _wake: anyio.Event | None = attrs.field(default=None, repr=False)
     _idle: anyio.Event | None = attrs.field(default=None, repr=False)
     _loop_thread: int | None = attrs.field(default=None, repr=False)
@@ -203,6 +210,10 @@ class Outbox:
             self._wake = self._loop_thread = None
 
     async def _deliver(self, push: PendingPush) -> None:
+        """Deliver ``push`` until a 200 or its last attempt. Stopped on the way (``pushing()``
+        left, a deadline around ``deliver_pushes()``), it goes back to the front of the queue
+        with the attempts recorded so far: the attempt cut short got no answer, so it is
+        neither recorded nor counted."""
         target = self.targets.get(push.key)
         if target is None:  # the callback was removed since
             return
@@ -215,15 +226,21 @@ class Outbox:
             "timestamp": sealed.timestamp,
             "nonce": sealed.nonce,
         }
-        for attempt in range(1, self.max_deliveries + 1):
-            status, error = await self._post(target, body, params)
-            self.deliveries.append(
-                CallbackDelivery(push.kind, target.crypto.receive_id, attempt, status, error)
-            )
-            if status == 200:
-                return
-            if attempt < self.max_deliveries and self.retry_delay > 0:
-                await anyio.sleep(self.retry_delay)
+        made = push.attempts
+        try:
+            for attempt in range(made + 1, self.max_deliveries + 1):
+                status, error = await self._post(target, body, params)
+                self.deliveries.append(
+                    CallbackDelivery(push.kind, target.crypto.receive_id, attempt, status, error)
+                )
+                made = attempt
+                if status == 200:
+                    return
+                if attempt < self.max_deliveries and self.retry_delay > 0:
+                    await anyio.sleep(self.retry_delay)
+        except anyio.get_cancelled_exc_class():
+            self.queue.appendleft(attrs.evolve(push, attempts=made))
+            raise
 
     async def _post(
         self, target: CallbackTarget, body: bytes, params: dict[str, str]
@@ -238,14 +255,43 @@ class Outbox:
             # The deadline is anyio's, not only httpx's: an ASGI app in-process has no socket
             # for httpx's timeouts to act on.
             with anyio.fail_after(self.timeout):
-                async with httpx.AsyncClient(
-                    transport=transport, timeout=self.timeout, follow_redirects=False
-                ) as client:
-                    response = await client.post(
-                        url, params=params, content=body, headers={"content-type": "text/xml"}
-                    )
+                async with (
+                    httpx.AsyncClient(
+                        transport=transport, timeout=self.timeout, follow_redirects=False
+                    ) as client,
+                    client.stream(
+                        "POST",
+                        url,
+                        params=params,
+                        content=body,
+                        headers={"content-type": "text/xml"},
+                    ) as response,
+                ):
+                    # Only the status counts (a 200 is WeChat's one success): the body is never
+                    # read, so an answer that does not end costs nothing. (httpx's ASGI
+                    # transport hands over an in-process app's body whole, as the app sent it.)
                     return response.status_code, None
         except TimeoutError:
             return None, "timeout"
+        except anyio.get_cancelled_exc_class() as error:
+            if _task_cancelled():
+                raise
+            # A cancelled scope around the delivery (pushing() left, the caller's deadline)
+            # raises here: the delivery stops.
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            # Else the app let out a cancellation of its own (its own cancelled wait), while nothing
+            # cancelled the delivery: the receiver failed, like any crash.
+            return None, f"{type(error).__name__}: {error}"
         except Exception as error:  # the receiver failed: recorded, then retried like WeChat
             return None, f"{type(error).__name__}: {error}"
+
+
+def _task_cancelled() -> bool:
+    """On asyncio, whether the task was asked to stop: ``task.cancel()`` from outside anyio
+    (``asyncio.wait_for``, ``asyncio.timeout``) is a real cancellation too, though no anyio
+    scope is cancelled. (trio has no cancellation but its scopes'; Python 3.10 does not count
+    a task's cancellations, so there only the anyio scopes are seen.)"""
+    if sys.version_info >= (3, 11) and anyio.get_cancelled_exc_class() is asyncio.CancelledError:
+        task = asyncio.current_task()
+        return task is not None and task.cancelling() > 0
+    return False

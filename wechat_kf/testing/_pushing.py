@@ -113,13 +113,34 @@ class Pushing:
     async def pushing(self) -> AsyncIterator[None]:
         """Inside the ``async with``, queued pushes are delivered in the background as they
         come, in order, like WeChat does; leaving it stops the delivery (what is still queued
-        stays queued) and leaves no task behind. Runs on asyncio and trio."""
-        async with anyio.create_task_group() as group:
-            await group.start(self.world.outbox.run)
-            try:
-                yield
-            finally:
-                group.cancel_scope.cancel()
+        stays queued, and so does a push whose delivery was under way, at the front of the
+        queue with the attempts it had) and leaves no task behind. One at a time per fake:
+        entering it again inside it raises ``RuntimeError``. An exception of the body leaves it
+        as it was raised, not in an ExceptionGroup. Runs on asyncio and trio."""
+        outbox = self.world.outbox
+        if outbox.background:
+            raise RuntimeError(
+                "fake.pushing() is already active: one pushing() delivers every push of the "
+                "fake, so do not enter it again inside it"
+            )
+        outbox.background = True
+        failure: BaseException | None = None
+        try:
+            async with anyio.create_task_group() as group:
+                await group.start(outbox.run)
+                try:
+                    yield
+                except BaseException as error:
+                    # Raised by the body (a failed assertion, a cancellation): re-raised as it
+                    # is once the delivery stopped, never wrapped in an ExceptionGroup.
+                    failure = error
+                finally:
+                    group.cancel_scope.cancel()
+            if failure is not None:
+                raise failure
+        finally:
+            failure = None  # no cycle through this frame's traceback
+            outbox.background = False
 
     async def pushes_settled(self) -> None:
         """Wait until every queued push has been delivered (retries included). Inside

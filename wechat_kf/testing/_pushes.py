@@ -8,7 +8,6 @@ of ``FakeWeChat.pushing()``. Nothing here knows FakeWeChat or its World."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
 import threading
@@ -21,6 +20,7 @@ import anyio.abc
 import anyio.lowlevel
 import attrs
 import httpx
+import sniffio
 
 if TYPE_CHECKING:
     from ..callbacks import CallbackCrypto
@@ -291,7 +291,8 @@ def _task_cancelled() -> bool:
     (``asyncio.wait_for``, ``asyncio.timeout``) is a real cancellation too, though no anyio
     scope is cancelled. (trio has no cancellation but its scopes'; Python 3.10 does not count
     a task's cancellations, so there only the anyio scopes are seen.)"""
-    if sys.version_info >= (3, 11) and anyio.get_cancelled_exc_class() is asyncio.CancelledError:
-        task = asyncio.current_task()
-        return task is not None and task.cancelling() > 0
-    return False
+    if sys.version_info < (3, 11) or sniffio.current_async_library() != "asyncio":
+        return False
+    # Running on asyncio, so it is loaded; read from sys.modules, never imported (anyio only).
+    task = sys.modules["asyncio"].current_task()
+    return task is not None and task.cancelling() > 0

@@ -75,6 +75,9 @@ def sessions_transfer(
     """Move a customer's session to ``state`` and print the msg_code WeChat gives when the
     change allows one message (send it with the SDK's ``messages.send_on_event``). Never sent
     twice: after a lost answer it says to read the state before trying again."""
+    if (state == SessionState.HUMAN) != (servicer is not None):
+        needed = "needs --servicer" if servicer is None else "takes no --servicer"
+        raise click.UsageError(f"--state {state_name(state)} {needed} (only human takes one)")
 
     def text(msg_code: str | None) -> str:
         moved = f"moved {external_userid} to {state_name(state)}"

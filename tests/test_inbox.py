@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import statistics
 import time
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
@@ -20,6 +21,7 @@ import attrs
 import httpx
 import pytest
 
+from tests._redis import redis_client, redis_server
 from wechat_kf import (
     APIError,
     ClientClosedError,
@@ -36,6 +38,7 @@ from wechat_kf import (
 from wechat_kf.callbacks import KfMsgOrEvent
 from wechat_kf.hooks import HandledMessage, InboxPull, LoggingHook
 from wechat_kf.kf_messages import parse_message
+from wechat_kf.stores import RedisInboxStore
 from wechat_kf.testing import DUPLICATE_MSGID, FakeWeChat
 
 pytestmark = pytest.mark.anyio
@@ -68,6 +71,23 @@ def hook() -> Recorder:
 async def client(corp: Corp, http: httpx.AsyncClient, hook: Recorder) -> AsyncIterator[WeComClient]:
     async with WeComClient(corp[0], corp[1], http_client=http, hooks=[hook, LoggingHook()]) as wc:
         yield wc
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest, anyio_backend: str) -> AsyncIterator[Any]:
+    """Each store in turn, for the proofs that rest on what the store keeps."""
+    if request.param == "memory":
+        yield MemoryInboxStore()
+        return
+    client = redis_client(request.getfixturevalue("redis_url"), anyio_backend)
+    yield RedisInboxStore(client, prefix=f"t{uuid.uuid4().hex[:8]}")
+    await client.aclose()
 
 
 @pytest.fixture
@@ -163,9 +183,8 @@ async def test_empty_pages_with_has_more_are_followed_until_has_more_is_0(
 
 
 async def test_a_message_marked_done_is_never_handed_over_again_whatever_cursor_presents_it(
-    fake: FakeWeChat, client: WeComClient, kf: str
+    fake: FakeWeChat, client: WeComClient, kf: str, store: Any
 ) -> None:
-    store = MemoryInboxStore()
     handler = Collect()
     with anyio.fail_after(10):
         before = (await client.messages.sync(kf)).next_cursor  # a cursor from before them
@@ -184,9 +203,8 @@ async def test_a_message_marked_done_is_never_handed_over_again_whatever_cursor_
 
 
 async def test_the_cursor_moves_only_after_every_message_of_its_page_is_done(
-    fake: FakeWeChat, client: WeComClient, kf: str
+    fake: FakeWeChat, client: WeComClient, kf: str, store: Any
 ) -> None:
-    store = MemoryInboxStore()
     gate = anyio.Event()
     handler = Collect(gate)
     for i in range(3):
@@ -204,9 +222,8 @@ async def test_the_cursor_moves_only_after_every_message_of_its_page_is_done(
 
 
 async def test_a_new_inbox_on_the_same_store_continues_from_the_stored_cursor(
-    fake: FakeWeChat, client: WeComClient, kf: str
+    fake: FakeWeChat, client: WeComClient, kf: str, store: Any
 ) -> None:
-    store = MemoryInboxStore()
     first, second = Collect(), Collect()
     fake.customer_says(kf, CUSTOMER, "before")
     with anyio.fail_after(10):
@@ -243,9 +260,8 @@ async def test_start_latest_skips_the_backlog_without_calling_the_handler(
 
 
 async def test_a_failing_handler_is_retried_then_given_to_on_failure_and_the_inbox_goes_on(
-    fake: FakeWeChat, client: WeComClient, kf: str, hook: Recorder
+    fake: FakeWeChat, client: WeComClient, kf: str, hook: Recorder, store: Any
 ) -> None:
-    store = MemoryInboxStore()
     attempts: dict[str, int] = {}
     failures: list[tuple[str, str]] = []
 
@@ -309,9 +325,8 @@ async def test_an_async_on_failure_that_raises_is_logged_and_the_message_still_m
 
 
 async def test_closing_mid_handler_leaves_that_message_unmarked_so_it_is_handled_again(
-    fake: FakeWeChat, client: WeComClient, kf: str, hook: Recorder
+    fake: FakeWeChat, client: WeComClient, kf: str, hook: Recorder, store: Any
 ) -> None:
-    store = MemoryInboxStore()
     stuck = Collect(anyio.Event())  # never let through
     again = Collect()
     fake.customer_says(kf, CUSTOMER, "first")
@@ -350,13 +365,13 @@ async def test_aclose_from_another_task_ends_every_task_but_not_the_async_with_b
 
 
 async def test_notify_returns_in_under_10_ms_while_a_pull_is_blocked(
-    fake: FakeWeChat, client: WeComClient, kf: str
+    fake: FakeWeChat, client: WeComClient, kf: str, store: Any
 ) -> None:
     gate = anyio.Event()
     handler = Collect(gate)
     fake.customer_says(kf, CUSTOMER)
     with anyio.fail_after(10):
-        async with Inbox(client, handler) as inbox:
+        async with Inbox(client, handler, store=store) as inbox:
             await inbox.notify(news(fake, kf))
             await until(lambda: handler.entered == 1)
             took = []
@@ -370,13 +385,13 @@ async def test_notify_returns_in_under_10_ms_while_a_pull_is_blocked(
 
 
 async def test_fifty_notifications_during_a_pull_cost_exactly_one_more_pull(
-    fake: FakeWeChat, client: WeComClient, kf: str, hook: Recorder
+    fake: FakeWeChat, client: WeComClient, kf: str, hook: Recorder, store: Any
 ) -> None:
     gate = anyio.Event()
     handler = Collect(gate)
     fake.customer_says(kf, CUSTOMER, "m0")
     with anyio.fail_after(10):
-        async with Inbox(client, handler) as inbox:
+        async with Inbox(client, handler, store=store) as inbox:
             await inbox.notify(news(fake, kf))
             await until(lambda: handler.entered == 1)
             assert sync_calls(fake) == 1
@@ -434,9 +449,8 @@ async def test_a_store_that_fails_mid_pull_is_retried_until_it_answers_again(
 
 
 async def test_a_reply_is_never_sent_twice_when_the_message_comes_again(
-    fake: FakeWeChat, client: WeComClient, kf: str
+    fake: FakeWeChat, client: WeComClient, kf: str, store: Any
 ) -> None:
-    store = MemoryInboxStore()
     replies: list[SentMessage] = []
     die = anyio.Event()
 
@@ -590,9 +604,8 @@ async def test_news_left_pending_by_a_process_that_died_is_taken_up_by_the_sweep
 
 
 async def test_drain_waits_while_another_holder_pulls_and_counts_only_its_own(
-    fake: FakeWeChat, client: WeComClient, kf: str
+    fake: FakeWeChat, client: WeComClient, kf: str, store: Any
 ) -> None:
-    store = MemoryInboxStore()
     fake.customer_says(kf, CUSTOMER, "one")
     handler = Collect()
     with anyio.fail_after(10):

@@ -428,6 +428,21 @@ async def test_fractional_datetimes_ask_for_the_whole_seconds_between_them(
     assert [(b["starttime"], b["endtime"]) for *_, b in wechat.seen] == [(T0 + 1, T0 + 90)]
 
 
+async def test_float_seconds_as_time_time_gives_ask_for_the_whole_seconds_between_them(
+    secret_watch: set[str],
+) -> None:
+    async with client(ok(recordlist=[]), secret_watch) as (oa, wechat):
+        await collect(oa.sessions.records(T0 + 0.25, T0 + 90.75))
+    assert [(b["starttime"], b["endtime"]) for *_, b in wechat.seen] == [(T0 + 1, T0 + 90)]
+
+
+async def test_a_record_without_a_worker_has_none(secret_watch: set[str]) -> None:
+    row = {**record(0, T0), "worker": ""}
+    async with client(ok(recordlist=[row], number=1), secret_watch) as (oa, _):
+        (got,) = await collect(oa.sessions.records(T0, T0 + 60, page_size=2))
+    assert got.worker is None
+
+
 async def test_a_span_inside_one_second_asks_for_nothing(secret_watch: set[str]) -> None:
     start = utc(T0) + timedelta(milliseconds=100)
     async with client(ok(), secret_watch) as (oa, wechat):
@@ -486,7 +501,8 @@ BAD_SPANS: list[tuple[str, Any, Any, dict[str, Any], type[Exception]]] = [
     ("naive end", utc(T0), datetime(2030, 1, 1), {}, ValueError),
     ("end equal to start", T0, T0, {}, ValueError),
     ("end before start", utc(T0 + 5), utc(T0), {}, ValueError),
-    ("float seconds", float(T0), T0 + 5, {}, TypeError),
+    ("infinite seconds", float("inf"), T0 + 5, {}, ValueError),
+    ("nan seconds", T0, float("nan"), {}, ValueError),
     ("bool", True, T0, {}, TypeError),
     ("string", "2024-01-01", T0, {}, TypeError),
     ("milliseconds", T0, T0 * 1000, {}, ValueError),

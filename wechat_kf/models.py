@@ -324,17 +324,22 @@ class WaitingCases:
     cases: list[WaitingCase] = attrs.Factory(list)
 
 
+def _none_if_empty(value: str | None) -> str | None:
+    return value or None
+
+
 @attrs.frozen
 class MessageRecord:
     """One line of an Official Account's customer-service chat record: the user's ``openid``,
     ``opercode`` (2002 the kf account sent it, 2003 it received it), the ``text``, its ``time``
-    (aware UTC) and the ``worker`` (kf account) involved."""
+    (aware UTC) and the ``worker`` (kf account) involved, None when there was none."""
 
     openid: str
     opercode: int
     text: str
     time: datetime
-    worker: str | None = None
+    # WeChat sends "" for a record no kf account was part of.
+    worker: str | None = attrs.field(default=None, converter=_none_if_empty)
 
 
 @attrs.frozen

@@ -4,6 +4,7 @@ its chat records (``MessageRecords``, read over any span in 24-hour windows)."""
 from __future__ import annotations
 
 import builtins
+import math
 import time
 from collections import Counter, deque
 from collections.abc import Mapping
@@ -127,16 +128,17 @@ class OfficialAccountSessions:
 
     def records(
         self,
-        start: datetime | int,
-        end: datetime | int,
+        start: datetime | float,
+        end: datetime | float,
         *,
         page_size: int = MAX_RECORD_PAGE_SIZE,
     ) -> MessageRecords:
         """The chat records whose time falls between ``start`` and ``end``, as an async
         iterator: ``async for record in oa.sessions.records(start, end)``. Each bound is an
-        aware datetime or unix seconds as an int (a naive datetime, a float or milliseconds are
-        refused); records carry whole seconds, so a fractional ``start`` is rounded up and a
-        fractional ``end`` down. ``end`` must be after ``start``, at most a day past now
+        aware datetime or unix seconds (an int, or a float such as ``time.time()``; a naive
+        datetime or milliseconds are refused); records carry whole seconds, so a fractional
+        ``start`` is rounded up and a fractional ``end`` down. ``end`` must be after
+        ``start``, at most a day past now
         (:data:`MAX_RECORD_END_AHEAD`: an ``end`` further ahead is refused with ``ValueError``,
         not cut back to now) and at most 366 days after ``start`` (:data:`MAX_RECORD_SPAN`;
         read a longer history as several spans). Whether WeChat counts the records at exactly
@@ -320,10 +322,13 @@ def _objects(body: Mapping[str, Any], key: str, path: str) -> builtins.list[Mapp
     return items
 
 
-def _instant(value: datetime | int) -> int:
-    """``value`` (already checked) in microseconds since the epoch, exactly."""
+def _instant(value: datetime | float) -> int:
+    """``value`` (already checked) in microseconds since the epoch (a float's to the
+    microsecond)."""
     if isinstance(value, datetime):
         return (value - _EPOCH) // _MICROSECOND
+    if isinstance(value, float):
+        return round(value * 1_000_000)
     return value * 1_000_000
 
 
@@ -340,9 +345,13 @@ def _unix_seconds(name: str, value: object, *, round_up: bool) -> int:
         seconds = -(-micros // 1_000_000) if round_up else micros // 1_000_000
     elif isinstance(value, int) and not isinstance(value, bool):
         seconds = value
+    elif isinstance(value, float):  # time.time(): as a datetime's fraction is
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number of unix seconds, got {value!r}")
+        seconds = math.ceil(value) if round_up else math.floor(value)
     else:
         raise TypeError(
-            f"{name} must be an aware datetime or unix seconds (int), not {type(value).__name__}"
+            f"{name} must be an aware datetime or unix seconds, not {type(value).__name__}"
         )
     if not 0 <= seconds <= _MAX_UNIX_SECONDS:
         raise ValueError(

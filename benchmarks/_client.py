@@ -85,6 +85,28 @@ async def fanout(job: dict[str, Any]) -> dict[str, Any]:
         return {"wall_s": wall, "exchange": client.exchange, "concurrency": client.max_concurrency}
 
 
+async def customers(job: dict[str, Any]) -> dict[str, Any]:
+    """One ``customers.get`` of ``job["ids"]`` ids (``job["prefix"]`` and six digits, as the
+    server seeded them) at ``max_concurrency=job["concurrency"]``; its wall time and what it
+    read."""
+    ids = [f"{job['prefix']}{i:06d}" for i in range(job["ids"])]
+    async with WeComClient(
+        job["corpid"], job["secret"], base_url=job["base_url"], exchange=job["exchange"],
+        max_concurrency=job["concurrency"],
+    ) as client:  # fmt: skip
+        await client.customers.get(ids[:1])  # the token, outside the timing
+        started = time.perf_counter()
+        result = await client.customers.get(ids)
+        wall = time.perf_counter() - started
+        return {
+            "wall_s": wall,
+            "exchange": client.exchange,
+            "concurrency": client.max_concurrency,
+            "customers": len(result.customers),
+            "invalid": len(result.invalid),
+        }
+
+
 def _status_kib(field: str) -> int | None:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -163,7 +185,13 @@ async def handshake(job: dict[str, Any]) -> dict[str, Any]:
     return rows
 
 
-JOBS = {"calls": calls, "fanout": fanout, "memory": memory, "handshake": handshake}
+JOBS = {
+    "calls": calls,
+    "fanout": fanout,
+    "customers": customers,
+    "memory": memory,
+    "handshake": handshake,
+}
 
 
 def main() -> None:

@@ -16,9 +16,13 @@ from wechat_kf.testing._serving import read_body
 APPID, OA_SECRET = "wxbench000000001", "bench-oa-secret-0123456789"
 CORPID, WECOM_SECRET = "wwbench000000001", "bench-wecom-secret-0123456789"
 OPEN_KFID = "wkBENCH0000000000000000000000001"
+CUSTOMER_PREFIX = "wmbench"
 
 
-def build(members: int) -> FakeWeChat:
+def build(members: int, customers: int = 0) -> FakeWeChat:
+    """The fake the benchmarks run against; ``customers``: the even ids among the first that
+    many ``customer_id`` ids have written to the account (customers), the odd ones have not
+    (invalid to ``customer/batchget``)."""
     fake = FakeWeChat(seed=1)
     fake.register_official_account(APPID, OA_SECRET, wechat_id="gh_bench")
     for i in range(5):
@@ -29,7 +33,15 @@ def build(members: int) -> FakeWeChat:
     fake.add_members(CORPID, (f"user{i:06d}" for i in range(members)))
     fake.create_kf_account(CORPID, "bench", open_kfid=OPEN_KFID)
     fake.servicer_cap = members
+    for i in range(0, customers, 2):
+        fake.customer_says(OPEN_KFID, customer_id(i))
     return fake
+
+
+def customer_id(i: int) -> str:
+    """The ``i``-th external_userid of the customers benchmark (a customer when ``i`` is even);
+    ``_client.py``, which cannot import this module, makes the same from ``CUSTOMER_PREFIX``."""
+    return f"{CUSTOMER_PREFIX}{i:06d}"
 
 
 def admin_app(fake: FakeWeChat) -> Any:
@@ -63,9 +75,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--members", type=int, default=10_000)
+    parser.add_argument("--customers", type=int, default=0)
     parser.add_argument("--certfile", help="serve HTTPS with this key and certificate chain")
     args = parser.parse_args()
-    app = admin_app(build(args.members))
+    app = admin_app(build(args.members, args.customers))
     uvicorn.run(
         app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
         interface="asgi3", lifespan="off", ssl_certfile=args.certfile,

@@ -35,7 +35,7 @@ import attrs
 import httpx
 import trustme
 
-from benchmarks._server import APPID, CORPID, OA_SECRET, OPEN_KFID, WECOM_SECRET
+from benchmarks._server import APPID, CORPID, CUSTOMER_PREFIX, OA_SECRET, OPEN_KFID, WECOM_SECRET
 from tests._redis import redis_process
 from tests._servers import free_port, listening
 
@@ -111,11 +111,15 @@ class Server:
 
 
 @contextlib.contextmanager
-def fake_server(members: int, tls: trustme.CA | None = None) -> Iterator[Server]:
-    """FakeWeChat in a separate process, over HTTPS with a certificate from ``tls`` if given."""
+def fake_server(
+    members: int, tls: trustme.CA | None = None, customers: int = 0
+) -> Iterator[Server]:
+    """FakeWeChat in a separate process, over HTTPS with a certificate from ``tls`` if given,
+    with the even ids of the first ``customers`` of the customers benchmark seeded as
+    customers."""
     port = free_port()
     command = [sys.executable, "-m", "benchmarks._server", "--port", str(port)]
-    command += ["--members", str(members)]
+    command += ["--members", str(members), "--customers", str(customers)]
     with contextlib.ExitStack() as stack:
         ca_file = None
         if tls is not None:
@@ -154,7 +158,8 @@ def run_client(env: dict[str, Any], server: Server, **job: Any) -> dict[str, Any
         "open_kfid": OPEN_KFID,
         **job,
     }
-    job.setdefault("secret", WECOM_SECRET if job["job"] in ("fanout", "memory") else OA_SECRET)
+    wecom = ("fanout", "customers", "memory")
+    job.setdefault("secret", WECOM_SECRET if job["job"] in wecom else OA_SECRET)
     done = subprocess.run(
         [env["python"], "-I", str(HERE / script), json.dumps(job)],
         capture_output=True,
@@ -255,6 +260,57 @@ def bench_fanout(
         "repetitions": reps,
         "rows": rows,
         "target": "over_floor <= 0.25",
+    }
+
+
+# -- 2b. customers fan-out against the ideal ------------------------------------------------------
+
+
+def bench_customers(
+    envs: dict[str, Any], server: Server, ids: int, latency: float, concurrency: int, reps: int
+) -> dict[str, Any]:
+    """``WeComClient(..., max_concurrency=concurrency).customers.get`` of ``ids`` ids (the even
+    ones customers the server knows, the odd ones invalid) in each exchange's install, with
+    ``latency`` before each answer: its wall against the ideal, ceil(requests / concurrency) x
+    latency. Fails unless every run read every customer and every invalid id."""
+    requests = math.ceil(ids / 100)
+    ideal = math.ceil(requests / concurrency) * latency
+    expected = {"customers": (ids + 1) // 2, "invalid": ids // 2}
+    server.admin(latency=latency)
+    samples: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(reps):  # interleaved, so drift on the machine hits both exchanges alike
+        for role, exchange in EXCHANGE_OF.items():
+            row = run_client(
+                envs[role], server, job="customers", exchange=exchange, ids=ids,
+                concurrency=concurrency, prefix=CUSTOMER_PREFIX,
+            )  # fmt: skip
+            read = {key: row[key] for key in expected}
+            if read != expected:
+                raise RuntimeError(f"customers.get on {exchange} read {read}, not {expected}")
+            samples.setdefault(exchange, []).append(row)
+    server.admin(latency=0.0)
+    rows = []
+    for exchange, runs in samples.items():
+        wall = statistics.median(run["wall_s"] for run in runs)
+        rows.append(
+            {
+                "exchange": exchange,
+                "concurrency": runs[0]["concurrency"],
+                "wall_s": wall,
+                "walls_s": [run["wall_s"] for run in runs],
+                "ideal_s": ideal,
+                "ratio": wall / ideal,
+                **expected,
+            }
+        )
+    return {
+        "ids": ids,
+        "requests": requests,
+        "latency_s": latency,
+        "concurrency": concurrency,
+        "repetitions": reps,
+        "rows": rows,
+        "target": "ratio <= 1.25",
     }
 
 
@@ -534,6 +590,7 @@ SIZES = {
     "full": {
         "overhead_calls": 2000,
         "fanout_ids": 10_000,
+        "customers_ids": 10_000,
         "storm_calls": 1000,
         "wechatpy_calls": 500,
         "far_calls": 100,
@@ -549,6 +606,7 @@ SIZES = {
     "tiny": {
         "overhead_calls": 20,
         "fanout_ids": 300,
+        "customers_ids": 300,
         "storm_calls": 40,
         "wechatpy_calls": 10,
         "far_calls": 4,
@@ -565,6 +623,7 @@ SIZES = {
 PARTS = (
     "overhead",
     "fanout",
+    "customers",
     "token_storm",
     "wechatpy",
     "memory",
@@ -584,7 +643,9 @@ def run_all(size: str, envs_kind: str, parts: tuple[str, ...] = PARTS) -> dict[s
     }
     with (
         client_envs(envs_kind) as envs,
-        fake_server(s["members"]) as plain,
+        fake_server(
+            s["members"], customers=s["customers_ids"] if "customers" in parts else 0
+        ) as plain,
         fake_server(s["members"], tls=ca) as tls,
     ):
         results["envs"] = {role: env["packages"] for role, env in envs.items()}
@@ -593,6 +654,10 @@ def run_all(size: str, envs_kind: str, parts: tuple[str, ...] = PARTS) -> dict[s
         if "fanout" in parts:
             results["fanout"] = bench_fanout(
                 envs, plain, s["fanout_ids"], s["latency"], [None, 1, 4, 16], s["reps"]
+            )
+        if "customers" in parts:
+            results["customers"] = bench_customers(
+                envs, plain, s["customers_ids"], s["latency"], 8, s["reps"]
             )
         if "token_storm" in parts:
             results["token_storm"] = bench_token_storm(plain, s["storm_calls"], 4)
@@ -642,6 +707,16 @@ def table(results: dict[str, Any]) -> str:
                 f"fan-out   {row['exchange']}: {f['ids']} ids, {f['latency_s'] * 1000:.0f} ms "
                 f"latency, concurrency {label}: {row['wall_s']:.3f} s vs floor "
                 f"{row['floor_s']:.3f} s ({row['over_floor'] * 100:+.1f}%, target <= +25%)"
+            )
+    if "customers" in results:
+        c = results["customers"]
+        for row in c["rows"]:
+            lines.append(
+                f"customers {row['exchange']}: customers.get of {c['ids']} ids "
+                f"({row['customers']} customers, {row['invalid']} invalid), "
+                f"{c['latency_s'] * 1000:.0f} ms latency, max_concurrency {row['concurrency']}: "
+                f"{row['wall_s']:.3f} s vs ideal {row['ideal_s']:.3f} s ({row['ratio']:.2f}x, "
+                f"target <= 1.25x)"
             )
     if "token_storm" in results:
         t = results["token_storm"]

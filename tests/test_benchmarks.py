@@ -97,3 +97,23 @@ def test_only_the_callback_decrypt_part_runs_and_records_each_venv(tmp_path: Pat
     assert set(decrypt["work"]) == {"wechat_kf", "wechatpy"}
     assert decrypt["same_token_read"] is True
     assert decrypt["ratio"] > 0
+
+
+def test_only_the_customers_part_runs_both_exchanges_and_reads_every_id(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    main(["--size", "tiny", "--envs", "current", "--only", "customers", "--output", str(output)])
+    results = json.loads(output.read_text())
+    assert set(results) & set(PARTS) == {"customers"}
+    customers = results["customers"]
+    assert (customers["ids"], customers["requests"], customers["concurrency"]) == (300, 3, 8)
+    assert customers["target"] == "ratio <= 1.25"
+    rows = customers["rows"]
+    assert [(row["exchange"], row["concurrency"]) for row in rows] == [
+        ("httpx", 8),
+        ("aiohttp", 8),
+    ]
+    for row in rows:
+        assert (row["customers"], row["invalid"]) == (150, 150)
+        assert row["ideal_s"] == customers["latency_s"]  # ceil(3 requests / 8) = 1 round
+        assert len(row["walls_s"]) == customers["repetitions"]
+        assert row["ratio"] == row["wall_s"] / row["ideal_s"] > 0

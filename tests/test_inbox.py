@@ -519,7 +519,7 @@ async def test_reply_refuses_what_it_cannot_answer_before_any_request(
 
 
 async def test_pulls_carry_the_callback_token_while_it_is_valid_and_none_after(
-    fake: FakeWeChat, client: WeComClient, kf: str
+    fake: FakeWeChat, client: WeComClient, kf: str, corp: Corp
 ) -> None:
     handler = Collect()
     fake.customer_says(kf, CUSTOMER, "a")
@@ -528,11 +528,11 @@ async def test_pulls_carry_the_callback_token_while_it_is_valid_and_none_after(
     pushed = datetime.now(timezone.utc)
     with anyio.fail_after(10):
         async with Inbox(client, handler) as inbox:
-            await inbox.notify(KfMsgOrEvent("corp", kf, token, pushed))
+            await inbox.notify(KfMsgOrEvent(corp[0], kf, token, pushed))
             await until(lambda: handler.texts == ["a"])
         fresh = len(fake.calls_to(SYNC))
         async with Inbox(client, handler) as inbox:  # a push 11 minutes old: its token is stale
-            await inbox.notify(KfMsgOrEvent("corp", kf, token, pushed - timedelta(minutes=11)))
+            await inbox.notify(KfMsgOrEvent(corp[0], kf, token, pushed - timedelta(minutes=11)))
             await until(lambda: handler.texts == ["a", "a"])
     bodies = [c.json or {} for c in fake.calls_to(SYNC)]
     assert [b.get("token") for b in bodies[:fresh]] == [token] * fresh
@@ -755,6 +755,9 @@ async def test_the_constructor_refuses_bad_arguments(client: WeComClient) -> Non
                     await inbox.notify(event)
             with pytest.raises(TypeError):
                 await inbox.notify(SimpleNamespace(open_kfid="wk1", token=b"bytes"))
+            now = datetime.now(timezone.utc)
+            with pytest.raises(ValueError, match="corp"):
+                await inbox.notify(KfMsgOrEvent("wwANOTHER", "wk1", "t", now))
             with pytest.raises(TypeError):
                 await inbox.drain(42)  # type: ignore[arg-type]
     with pytest.raises(ClientClosedError):

@@ -276,8 +276,10 @@ class MemoryInboxStore:
     async def mark_replied(self, namespace: str, open_kfid: str, reply_msgid: str) -> None:
         """Set the reply's outbox mark."""
         account = self._account(namespace, open_kfid)
+        now = self._clock()
+        _prune(account.replies, now)
         account.replies.pop(reply_msgid, None)
-        account.replies[reply_msgid] = self._clock() + MARK_TTL
+        account.replies[reply_msgid] = now + MARK_TTL
 
     def __repr__(self) -> str:
         return f"MemoryInboxStore(accounts={len(getattr(self, '_accounts', ()))})"

@@ -229,8 +229,13 @@ class Inbox:
         minutes, and return: the pull runs in the background. A store write only, bounded by
         the store's command timeout; when the store cannot be reached the pull is still
         scheduled here (a WARNING says so). Never raises for load; many notifications for one
-        account make one more pull."""
+        account make one more pull. An event of another corp than the client's is a
+        ``ValueError``."""
         open_kfid, token, expires_at = news_of(event)
+        corpid = getattr(event, "corpid", None)
+        if isinstance(corpid, str) and corpid and self.client.corpid not in (None, corpid):
+            # Pulls would ask this corp for another corp's account, failing until they give up.
+            raise ValueError(f"the event is for corp {corpid!r}, this inbox's client is not")
         self._check_open()
         account = self._account(open_kfid)
         if token is not None:

@@ -551,8 +551,12 @@ async def test_a_token_wechat_refuses_is_dropped_and_the_pull_made_without_it(
         async with Inbox(client, handler) as inbox:
             await inbox.notify(SimpleNamespace(open_kfid=kf, token=foreign))
             await until(lambda: handler.texts == ["mine"])
+            fake.customer_says(kf, CUSTOMER, "again")
+            await inbox.notify(SimpleNamespace(open_kfid=kf, token=None))
+            await until(lambda: handler.texts == ["mine", "again"])
+    # The store keeps the refused token for its 10 minutes; it is not offered again.
     errcodes = [c.errcode for c in fake.calls_to(SYNC)]
-    assert errcodes == [95007, 0]
+    assert errcodes == [95007, 0, 0]
 
 
 async def test_a_pull_without_a_token_that_meets_45009_backs_off_and_tries_again(

@@ -75,14 +75,16 @@ def describe(error: BaseException) -> str:
 class Account:
     """What this process knows of one account: whether news arrived since its last pull started
     (``dirty``), whether a task works on it (``running``), the latest callback token it was given
-    (kept here too, for when the store could not take it), whether that notification failed to
-    reach the store (``unrecorded``), and the event that ends a backoff early."""
+    (kept here too, for when the store could not take it), the last token WeChat refused (not
+    offered again, wherever it comes from), whether that notification failed to reach the store
+    (``unrecorded``), and the event that ends a backoff early."""
 
     dirty: bool = False
     running: bool = False
     unrecorded: bool = False
     token: str | None = attrs.field(default=None, repr=False)
     token_expires_at: float = 0.0
+    refused: str | None = attrs.field(default=None, repr=False)
     wake: anyio.Event | None = None
 
     def remember(self, token: str, expires_at: float) -> None:
@@ -242,7 +244,7 @@ class Engine:
         """The callback token with the longest validity left, if any is still valid."""
         now = time.time()
         best: tuple[float, str] | None = None
-        if start.token and start.token_expires_at is not None:
+        if start.token and start.token_expires_at is not None and start.token != account.refused:
             best = (start.token_expires_at, start.token)
         if account.token and (best is None or account.token_expires_at > best[0]):
             best = (account.token_expires_at, account.token)
@@ -258,7 +260,9 @@ class Engine:
         except APIError as exc:
             if token is None or exc.errcode != _INVALID_SYNC_TOKEN:
                 raise
-            # WeChat no longer takes it (its clock, or another account's token): pull without.
+            # WeChat no longer takes it (its clock, or another account's token): pull without,
+            # and never offer it again (the store may keep it until it expires).
+            account.refused = token
             if account.token == token:
                 account.token, account.token_expires_at = None, 0.0
             page = await self.messages.sync(open_kfid, cursor=cursor, token=None, limit=self.limit)

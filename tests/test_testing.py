@@ -144,6 +144,27 @@ async def test_token_fetch_count_and_redacted_call_log(raw: Raw, fake: FakeWeCha
     assert token not in repr(fake.calls)
 
 
+async def test_a_pull_s_callback_token_is_redacted_in_the_call_log(fake: FakeWeChat) -> None:
+    corp = fake.register_wecom_app()
+    open_kfid = fake.create_kf_account(corp.corpid)
+    fake.customer_says(open_kfid, "wmC", "hi")
+    sync_token = fake.latest_sync_token(open_kfid)
+    assert sync_token
+    async with httpx.AsyncClient(transport=fake.transport) as http:
+        got = await http.get(
+            f"{WECOM}/cgi-bin/gettoken", params={"corpid": corp.corpid, "corpsecret": corp.secret}
+        )
+        await http.post(
+            f"{WECOM}/cgi-bin/kf/sync_msg",
+            params={"access_token": got.json()["access_token"]},
+            json={"open_kfid": open_kfid, "token": sync_token},
+        )
+    (pull,) = fake.calls_to("/cgi-bin/kf/sync_msg")
+    assert pull.json["token"] == "<redacted>"
+    assert pull.errcode == 0
+    assert sync_token not in repr(fake.calls)
+
+
 # -- kf accounts ---------------------------------------------------------------------------------
 
 

@@ -47,6 +47,8 @@ _SECRET_KEYS = (
     "suite_ticket",
     "suite_access_token",
     "permanent_code",
+    # sync_msg's token: a callback's, which lets its holder pull the account's messages.
+    "token",
 )
 T = TypeVar("T")
 

@@ -573,3 +573,34 @@ async def test_records_dated_outside_the_window_asked_for_are_left_out(
         f"at {DAY + 60}",
     ]
     assert len(wechat.requests) == 2
+
+
+@pytest.mark.parametrize("page_size", [1, 2, 3, 7])
+@pytest.mark.parametrize("inclusive_end", [True, False], ids=["end included", "end excluded"])
+async def test_72_hours_are_read_in_3_windows_with_every_record_once_across_pages_and_boundaries(
+    secret_watch: set[str], inclusive_end: bool, page_size: int
+) -> None:
+    end = T0 + 3 * DAY
+    # Each window's first and last second (the shared ones, T0 + DAY and T0 + 2 * DAY, are the
+    # last of one window and the first of the next), the seconds next to them, and the middle;
+    # several records in a second, so that pages break inside it.
+    seconds = {T0: 3, T0 + 1: 1, T0 + DAY // 2: 2, T0 + DAY - 1: 2, T0 + DAY: 5, T0 + DAY + 1: 1}
+    seconds |= {T0 + 2 * DAY - 1: 1, T0 + 2 * DAY: 4, T0 + 2 * DAY + 1: 2, end - 1: 3, end: 2}
+    times = [t for t, n in sorted(seconds.items()) for _ in range(n)]
+    rows = [record(i, t) for i, t in enumerate(times)]
+    for shared in (T0 + DAY, T0 + 2 * DAY):  # two identical records there: both kept, once each
+        first = times.index(shared)
+        rows.insert(first + 1, dict(rows[first]))
+        times.insert(first + 1, shared)
+    server = RecordServer(rows, inclusive_end=inclusive_end)
+    async with client(server, secret_watch) as (oa, wechat):
+        got = await collect(oa.sessions.records(T0, end, page_size=page_size))
+    expected = [r for r in rows if inclusive_end or r["time"] != end]  # as the server counts end
+    assert [(r.text, int(r.time.timestamp())) for r in got] == [
+        (r["text"], r["time"]) for r in expected
+    ]
+    assert len(got) == len(expected) == len(rows) - (0 if inclusive_end else 2)
+    assert server.windows == [(T0, T0 + DAY), (T0 + DAY, T0 + 2 * DAY), (T0 + 2 * DAY, end)]
+    assert all(b["endtime"] - b["starttime"] <= DAY for *_, b in wechat.seen)
+    starts = [b["starttime"] for *_, b in wechat.seen]
+    assert max(starts.count(start) for start, _ in server.windows) > 1  # pages in a window

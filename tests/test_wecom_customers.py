@@ -364,3 +364,26 @@ async def test_a_raising_callback_stops_the_batch_and_keeps_every_id() -> None:
     # Which request ran first is the scheduler's choice (trio's is random): one did, no more.
     assert sorted(processed + error.unprocessed_userids) == sorted(ids)
     assert len(processed) == 100
+
+
+async def test_25000_ids_go_in_250_requests_of_100_under_the_limit_and_none_is_lost() -> None:
+    rng = random.Random(25_000)
+    ids = [f"wm{i}" for i in range(24_000)] + [f"bad{i}" for i in range(600)]
+    ids += [f"silent{i}" for i in range(400)]
+    rng.shuffle(ids)
+    server = Server(latency=0.004)
+    async with wecom(server, max_concurrency=5) as wc:
+        found = await wc.customers.get(ids)
+    sent = server.sent_ids()
+    assert len(sent) == 250
+    assert all(len(chunk) == 100 for chunk in sent)
+    # consecutive slices of the input, each sent once, whatever order they were sent in
+    slices = [tuple(ids[i : i + 100]) for i in range(0, 25_000, 100)]
+    assert sorted(map(tuple, sent)) == sorted(slices)
+    assert server.peak == wc.max_concurrency == 5  # reached, never passed
+    valid = [i for i in ids if i.startswith("wm")]
+    assert [c.external_userid for c in found.customers] == valid
+    assert found.invalid == [i for i in ids if not i.startswith("wm")]
+    assert len(found.customers) + len(found.invalid) == len(ids) == 25_000
+    assert sorted([c.external_userid for c in found.customers] + found.invalid) == sorted(ids)
+    assert found.customers[-1] == Customer(**customer(valid[-1]))

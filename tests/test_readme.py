@@ -374,3 +374,27 @@ def test_readme_callbacks_block_decrypts_a_sealed_push_and_refuses_a_forged_one(
     out = capsys.readouterr().out
     assert "wkAJ2GCAAAZSfhHCt7IFSvLKtMPxyJTw 2023-11-14T22:13:20+00:00" in out
     assert "refused: signature" in out
+
+
+def test_every_test_the_guarantees_name_exists() -> None:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Guarantees", 1)[1].split("\n## ", 1)[0]
+    root = README.parent
+    named = 0
+    for row in section.splitlines():
+        if not row.startswith("| ") or "`tests/" not in row:
+            continue
+        current = None
+        for ref in re.findall(r"`((?:tests/[\w/]+\.py)?(?:::\w+)?)`", row):
+            path, _, name = ref.partition("::")
+            if path:
+                current = root / path
+                assert current.exists(), f"{path} is named in Guarantees but does not exist"
+            if name:
+                assert current is not None, f"::{name} has no file before it"
+                source = current.read_text(encoding="utf-8")
+                assert re.search(rf"^(async )?def {name}\(", source, re.MULTILINE), (
+                    f"{current.name}::{name} is named in Guarantees but does not exist"
+                )
+                named += 1
+    assert named > 50

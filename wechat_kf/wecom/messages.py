@@ -85,10 +85,10 @@ class Messages:
     async def sync(
         self,
         open_kfid: str,
-        *,
         cursor: str | None = None,
         token: str | None = None,
         limit: int = MAX_LIMIT,
+        *,
         voice_format: int | None = None,
     ) -> SyncPage:
         """One page of ``open_kfid``'s messages and events from ``cursor`` (None: the oldest of
@@ -119,7 +119,6 @@ class Messages:
         open_kfid: str,
         external_userid: str,
         content: Content,
-        *,
         msgid: str | None = None,
     ) -> SentMessage:
         """Send ``content`` to the customer ``external_userid`` from ``open_kfid``; WeChat takes
@@ -135,7 +134,7 @@ class Messages:
         return await self._send(_SEND, payload)
 
     async def send_on_event(
-        self, code: str, content: Text | Menu, *, msgid: str | None = None
+        self, code: str, content: Text | Menu, msgid: str | None = None
     ) -> SentMessage:
         """Send ``content`` (``Text`` or ``Menu``) with the code an event gave: an
         ``enter_session`` event's ``welcome_code`` (20 s) or a session change's ``msg_code``;

@@ -1,4 +1,7 @@
-"""wechat_kf in an aiohttp service: the clients open and close with the app (``cleanup_ctx``).
+"""wechat_kf in an aiohttp service: the clients and the inbox open and close with the app
+(``cleanup_ctx``). ``POST /callbacks/wecom`` hands each ``kf_msg_or_event`` to the inbox and
+answers "success" at once; the inbox pulls in the background and answers customers
+(``examples.common.answer``); with REDIS_URL set, every process shares its store.
 
 wechat-kf fake-server --port 8765
 python -m examples.aiohttp_app          # after exporting what `wechat-kf fake-server` prints
@@ -14,11 +17,19 @@ import httpx
 from aiohttp import web
 
 from examples.callbacks import Callbacks, read_push
-from examples.common import Answer, batch_answer, error_answer, open_clients, open_platform
-from wechat_kf import BatchError, OfficialAccountClient, WeChatError, WeComClient, to_data
+from examples.common import (
+    Answer,
+    batch_answer,
+    error_answer,
+    open_clients,
+    open_inbox,
+    open_platform,
+)
+from wechat_kf import BatchError, Inbox, OfficialAccountClient, WeChatError, WeComClient, to_data
 
 OA = web.AppKey("oa", OfficialAccountClient)
 WECOM = web.AppKey("wecom", WeComClient)
+INBOX = web.AppKey("inbox", Inbox)
 CALLBACKS = web.AppKey("callbacks", Callbacks)
 
 
@@ -78,11 +89,13 @@ def create_app(transport: httpx.AsyncBaseTransport | None = None) -> web.Applica
     """The service; ``transport`` sends every WeChat call to a FakeWeChat (tests)."""
 
     async def clients(app: web.Application) -> AsyncIterator[None]:
-        # One client of each kind per process, for the life of the app.
+        # One client of each kind per process, and the inbox pulling and answering in the
+        # background, for the life of the app (the inbox closes first).
         async with AsyncExitStack() as stack:
             app[OA], app[WECOM] = await open_clients(stack, transport)
             platform = await open_platform(stack, transport)
-            app[CALLBACKS] = Callbacks.from_env(app[WECOM].corpid, platform)
+            app[INBOX] = await open_inbox(stack, app[WECOM])
+            app[CALLBACKS] = Callbacks.from_env(app[WECOM].corpid, platform, app[INBOX])
             yield
 
     app = web.Application(middlewares=[wechat_errors])

@@ -2,8 +2,9 @@
 (GET) and its encrypted pushes (POST), answered at once.
 
 - ``/callbacks/wecom``: the corp app's callback (receive id: the corpid). A ``kf_msg_or_event``
-  push says an open_kfid has new messages; it is logged and remembered, never pulled inside the
-  request (WeChat wants an answer within 5 s and delivers again otherwise).
+  push says an open_kfid has new messages; it is handed to the app's inbox (``inbox.notify``: a
+  store write), which pulls and answers in the background, never inside the request (WeChat
+  wants an answer within 5 s and delivers again otherwise).
 - ``/callbacks/open-platform``: an open platform's callback (receive id: the component appid).
   Its ``component_verify_ticket``, pushed every 10 minutes, is saved in the platform's token
   store, where every process's platform reads it; its authorization changes are logged.
@@ -27,7 +28,7 @@ from collections.abc import AsyncIterable, Mapping
 
 import attrs
 
-from wechat_kf import CallbackError, OpenPlatform
+from wechat_kf import CallbackError, ClientClosedError, Inbox, OpenPlatform
 from wechat_kf.callbacks import AuthChange, CallbackCrypto, ComponentVerifyTicket, KfMsgOrEvent
 
 __all__ = ["MAX_PUSH_BYTES", "Callbacks", "TextAnswer", "read_push"]
@@ -67,18 +68,26 @@ async def read_push(chunks: AsyncIterable[bytes], content_length: str | int | No
 @attrs.define
 class Callbacks:
     """The callback routes' state: the crypto of each configured callback, the open platform
-    whose tickets arrive, and the most recent kf events (for a status page, or the inbox)."""
+    whose tickets arrive, the inbox the kf events go to, and the most recent kf events (for a
+    status page)."""
 
     wecom: CallbackCrypto | None = None
     open_platform: CallbackCrypto | None = None
     platform: OpenPlatform | None = None
+    inbox: Inbox | None = None
     kf_events: deque[KfMsgOrEvent] = attrs.Factory(lambda: deque(maxlen=100))
 
     @classmethod
-    def from_env(cls, corpid: str | None, platform: OpenPlatform | None = None) -> Callbacks:
-        """The callbacks the environment configures (see the module's docstring)."""
+    def from_env(
+        cls,
+        corpid: str | None,
+        platform: OpenPlatform | None = None,
+        inbox: Inbox | None = None,
+    ) -> Callbacks:
+        """The callbacks the environment configures (see the module's docstring); the kf
+        events go to ``inbox``."""
         env = os.environ
-        callbacks = cls(platform=platform)
+        callbacks = cls(platform=platform, inbox=inbox)
         if corpid and env.get("WECOM_CALLBACK_TOKEN") and env.get("WECOM_CALLBACK_AES_KEY"):
             callbacks.wecom = CallbackCrypto(
                 env["WECOM_CALLBACK_TOKEN"], env["WECOM_CALLBACK_AES_KEY"], receive_id=corpid
@@ -110,12 +119,13 @@ class Callbacks:
 
     async def receive(self, route: str, query: Mapping[str, str], body: bytes) -> TextAnswer:
         """One push (POST): checked and decrypted, then acted on quickly (a ticket saved, a kf
-        event remembered) and answered "success"; a push that fails a check is 403, so a forged
-        one is never acted on (WeChat's own are then delivered again). Only the route's own
-        kinds of push are acted on (``/callbacks/wecom``: kf_msg_or_event;
+        event handed to the inbox) and answered "success"; a push that fails a check is 403, so
+        a forged one is never acted on (WeChat's own are then delivered again). Only the route's
+        own kinds of push are acted on (``/callbacks/wecom``: kf_msg_or_event of this corp;
         ``/callbacks/open-platform``: component_verify_ticket and authorization changes): any
         other is answered "success", so that WeChat does not deliver it again, and ignored
-        with an INFO log."""
+        with an INFO log. While the app shuts down (its inbox closed) a kf event is answered
+        503: WeChat delivers it again, to a process that is still up."""
         crypto = self._crypto(route)
         if crypto is None:
             return 404, "no such callback"
@@ -136,9 +146,15 @@ class Callbacks:
             # ticket on the corp's route): acting on it would trust the wrong callback.
             logger.info("callback %s on %s ignored: not this route's", type(event).__name__, route)
         elif isinstance(event, KfMsgOrEvent):
-            # Pull later, outside this request: the inbox (or a worker) does it.
+            # Pull later, outside this request: the inbox records the news (with its token for
+            # the pulls of the next 10 minutes) and pulls in the background.
             self.kf_events.append(event)
             logger.info("kf_msg_or_event for %s", event.open_kfid)
+            if self.inbox is not None:
+                try:
+                    await self.inbox.notify(event)
+                except ClientClosedError:
+                    return 503, "shutting down"
         elif isinstance(event, ComponentVerifyTicket) and self.platform is not None:
             await self.platform.save_verify_ticket(event)
             logger.info("component_verify_ticket saved for %s", event.component_appid)
@@ -149,6 +165,9 @@ class Callbacks:
     def _belongs(self, route: str, event: object) -> bool:
         if not isinstance(event, ROUTE_PUSHES.get(route, ())):
             return False
+        if isinstance(event, KfMsgOrEvent):
+            # This corp's (the inbox pulls this corp's accounts, never another's).
+            return self.wecom is not None and event.corpid in ("", self.wecom.receive_id)
         if isinstance(event, AuthChange):
             return event.info_type in OPEN_PLATFORM_AUTH_CHANGES
         if isinstance(event, ComponentVerifyTicket):

@@ -1,8 +1,12 @@
-"""wechat_kf in a FastAPI service: the clients open and close with the app (its lifespan) and
-reach the routes through dependencies.
+"""wechat_kf in a FastAPI service: the clients and the inbox open and close with the app (its
+lifespan) and reach the routes through dependencies. ``POST /callbacks/wecom`` hands each
+``kf_msg_or_event`` to the inbox and answers "success" at once; the inbox pulls in the
+background and answers customers (``examples.common.answer``), on one process or many: with
+REDIS_URL set, every process shares one ``RedisInboxStore``.
 
     wechat-kf fake-server --port 8765      # then export what its banner prints
     uvicorn examples.fastapi_app:app --port 8000
+    REDIS_URL=redis://localhost:6379/0 uvicorn examples.fastapi_app:app --port 8000 --workers 4
     curl localhost:8000/kf-accounts
     curl -X POST localhost:8000/servicers/wkSANDBOX0000000000000000000001 \\
          -H 'content-type: application/json' -d '{"userids": ["user0001", "ghost"]}'
@@ -20,7 +24,14 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
 from examples.callbacks import Callbacks, read_push
-from examples.common import Answer, batch_answer, error_answer, open_clients, open_platform
+from examples.common import (
+    Answer,
+    batch_answer,
+    error_answer,
+    open_clients,
+    open_inbox,
+    open_platform,
+)
 from wechat_kf import BatchError, OfficialAccountClient, WeChatError, WeComClient, to_data
 
 
@@ -42,7 +53,12 @@ def create_app(transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
         async with AsyncExitStack() as stack:
             app.state.oa, app.state.wecom = await open_clients(stack, transport)
             platform = await open_platform(stack, transport)
-            app.state.callbacks = Callbacks.from_env(app.state.wecom.corpid, platform)
+            # Pulls and answers in the background until the app stops (closed before the
+            # clients: the stack unwinds in reverse).
+            app.state.inbox = await open_inbox(stack, app.state.wecom)
+            app.state.callbacks = Callbacks.from_env(
+                app.state.wecom.corpid, platform, app.state.inbox
+            )
             yield
 
     app = FastAPI(lifespan=lifespan)
@@ -73,7 +89,8 @@ def create_app(transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
             return respond(batch_answer(exc.result, exc))
         return respond(batch_answer(result))
 
-    # WeChat's callbacks: the URL check, and pushes answered at once (never a pull in here).
+    # WeChat's callbacks: the URL check, and pushes answered at once (never a pull in here:
+    # a kf event goes to the inbox, which pulls in the background).
     @app.get("/callbacks/{route}")
     async def callback_check(route: str, request: Request) -> PlainTextResponse:
         callbacks: Callbacks = request.app.state.callbacks

@@ -1,5 +1,9 @@
 """The examples work: FastAPI through httpx.ASGITransport with its lifespan, aiohttp through its
-test client, the worker on both backends including a resume after a crash."""
+test client, the worker on both backends including a resume after a crash. And the apps answer
+customers end to end: the fake pushes to their callback route (FastAPI in-process on asyncio and
+trio, aiohttp over loopback), their inbox pulls and replies, each message once, whether a push is
+delivered three times, WeChat hands the same messages out again, or two instances sharing a real
+redis-server take the pushes in turn."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -17,7 +21,9 @@ import httpx
 import pytest
 
 from examples import aiohttp_app, fastapi_app
+from examples.common import WELCOME
 from examples.worker import onboard, read_journal
+from tests._redis import redis_server
 from wechat_kf import (
     BatchResult,
     KfAccount,
@@ -28,7 +34,7 @@ from wechat_kf import (
     from_data,
     to_data,
 )
-from wechat_kf.testing import Sandbox, sandbox
+from wechat_kf.testing import DUPLICATE_MSGID, FakeWeChat, Sandbox, sandbox
 
 pytestmark = pytest.mark.anyio
 KFID = "wkSANDBOX0000000000000000000001"
@@ -402,10 +408,10 @@ def sealed_push(receive_id: str, plaintext: str) -> tuple[dict[str, str], bytes]
     return query, sealed.body.encode()
 
 
-def kf_event_xml(corpid: str) -> str:
+def kf_event_xml(corpid: str, token: str = "TOKEN1") -> str:
     return (
         f"<xml><ToUserName>{corpid}</ToUserName><CreateTime>{int(time.time())}</CreateTime>"
-        "<MsgType>event</MsgType><Event>kf_msg_or_event</Event><Token>TOKEN1</Token>"
+        f"<MsgType>event</MsgType><Event>kf_msg_or_event</Event><Token>{token}</Token>"
         f"<OpenKfId>{KFID}</OpenKfId></xml>"
     )
 
@@ -604,3 +610,293 @@ async def test_a_push_on_another_route_than_its_own_is_acknowledged_and_ignored(
     ignored = [r for r in caplog.records if "ignored" in r.getMessage()]
     assert len(ignored) == 3
     assert all(r.levelno == logging.INFO for r in ignored)
+
+
+# -- answering customers: the inbox behind the callback route ------------------------------------
+
+ALICE, BOB, CAROL = "wmALICE000001", "wmBOB0000001", "wmCAROL000001"
+SEND_PATHS = ("/cgi-bin/kf/send_msg", "/cgi-bin/kf/send_msg_on_event")
+
+
+async def until(predicate: Callable[[], bool], step: float = 0.01) -> None:
+    """Wait for what nothing signals (the fake's log of sent messages); every caller is under
+    ``anyio.fail_after``."""
+    while not predicate():  # noqa: ASYNC110 - polled: no event reports it
+        await anyio.sleep(step)
+
+
+def replies(fake: FakeWeChat, customer: str) -> list[str]:
+    """The texts the app sent the customer, in order (welcome included)."""
+    return [m.content["content"] for m in fake.sent_messages(KFID, customer)]
+
+
+def answered(fake: FakeWeChat, said: dict[str, list[str]]) -> bool:
+    """Whether every customer got at least one answer per message (and the welcome) so far."""
+    return all(len(replies(fake, who)) >= len(texts) for who, texts in said.items())
+
+
+def assert_nothing_sent_twice(fake: FakeWeChat) -> None:
+    """No message reached a customer twice, and no reply was even tried twice: the fake never
+    refused a repeated msgid (what a second handling of a message would meet)."""
+    sent = [(m.touser, m.via, m.content.get("content")) for m in fake.sent_messages(KFID)]
+    assert len(sent) == len(set(sent))
+    calls = [c for path in SEND_PATHS for c in fake.calls_to(path)]
+    assert not [c for c in calls if c.errcode == DUPLICATE_MSGID]
+    assert len([c for c in calls if c.delivered_ok]) == len(sent)
+
+
+def assert_the_sandbox_backlog_answered_once(box: Sandbox) -> None:
+    """The inbox starts from the 3-day backlog: the sandbox's own customers are answered too,
+    once each, except the one a human servicer has (the API may not write in that session)."""
+    first, second, third = box.customers
+    assert replies(box.fake, first)[-1:] == ["收到: 你好，我想查一下订单"]
+    assert replies(box.fake, second) == ["收到: 在吗"]
+    assert replies(box.fake, third) == []
+
+
+def set_wecom_callback(fake: FakeWeChat, target: Any) -> None:
+    fake.set_callback(
+        target, token=CALLBACK_TOKEN, encoding_aes_key=CALLBACK_KEY, path="/callbacks/wecom"
+    )
+
+
+async def test_fastapi_app_answers_each_customer_message_once_and_welcomes_who_enters(
+    callback_env: Sandbox,
+) -> None:
+    box = callback_env
+    fake = box.fake
+    app = fastapi_app.create_app(fake.transport)
+    with anyio.fail_after(20):
+        async with app.router.lifespan_context(app):
+            set_wecom_callback(fake, app)
+            async with fake.pushing():
+                fake.customer_enters(KFID, ALICE, scene="web01")
+                fake.customer_says(KFID, ALICE, "你好")
+                fake.customer_says(KFID, BOB, "在吗")
+                fake.customer_says(KFID, ALICE, "订单 123 到哪了")
+                await fake.pushes_settled()
+                await until(lambda: answered(fake, {ALICE: ["", "", ""], BOB: [""]}))
+            # Nothing left to pull, and nothing handed to the handler again.
+            assert await app.state.inbox.drain(KFID) == 0
+            assert len(app.state.callbacks.kf_events) == 4  # a push per message and the entry
+    assert replies(fake, ALICE) == [WELCOME.content, "收到: 你好", "收到: 订单 123 到哪了"]
+    assert [m.via for m in fake.sent_messages(KFID, ALICE)] == [
+        "send_msg_on_event",
+        "send_msg",
+        "send_msg",
+    ]
+    assert replies(fake, BOB) == ["收到: 在吗"]
+    assert_the_sandbox_backlog_answered_once(box)
+    assert_nothing_sent_twice(fake)
+    assert all(d.ok and d.attempt == 1 for d in fake.callback_deliveries)
+
+
+async def test_a_kf_push_of_another_corp_is_not_taken_and_one_after_the_inbox_closed_is_503(
+    callback_env: Sandbox,
+) -> None:
+    box = callback_env
+    app = fastapi_app.create_app(box.fake.transport)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            with anyio.fail_after(10):
+                # Sealed with this corp's key, yet news of another corp's account: acknowledged,
+                # never pulled (the inbox would ask this corp for an account it does not have).
+                query, body = sealed_push(box.corpid, kf_event_xml("wwSOMEONEELSE"))
+                answer = await client.post("/callbacks/wecom", params=query, content=body)
+                assert (answer.status_code, answer.text) == (200, "success")
+                assert not app.state.callbacks.kf_events
+                # The app is shutting down: its inbox is closed, so WeChat is asked to deliver
+                # the push again (to a process still up) rather than told it was taken.
+                await app.state.inbox.aclose()
+                query, body = sealed_push(box.corpid, kf_event_xml(box.corpid))
+                answer = await client.post("/callbacks/wecom", params=query, content=body)
+                assert answer.status_code == 503
+    assert not box.fake.calls_to("/cgi-bin/kf/sync_msg")
+
+
+class LateAnswers:
+    """An ASGI app in front of the example's: the first ``late`` pushes reach the app, which acts
+    on them, but their answers are held past the fake's callback timeout, so the fake (as WeChat
+    does) delivers the push again."""
+
+    def __init__(self, app: Any, late: int) -> None:
+        self.app = app
+        self.late = late
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or self.late == 0:
+            await self.app(scope, receive, send)
+            return
+        self.late -= 1
+
+        async def held(message: Any) -> None:
+            pass
+
+        await self.app(scope, receive, held)
+        await anyio.sleep_forever()  # until the fake gives up on this delivery
+
+
+async def test_fastapi_app_answers_once_a_push_the_fake_delivered_three_times(
+    callback_env: Sandbox,
+) -> None:
+    box = callback_env
+    fake = box.fake
+    fake.callback_timeout = 0.3
+    app = fastapi_app.create_app(fake.transport)
+    with anyio.fail_after(20):
+        async with app.router.lifespan_context(app):
+            set_wecom_callback(fake, LateAnswers(app, late=2))
+            async with fake.pushing():
+                fake.customer_says(KFID, CAROL, "发了三次吗")
+                await fake.pushes_settled()
+                await until(lambda: answered(fake, {CAROL: [""]}))
+            assert await app.state.inbox.drain(KFID) == 0
+            events = list(app.state.callbacks.kf_events)
+    deliveries = [(d.kind, d.attempt, d.status, d.error) for d in fake.callback_deliveries]
+    assert deliveries == [
+        ("kf_msg_or_event", 1, None, "timeout"),
+        ("kf_msg_or_event", 2, None, "timeout"),
+        ("kf_msg_or_event", 3, 200, None),
+    ]
+    # The app took the push each time (the same token), and answered the message once.
+    assert len(events) == 3
+    assert len({e.token for e in events}) == 1
+    assert replies(fake, CAROL) == ["收到: 发了三次吗"]
+    assert_the_sandbox_backlog_answered_once(box)
+    assert_nothing_sent_twice(fake)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_aiohttp_app_answers_the_fake_s_pushes_over_loopback_once_replayed_and_rewound(
+    callback_env: Sandbox,
+) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    box = callback_env
+    fake = box.fake
+    app = aiohttp_app.create_app(fake.transport)
+    async with TestClient(TestServer(app)) as client:
+        inbox = app[aiohttp_app.INBOX]
+        set_wecom_callback(fake, str(client.make_url("/callbacks/wecom")))
+        with anyio.fail_after(20):
+            # Where WeChat's log stands before these customers: a cursor to pull from again.
+            before = (await app[aiohttp_app.WECOM].messages.sync(KFID)).next_cursor
+            assert before
+            fake.customer_enters(KFID, ALICE, scene="web01")
+            fake.customer_says(KFID, ALICE, "你好")
+            fake.customer_says(KFID, BOB, "在吗")
+            await fake.deliver_pushes()  # over loopback, each answered at once
+            await until(lambda: answered(fake, {ALICE: ["", ""], BOB: [""]}))
+            assert await inbox.drain(KFID) == 0
+            assert all(d.ok and d.attempt == 1 for d in fake.callback_deliveries)
+
+            # WeChat hands the same messages out again: the stored cursor goes back to before
+            # them, and the latest push is delivered three more times, all at once.
+            owner = "rewinder"  # the drain let the lease go
+            assert await inbox.store.acquire(inbox.namespace, KFID, owner) is not None
+            assert await inbox.store.commit(inbox.namespace, KFID, owner, {}, before)
+            await inbox.store.release(inbox.namespace, KFID, owner, None)
+            pulls = len(fake.calls_to("/cgi-bin/kf/sync_msg"))
+            token = fake.latest_sync_token(KFID)
+            assert token is not None
+            query, body = sealed_push(box.corpid, kf_event_xml(box.corpid, token))
+
+            async def replay() -> None:
+                answer = await client.post("/callbacks/wecom", params=query, data=body)
+                assert (answer.status, await answer.text()) == (200, "success")
+
+            async with anyio.create_task_group() as group:
+                for _ in range(3):
+                    group.start_soon(replay)
+            assert await inbox.drain(KFID) == 0  # waits for the pull the replays started
+        again = fake.calls_to("/cgi-bin/kf/sync_msg")[pulls:]
+        assert again
+        assert again[0].json["cursor"] == before  # the old messages came back...
+    assert replies(fake, ALICE) == [WELCOME.content, "收到: 你好"]  # ...and were not answered
+    assert replies(fake, BOB) == ["收到: 在吗"]
+    assert_the_sandbox_backlog_answered_once(box)
+    assert_nothing_sent_twice(fake)
+
+
+class Counting(httpx.AsyncBaseTransport):
+    """The fake's transport, counting the messages sent through it (one per app instance)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.sends = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path in SEND_PATHS:
+            self.sends += 1
+        return await self.inner.handle_async_request(request)
+
+
+class Alternate:
+    """An ASGI app that hands the requests to ``apps`` in turn (a load balancer in front of two
+    instances of the app), counting what each got."""
+
+    def __init__(self, apps: list[Any]) -> None:
+        self.apps = apps
+        self.received = [0] * len(apps)
+        self.turn = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        index = self.turn % len(self.apps)
+        self.turn += 1
+        self.received[index] += 1
+        await self.apps[index](scope, receive, send)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # redis.asyncio: asyncio only
+async def test_two_fastapi_instances_sharing_redis_answer_every_message_once(
+    callback_env: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wechat_kf.stores import RedisInboxStore
+
+    box = callback_env
+    fake = box.fake
+    fake.faults.latency = (0.0, 0.01)  # so that pulls overlap the pushes that keep coming
+    customers = [f"wmFLEET{i:06d}" for i in range(6)]
+    said: dict[str, list[str]] = {who: [] for who in customers}
+
+    def says(who: str, text: str) -> None:
+        fake.customer_says(KFID, who, text)
+        said[who].append(f"收到: {text}")
+
+    with redis_server() as url:
+        monkeypatch.setenv("REDIS_URL", url)
+        instances = [Counting(fake.transport) for _ in range(2)]
+        apps = [fastapi_app.create_app(instance) for instance in instances]
+        async with contextlib.AsyncExitStack() as stack:
+            for app in apps:
+                await stack.enter_async_context(app.router.lifespan_context(app))
+            assert all(isinstance(app.state.inbox.store, RedisInboxStore) for app in apps)
+            balancer = Alternate(apps)
+            set_wecom_callback(fake, balancer)
+            with anyio.fail_after(30):
+                async with fake.pushing():
+                    # One at a time, the lease let go in between: each push lands on the
+                    # other instance, which pulls it.
+                    for i, who in enumerate(customers[:4]):
+                        says(who, f"一个一个 {i}")
+                        await until(lambda: answered(fake, said))
+                        assert await apps[i % 2].state.inbox.drain(KFID) == 0
+                    # All at once: pushes land on both while one of them holds the lease.
+                    fake.customer_enters(KFID, customers[5], scene="fleet")
+                    said[customers[5]].append(WELCOME.content)
+                    for round_ in range(3):
+                        for who in customers:
+                            says(who, f"{who[-2:]} 第{round_}句")
+                        await anyio.sleep(0.02)
+                    await fake.pushes_settled()
+                    await until(lambda: answered(fake, said))
+                # Both instances, once each holds the lease in turn, find nothing left.
+                assert [await app.state.inbox.drain(KFID) for app in apps] == [0, 0]
+    assert balancer.received == [12, 11]  # 23 pushes, delivered to the instances in turn
+    assert all(d.ok and d.attempt == 1 for d in fake.callback_deliveries)
+    assert all(instance.sends > 0 for instance in instances)  # both answered customers
+    # Every message answered exactly once, in order per customer, whichever instance pulled.
+    assert {who: replies(fake, who) for who in customers} == said
+    assert_the_sandbox_backlog_answered_once(box)
+    assert_nothing_sent_twice(fake)

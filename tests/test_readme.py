@@ -86,6 +86,7 @@ def test_every_python_block_of_the_readme_is_run_by_a_test_here() -> None:
         "## Tokens",
         "## Third-party platforms",
         "## Receiving WeChat's callbacks",
+        "## Receiving and answering messages",
         "## Running many workers",
         "## Using it from FastAPI, aiohttp and workers",
         "## Using it from FastAPI, aiohttp and workers",
@@ -398,3 +399,61 @@ def test_every_test_the_guarantees_name_exists() -> None:
                 )
                 named += 1
     assert named > 50
+
+
+def test_readme_inbox_block_answers_each_customer_once_and_its_route_notifies(
+    world: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import datetime, timezone
+
+    import anyio
+
+    from wechat_kf import Inbox, KfMessage, WeComClient
+    from wechat_kf.callbacks import KfMsgOrEvent
+
+    fake, kf = world.fake, world.open_kfid
+    fake.customer_enters(kf, "wmALICE", scene="web01")
+    fake.customer_says(kf, "wmALICE", "在吗")
+    fake.customer_says(kf, "wmBOB", "退货")
+    (code,) = blocks_under("## Receiving and answering messages")
+    namespace = run_as_script(code)
+    out = capsys.readouterr().out
+    # The sandbox's backlog (an entry, three texts) and ours (an entry, two texts).
+    assert "7 messages handled" in out
+    assert "handled event wmALICE" in out
+    assert "handled text wmBOB" in out
+    assert "failed" not in out
+    sent = [(m.touser, m.content["content"]) for m in fake.sent_messages(kf)]
+    assert [s for s in sent if s[0] in ("wmALICE", "wmBOB")] == [
+        ("wmALICE", "欢迎光临"),
+        ("wmALICE", "收到: 在吗"),
+        ("wmBOB", "收到: 退货"),
+    ]
+    human = world.customers[2]  # with a human servicer: the API leaves them alone
+    assert human not in {to for to, _ in sent}
+    assert len(sent) == len(set(sent))
+
+    # The route's part: a kf_msg_or_event goes to notify, answered "success" at once, and the
+    # pull it asked for runs in the background.
+    async def route() -> tuple[str, list[str]]:
+        seen: list[str] = []
+
+        def handle(message: KfMessage) -> None:
+            seen.append(message.external_userid or "")
+
+        async with (
+            WeComClient(world.corpid, world.wecom_secret) as wc,
+            Inbox(wc, handle, start="latest") as inbox,
+        ):
+            await inbox.drain(kf)  # "latest": from now on
+            fake.customer_says(kf, "wmCAROL", "还在吗")
+            token = fake.latest_sync_token(kf)
+            assert token is not None
+            event = KfMsgOrEvent(world.corpid, kf, token, datetime.now(timezone.utc))
+            answer = await namespace["on_wecom_push"](inbox, event)
+            with anyio.fail_after(10):
+                while not seen:  # noqa: ASYNC110 - the handler's list: nothing signals it
+                    await anyio.sleep(0.01)
+        return answer, seen
+
+    assert asyncio.run(route()) == ("success", ["wmCAROL"])

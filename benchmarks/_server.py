@@ -1,6 +1,6 @@
 """A FakeWeChat served by uvicorn in its own process, plus two admin routes for the benchmarks:
 ``GET /_admin/stats`` (token fetches, calls) and ``POST /_admin/config`` ({"latency": s,
-"revoke": bool})."""
+"revoke": bool, "tokenless_pulls_per_minute": n})."""
 
 from __future__ import annotations
 
@@ -17,12 +17,16 @@ APPID, OA_SECRET = "wxbench000000001", "bench-oa-secret-0123456789"
 CORPID, WECOM_SECRET = "wwbench000000001", "bench-wecom-secret-0123456789"
 OPEN_KFID = "wkBENCH0000000000000000000000001"
 CUSTOMER_PREFIX = "wmbench"
+#: The account of the inbox benchmark's backlog (none of the customers benchmark's messages).
+INBOX_KFID = "wkBENCH0000000000000000000000002"
+INBOX_CUSTOMER = "wmbenchinbox000001"
 
 
-def build(members: int, customers: int = 0) -> FakeWeChat:
+def build(members: int, customers: int = 0, messages: int = 0) -> FakeWeChat:
     """The fake the benchmarks run against; ``customers``: the even ids among the first that
     many ``customer_id`` ids have written to the account (customers), the odd ones have not
-    (invalid to ``customer/batchget``)."""
+    (invalid to ``customer/batchget``); ``messages``: how many text messages one customer has
+    written to ``INBOX_KFID`` (the inbox benchmark's backlog)."""
     fake = FakeWeChat(seed=1)
     fake.register_official_account(APPID, OA_SECRET, wechat_id="gh_bench")
     for i in range(5):
@@ -35,6 +39,10 @@ def build(members: int, customers: int = 0) -> FakeWeChat:
     fake.servicer_cap = members
     for i in range(0, customers, 2):
         fake.customer_says(OPEN_KFID, customer_id(i))
+    if messages:
+        fake.create_kf_account(CORPID, "inbox", open_kfid=INBOX_KFID)
+    for i in range(messages):
+        fake.customer_says(INBOX_KFID, INBOX_CUSTOMER, f"message {i}")
     return fake
 
 
@@ -56,6 +64,8 @@ def admin_app(fake: FakeWeChat) -> Any:
             config = json.loads(body or b"{}")
             if "latency" in config:
                 fake.faults.latency = float(config["latency"])
+            if "tokenless_pulls_per_minute" in config:
+                fake.tokenless_pulls_per_minute = int(config["tokenless_pulls_per_minute"])
             if config.get("revoke"):
                 fake.revoke_tokens()
             if config.get("clear_servicers"):
@@ -76,9 +86,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--customers", type=int, default=0)
+    parser.add_argument("--messages", type=int, default=0)
     parser.add_argument("--certfile", help="serve HTTPS with this key and certificate chain")
     args = parser.parse_args()
-    app = admin_app(build(args.members, args.customers))
+    app = admin_app(build(args.members, args.customers, args.messages))
     uvicorn.run(
         app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
         interface="asgi3", lifespan="off", ssl_certfile=args.certfile,

@@ -4,8 +4,10 @@ several repetitions, ratios rather than absolute times (the machines are noisy).
 Every figure about speed or memory comes from a client process in a venv that holds only what a
 user installs: ``plain`` is ``pip install wechat-kf`` (the runtime dependencies), ``aiohttp`` is
 ``pip install 'wechat-kf[aiohttp]'``, ``callbacks`` is ``pip install 'wechat-kf[callbacks]'``,
-``wechatpy`` holds wechatpy alone (with cryptography, which its crypto needs). The venvs are
-made fresh for each run (``--envs current`` runs every client in this interpreter instead, for
+``redis`` is ``pip install 'wechat-kf[redis]'``, ``receiver`` (a callback receiver on aiohttp)
+is ``pip install 'wechat-kf[aiohttp,callbacks]'``, ``wechatpy`` holds wechatpy alone (with
+cryptography, which its crypto needs). The venvs the selected parts use are made fresh for
+each run (``--envs current`` runs every client in this interpreter instead, for
 the suite's smoke test, whose figures mean nothing)."""
 
 from __future__ import annotations
@@ -35,9 +37,18 @@ import attrs
 import httpx
 import trustme
 
-from benchmarks._server import APPID, CORPID, CUSTOMER_PREFIX, OA_SECRET, OPEN_KFID, WECOM_SECRET
+from benchmarks._server import (
+    APPID,
+    CORPID,
+    CUSTOMER_PREFIX,
+    INBOX_KFID,
+    OA_SECRET,
+    OPEN_KFID,
+    WECOM_SECRET,
+)
+from benchmarks._speaker import LATENCY_KFID
 from tests._redis import redis_process
-from tests._servers import free_port, listening
+from tests._servers import free_port, listening, wait_for_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -46,6 +57,8 @@ ENVS = {
     "plain": [str(ROOT)],
     "aiohttp": [f"{ROOT}[aiohttp]"],
     "callbacks": [f"{ROOT}[callbacks]"],
+    "redis": [f"{ROOT}[redis]"],
+    "receiver": [f"{ROOT}[aiohttp,callbacks]"],
     "wechatpy": ["wechatpy[cryptography]==1.8.18"],
 }
 #: The exchange each venv's clients use; a plain install has httpx only.
@@ -56,15 +69,16 @@ EXCHANGE_OF = {"plain": "httpx", "aiohttp": "aiohttp"}
 
 
 @contextlib.contextmanager
-def client_envs(kind: str) -> Iterator[dict[str, Any]]:
-    """The interpreter of each client venv, with what ``pip freeze`` lists in it."""
+def client_envs(kind: str, roles: tuple[str, ...] = tuple(ENVS)) -> Iterator[dict[str, Any]]:
+    """The interpreter of each client venv of ``roles``, with what ``pip freeze`` lists in it."""
     if kind == "current":
-        yield {role: {"python": sys.executable, "packages": "this interpreter"} for role in ENVS}
+        yield {role: {"python": sys.executable, "packages": "this interpreter"} for role in roles}
         return
     directory = Path(tempfile.mkdtemp(prefix="wechat-kf-bench-"))
     try:
         envs = {}
-        for role, requirements in ENVS.items():
+        for role in roles:
+            requirements = ENVS[role]
             venv.create(directory / role, with_pip=True)
             python = str(directory / role / "bin" / "python")
             pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
@@ -112,14 +126,15 @@ class Server:
 
 @contextlib.contextmanager
 def fake_server(
-    members: int, tls: trustme.CA | None = None, customers: int = 0
+    members: int, tls: trustme.CA | None = None, customers: int = 0, messages: int = 0
 ) -> Iterator[Server]:
     """FakeWeChat in a separate process, over HTTPS with a certificate from ``tls`` if given,
     with the even ids of the first ``customers`` of the customers benchmark seeded as
-    customers."""
+    customers, and a backlog of ``messages`` customer messages on ``INBOX_KFID``."""
     port = free_port()
     command = [sys.executable, "-m", "benchmarks._server", "--port", str(port)]
     command += ["--members", str(members), "--customers", str(customers)]
+    command += ["--messages", str(messages)]
     with contextlib.ExitStack() as stack:
         ca_file = None
         if tls is not None:
@@ -568,6 +583,302 @@ def bench_callback_decrypt(
     }
 
 
+# -- 8. the inbox: draining a backlog ------------------------------------------------------------
+
+INBOX_WORK = {
+    "bare": "a loop of client.messages.sync(open_kfid, cursor=, limit=) pages from the oldest "
+    "until has_more is 0, awaiting the handler for each message: no store, no marks, no lease",
+    "memory": "await inbox.drain(open_kfid) on Inbox(client, handler, store=MemoryInboxStore(), "
+    "limit=): the lease taken, each page's msgids looked up among the done marks, each message "
+    "handed to the handler then committed (its done mark; the page's last commit carries the "
+    "cursor), the lease released against the notification generation",
+    "redis": "the same drain on RedisInboxStore(redis.asyncio.Redis, prefix=) against a "
+    "redis-server on loopback started by the benchmark, under a new prefix each run (nothing "
+    "marked done yet); its connection and Lua scripts made before the timing",
+}
+#: The fake's own limit on pulls without a callback token (per corp and minute), restored after.
+FAKE_TOKENLESS_PULLS = 10
+#: Commands a redis-py client sends only at the top level (the stores' Lua scripts never call
+#: them): Redis's own counts of these must equal the client-side counter's.
+TOP_LEVEL_ONLY = ("EVALSHA", "MGET", "ZRANGE")
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+
+
+def run_inbox_job(env: dict[str, Any], **job: Any) -> dict[str, Any]:
+    """One job of ``_inbox_client.py`` in a fresh process of ``env`` (``-I``, as
+    :func:`run_client`)."""
+    job = {"corpid": CORPID, "secret": WECOM_SECRET, **job}
+    done = subprocess.run(
+        [env["python"], "-I", str(HERE / "_inbox_client.py"), json.dumps(job)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=tempfile.gettempdir(),
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"inbox benchmark job {job['job']} failed:\n{done.stderr}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def redis_commandstats(url: str, *, reset: bool = False) -> dict[str, int]:
+    """Calls per command since the last reset, from Redis's ``INFO commandstats``; with
+    ``reset``, ``CONFIG RESETSTAT`` instead (and nothing)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        if reset:
+            client.config_resetstat()
+            return {}
+        stats = client.info("commandstats")
+        return {
+            name.removeprefix("cmdstat_").upper(): int(value["calls"])
+            for name, value in stats.items()
+        }
+    finally:
+        client.close()
+
+
+def bench_inbox(
+    envs: dict[str, Any], server: Server, messages: int, limit: int, reps: int
+) -> dict[str, Any]:
+    """The backlog of ``messages`` on ``INBOX_KFID`` drained in pages of ``limit`` with a handler
+    that does nothing: a bare pull loop and ``Inbox.drain`` with the memory store in the plain
+    install, with the Redis store in the redis install; interleaved, medians of ``reps``. Fails
+    unless every run handed every message to the handler."""
+    load = [os.getloadavg()[0]]
+    server.admin(tokenless_pulls_per_minute=1_000_000)
+    samples: dict[str, list[dict[str, Any]]] = {}
+    try:
+        with redis_process() as redis_url:
+            variants = [("bare", "plain"), ("memory", "plain")]
+            if redis_url is not None:
+                variants.append(("redis", "redis"))
+            for _ in range(reps):  # interleaved, so drift on the machine hits every variant alike
+                for variant, role in variants:
+                    job: dict[str, Any] = {
+                        "job": "throughput",
+                        "variant": variant,
+                        "base_url": server.url,
+                        "open_kfid": INBOX_KFID,
+                        "limit": limit,
+                        "exchange": EXCHANGE_OF["plain"],
+                    }
+                    if redis_url is not None and variant == "redis":
+                        job.update(redis_url=redis_url, prefix=f"bench-{secrets.token_hex(6)}")
+                        redis_commandstats(redis_url, reset=True)
+                    row = run_inbox_job(envs[role], **job)
+                    if row["messages"] != messages:
+                        raise RuntimeError(
+                            f"the {variant} drain handed {row['messages']} messages to the "
+                            f"handler, not {messages}"
+                        )
+                    if redis_url is not None and variant == "redis":
+                        row["server_calls"] = redis_commandstats(redis_url)
+                    samples.setdefault(variant, []).append(row)
+    finally:
+        server.admin(tokenless_pulls_per_minute=FAKE_TOKENLESS_PULLS)
+    load.append(os.getloadavg()[0])
+    keys = ("messages_per_s", "wall_s", "cpu_us_per_message")
+    medians = {
+        variant: {
+            **{key: statistics.median(row[key] for row in rows) for key in keys},
+            "runs_messages_per_s": [row["messages_per_s"] for row in rows],
+            "pages": rows[0]["pages"],
+            "exchange": rows[0]["exchange"],
+            "env": dict(variants)[variant],
+        }
+        for variant, rows in samples.items()
+    }
+    bare, memory = medians["bare"]["messages_per_s"], medians["memory"]["messages_per_s"]
+    result: dict[str, Any] = {
+        "messages": messages,
+        "limit": limit,
+        "repetitions": reps,
+        "handler": "async def handler(message): return None",
+        "pulls": "without a callback token, as a drain with no notification pulls (the fake's "
+        f"token-less limit, {FAKE_TOKENLESS_PULLS} a minute, lifted for this part)",
+        "work": INBOX_WORK,
+        "medians": medians,
+        "memory_vs_bare": memory / bare,
+        "redis_vs_memory": None,
+        "targets": {"memory_vs_bare": ">= 0.7", "redis_vs_memory": ">= 0.5"},
+        "load_average_1min": {"before": load[0], "after": load[1]},
+    }
+    if "redis" not in samples:
+        result["redis"] = "skipped: redis-server not installed"
+        return result
+    rows = samples["redis"]
+    result["redis_vs_memory"] = medians["redis"]["messages_per_s"] / memory
+    checks = [
+        {
+            command: {"client": row["redis_commands_whole_job"].get(command, 0),
+                      "server": row["server_calls"].get(command, 0)}
+            for command in TOP_LEVEL_ONLY
+        }
+        for row in rows
+    ]  # fmt: skip
+    result["redis"] = {
+        "counted_by": "a wrapper around redis.asyncio.Redis.execute_command in the measured "
+        "process (one command, one round trip: the store sends no pipelines), counting from "
+        "the drain's start to its end; cross-checked against Redis's INFO commandstats after "
+        "CONFIG RESETSTAT for the commands only ever sent at the top level (EVALSHA, MGET, "
+        "ZRANGE; the Lua scripts' own SET/GET/... calls are counted there too, so the other "
+        "commands cannot be compared)",
+        "round_trips_per_page": statistics.median(row["round_trips_per_page"] for row in rows),
+        "round_trips_per_message": statistics.median(
+            row["round_trips_per_message"] for row in rows
+        ),
+        "round_trips_per_drain": [row["redis_round_trips"] for row in rows],
+        "commands_per_drain": rows[0]["redis_commands"],
+        "cross_check": checks,
+        "cross_check_agrees": all(
+            c["client"] == c["server"] for check in checks for c in check.values()
+        ),
+    }
+    return result
+
+
+# -- 9. the inbox: from a customer's message to the handler ---------------------------------------
+
+LATENCY_WORK = {
+    "fake": "FakeWeChat served by uvicorn in its own process (benchmarks/_speaker.py), pushing "
+    "with fake.set_callback(url, token=, encoding_aes_key=) inside fake.pushing(): one customer "
+    "writes (fake.customer_says) rate times a second, each message on its own schedule; each "
+    "message queues a kf_msg_or_event push with a new sync token, delivered one after another "
+    "as WeChat does (a new httpx client per delivery)",
+    "receiver": "an aiohttp app on loopback in the receiver install (benchmarks/_inbox_client.py"
+    " receiver): its POST route reads the body, CallbackCrypto.decrypt()s it and awaits "
+    "inbox.notify(event) (MemoryInboxStore), answering 'success'; the Inbox pulls in the "
+    "background with the push's token (WeComClient on aiohttp); the handler records "
+    "time.time() for each msgid",
+    "latency": "the handler's time.time() minus the time.time() taken in the fake's process just "
+    "before the customer wrote the message (both processes on this machine's clock)",
+}
+
+
+@contextlib.contextmanager
+def speaking_fake(ca: trustme.CA) -> Iterator[Server]:
+    """The latency benchmark's fake (``_speaker.py``) in a separate process. Each push it
+    delivers makes a new httpx client, whose SSL context loads the CA file it is given: certifi's
+    bundle takes about 23 ms, capping the fake at about 43 pushes a second, so it is given a
+    file of one certificate (its pushes go over plain http: no certificate is ever checked)."""
+    port = free_port()
+    command = [sys.executable, "-m", "benchmarks._speaker", "--port", str(port)]
+    with ca.cert_pem.tempfile() as ca_file:
+        env = {**clean_env(), "SSL_CERT_FILE": ca_file}
+        with listening(command, port, "the speaking fake", cwd=ROOT, env=env) as running:
+            yield Server(running.url)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q``-th percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def spread_of(values: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": percentile(values, 50),
+        "p99_ms": percentile(values, 99),
+        "max_ms": max(values),
+        "mean_ms": statistics.fmean(values),
+    }
+
+
+def rate_of(times: list[float]) -> float | None:
+    times = sorted(times)
+    return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else None
+
+
+def bench_inbox_latency(
+    envs: dict[str, Any], ca: trustme.CA, rate: float, seconds: float, warmup: int
+) -> dict[str, Any]:
+    """``warmup`` then ``rate * seconds`` customer messages at ``rate`` a second, each pushed to
+    the receiver; latency from each message to its handler call, the warm-up left out. Fails
+    unless every message reached the handler."""
+    measured = round(rate * seconds)
+    count = warmup + measured
+    load = [os.getloadavg()[0]]
+    port = free_port()
+    with speaking_fake(ca) as fake:
+        job = {
+            "job": "receiver",
+            "corpid": CORPID,
+            "secret": WECOM_SECRET,
+            "base_url": fake.url,
+            "open_kfid": LATENCY_KFID,
+            "exchange": EXCHANGE_OF["aiohttp"],
+            "port": port,
+            "token": CALLBACK_TOKEN,
+            "encoding_aes_key": CALLBACK_AES_KEY,
+            "count": count,
+            "timeout": count / rate + 30,
+        }
+        command = [
+            envs["receiver"]["python"],
+            "-I",
+            str(HERE / "_inbox_client.py"),
+            json.dumps(job),
+        ]
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=clean_env(), cwd=tempfile.gettempdir(),
+        )  # fmt: skip
+        try:
+            wait_for_port(port, process, "the inbox receiver")
+            fake._post(
+                "/_admin/speak",
+                {"url": f"http://127.0.0.1:{port}/callback", "token": CALLBACK_TOKEN,
+                 "encoding_aes_key": CALLBACK_AES_KEY, "rate": rate, "count": count},
+            )  # fmt: skip
+            out, err = process.communicate(timeout=job["timeout"] + 30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"the inbox receiver failed:\n{err}")
+        received = json.loads(out.strip().splitlines()[-1])
+        spoken = fake._post("/_admin/spoken", {})
+    load.append(os.getloadavg()[0])
+    if not spoken["done"] or len(spoken["spoken"]) != count:
+        raise RuntimeError(f"the fake wrote {len(spoken['spoken'])} of {count} messages")
+    handled, arrived = received["handled"], received["arrived"]
+    rows = spoken["spoken"][warmup:]
+    missing = sum(1 for msgid, _, _ in rows if msgid not in handled)
+    if missing:
+        raise RuntimeError(f"{missing} of {len(rows)} messages never reached the handler")
+    latencies = [(handled[msgid] - at) * 1000 for msgid, _, at in rows]
+    pushed = [(arrived[token] - at) * 1000 for _, token, at in rows if token in arrived]
+    return {
+        "rate_per_s": rate,
+        "seconds": seconds,
+        "warmup_messages": warmup,
+        "count": len(latencies),
+        "work": LATENCY_WORK,
+        "exchange": received["exchange"],
+        "handler_latency": spread_of(latencies),
+        "push_arrival_latency": spread_of(pushed) if pushed else None,
+        "pushes_received": sum(1 for _, token, _ in rows if token in arrived),
+        "handled_before_own_push": sum(
+            1 for msgid, token, _ in rows if token in arrived and handled[msgid] < arrived[token]
+        ),
+        "spoken_per_s": rate_of([at for _, _, at in rows]),
+        "callbacks_per_s": rate_of([arrived[token] for _, token, _ in rows if token in arrived]),
+        "pulls": received["pulls"],
+        "pages": received["pages"],
+        "pull_outcomes": received["pull_outcomes"],
+        "refused_pushes": received["refused"],
+        "deliveries": spoken["deliveries"],
+        "failed_deliveries": spoken["failed_deliveries"],
+        "load_average_1min": {"before": load[0], "after": load[1]},
+    }
+
+
 # -- the run -------------------------------------------------------------------------------------
 
 
@@ -599,6 +910,13 @@ SIZES = {
         "handshake_calls": 20,
         "decrypt_calls": 5000,
         "decrypt_batches": 5,
+        "inbox_messages": 10_000,
+        "inbox_limit": 1000,
+        # Each drain without Redis takes 0.2 s or so, where the machine's noise shows: more runs.
+        "inbox_reps": 7,
+        "latency_rate": 100,
+        "latency_seconds": 10,
+        "latency_warmup": 50,
         "reps": 3,
         "latency": 0.05,
         "members": 100_000,
@@ -615,6 +933,12 @@ SIZES = {
         "handshake_calls": 2,
         "decrypt_calls": 5,
         "decrypt_batches": 2,
+        "inbox_messages": 300,
+        "inbox_limit": 100,
+        "inbox_reps": 1,
+        "latency_rate": 100,
+        "latency_seconds": 0.2,
+        "latency_warmup": 5,
         "reps": 1,
         "latency": 0.005,
         "members": 1000,
@@ -629,7 +953,22 @@ PARTS = (
     "memory",
     "handshake",
     "callback_decrypt",
+    "inbox",
+    "inbox_latency",
 )
+#: The venvs each part's clients run in (only those of the selected parts are made).
+ROLES_OF = {
+    "overhead": ("plain",),
+    "fanout": ("plain", "aiohttp"),
+    "customers": ("plain", "aiohttp"),
+    "token_storm": (),
+    "wechatpy": ("plain", "aiohttp", "wechatpy"),
+    "memory": ("plain", "aiohttp"),
+    "handshake": ("plain", "aiohttp"),
+    "callback_decrypt": ("callbacks", "wechatpy"),
+    "inbox": ("plain", "redis"),
+    "inbox_latency": ("receiver",),
+}
 
 
 def run_all(size: str, envs_kind: str, parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
@@ -641,10 +980,13 @@ def run_all(size: str, envs_kind: str, parts: tuple[str, ...] = PARTS) -> dict[s
         "machine": machine(),
         "orchestrator": {"wechat-kf": importlib.metadata.version("wechat-kf")},
     }
+    roles = tuple(role for role in ENVS if any(role in ROLES_OF[part] for part in parts))
     with (
-        client_envs(envs_kind) as envs,
+        client_envs(envs_kind, roles) as envs,
         fake_server(
-            s["members"], customers=s["customers_ids"] if "customers" in parts else 0
+            s["members"],
+            customers=s["customers_ids"] if "customers" in parts else 0,
+            messages=s["inbox_messages"] if "inbox" in parts else 0,
         ) as plain,
         fake_server(s["members"], tls=ca) as tls,
     ):
@@ -679,6 +1021,14 @@ def run_all(size: str, envs_kind: str, parts: tuple[str, ...] = PARTS) -> dict[s
         if "callback_decrypt" in parts:
             results["callback_decrypt"] = bench_callback_decrypt(
                 envs, s["decrypt_calls"], s["decrypt_batches"], s["reps"]
+            )
+        if "inbox" in parts:
+            results["inbox"] = bench_inbox(
+                envs, plain, s["inbox_messages"], s["inbox_limit"], s["inbox_reps"]
+            )
+        if "inbox_latency" in parts:
+            results["inbox_latency"] = bench_inbox_latency(
+                envs, ca, s["latency_rate"], s["latency_seconds"], s["latency_warmup"]
             )
     return results
 
@@ -759,6 +1109,34 @@ def table(results: dict[str, Any]) -> str:
             f"decrypt   {d['push']} ({d['push_body_bytes']} bytes): CallbackCrypto.decrypt "
             f"{ours['us_per_call']:.1f} us/call vs wechatpy decrypt_message + xmltodict.parse "
             f"{theirs['us_per_call']:.1f} us ({d['ratio']:.2f}x; CPU {d['cpu_ratio']:.2f}x)"
+        )
+    if "inbox" in results:
+        i = results["inbox"]
+        m = i["medians"]
+        rates = ", ".join(f"{v} {row['messages_per_s']:,.0f}/s" for v, row in m.items())
+        line = (
+            f"inbox     drain of {i['messages']} messages, pages of {i['limit']}, handler doing "
+            f"nothing: {rates}; memory/bare {i['memory_vs_bare']:.2f} (target >= 0.7)"
+        )
+        redis = i["redis"]
+        if isinstance(redis, str):
+            line += f"; redis {redis}"
+        else:
+            line += (
+                f", redis/memory {i['redis_vs_memory']:.2f} (target >= 0.5); Redis round trips "
+                f"{redis['round_trips_per_page']:.1f}/page, "
+                f"{redis['round_trips_per_message']:.3f}/message"
+            )
+        lines.append(line)
+    if "inbox_latency" in results:
+        lat = results["inbox_latency"]
+        h, p = lat["handler_latency"], lat["push_arrival_latency"] or {}
+        lines.append(
+            f"latency   customer message -> handler at {lat['rate_per_s']:g}/s "
+            f"({lat['count']} messages, {lat['callbacks_per_s'] or 0:.0f} callbacks/s received): "
+            f"p50 {h['p50_ms']:.1f} ms, p99 {h['p99_ms']:.1f} ms, max {h['max_ms']:.1f} ms; "
+            f"push arrival p50 {p.get('p50_ms', 0):.1f} ms, p99 {p.get('p99_ms', 0):.1f} ms; "
+            f"{lat['pulls']} pulls"
         )
     return "\n".join(lines)
 

@@ -4,13 +4,24 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from benchmarks.run import PARTS, kf_msg_or_event, main, run_callback_job, same_push_read
+from benchmarks.run import (
+    ENVS,
+    PARTS,
+    ROLES_OF,
+    kf_msg_or_event,
+    main,
+    percentile,
+    run_callback_job,
+    same_push_read,
+)
 
 
 def test_every_benchmark_runs_once_at_tiny_size_and_writes_its_json(tmp_path: Path) -> None:
@@ -117,3 +128,79 @@ def test_only_the_customers_part_runs_both_exchanges_and_reads_every_id(tmp_path
         assert row["ideal_s"] == customers["latency_s"]  # ceil(3 requests / 8) = 1 round
         assert len(row["walls_s"]) == customers["repetitions"]
         assert row["ratio"] == row["wall_s"] / row["ideal_s"] > 0
+
+
+def test_every_part_names_the_venvs_its_clients_run_in() -> None:
+    assert set(ROLES_OF) == set(PARTS)
+    assert {role for roles in ROLES_OF.values() for role in roles} <= set(ENVS)
+    assert ROLES_OF["inbox"] == ("plain", "redis")
+    assert ROLES_OF["inbox_latency"] == ("receiver",)
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(100, 0, -1)]
+    assert (percentile(values, 50), percentile(values, 99), percentile(values, 100)) == (
+        50.0,
+        99.0,
+        100.0,
+    )
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([1.0, 2.0, 3.0], 50) == 2.0
+
+
+def redis_row_missing() -> None:
+    """The Redis row was skipped (no redis-server): a skip here, a failure where Redis is
+    required (CI sets WECHAT_KF_REQUIRE_REDIS=1)."""
+    assert shutil.which("redis-server") is None
+    if os.environ.get("WECHAT_KF_REQUIRE_REDIS") == "1":
+        pytest.fail("redis-server is required (WECHAT_KF_REQUIRE_REDIS=1), not installed")
+    pytest.skip("redis-server is not installed: the inbox's Redis row was skipped")
+
+
+def test_only_the_inbox_parts_run_drain_every_message_and_time_each_callback(
+    tmp_path: Path,
+) -> None:
+    output = tmp_path / "results.json"
+    main(["--size", "tiny", "--envs", "current", "--only", "inbox", "inbox_latency",
+          "--output", str(output)])  # fmt: skip
+    results = json.loads(output.read_text())
+    assert set(results) & set(PARTS) == {"inbox", "inbox_latency"}
+    assert set(results["envs"]) == {"plain", "redis", "receiver"}
+
+    latency = results["inbox_latency"]
+    assert (latency["rate_per_s"], latency["count"], latency["warmup_messages"]) == (100, 20, 5)
+    handler = latency["handler_latency"]
+    assert 0 < handler["p50_ms"] <= handler["p99_ms"] <= handler["max_ms"]
+    assert 1 <= latency["pushes_received"] <= 20  # the pushes reached the route, decrypted
+    assert latency["refused_pushes"] == 0
+    assert latency["pulls"] >= 1
+    assert set(latency["pull_outcomes"]) == {"ok"}
+    assert latency["exchange"] == "aiohttp"
+    assert set(latency["work"]) == {"fake", "receiver", "latency"}
+
+    inbox = results["inbox"]
+    assert (inbox["messages"], inbox["limit"]) == (300, 100)
+    assert inbox["targets"] == {"memory_vs_bare": ">= 0.7", "redis_vs_memory": ">= 0.5"}
+    medians = inbox["medians"]
+    for variant in ("bare", "memory"):
+        assert medians[variant]["env"] == "plain"
+        assert medians[variant]["pages"] == 3
+        assert medians[variant]["messages_per_s"] > 0
+    ratio = medians["memory"]["messages_per_s"] / medians["bare"]["messages_per_s"]
+    assert inbox["memory_vs_bare"] == pytest.approx(ratio)
+    if isinstance(inbox["redis"], str):
+        assert inbox["redis"].startswith("skipped")
+        assert inbox["redis_vs_memory"] is None
+        redis_row_missing()
+    assert (medians["redis"]["env"], medians["redis"]["pages"]) == ("redis", 3)
+    assert inbox["redis_vs_memory"] > 0
+    redis = inbox["redis"]
+    [drain] = redis["round_trips_per_drain"]
+    commands = redis["commands_per_drain"]
+    assert sum(commands.values()) == drain
+    # At least the lease taken and let go, and one look-up of the done marks a page.
+    assert commands["MGET"] == 3
+    assert commands["EVALSHA"] >= 2
+    assert redis["round_trips_per_page"] == pytest.approx(drain / 3)
+    assert redis["round_trips_per_message"] == pytest.approx(drain / 300)
+    assert redis["cross_check_agrees"] is True

@@ -628,6 +628,109 @@ async def test_drain_waits_while_another_holder_pulls_and_counts_only_its_own(
             assert handler.texts == ["one"]
 
 
+@pytest.fixture(params=["memory", "redis"])
+async def short_store(request: pytest.FixtureRequest, anyio_backend: str) -> AsyncIterator[Any]:
+    """Each store in turn with a lease of 0.3 s, for the proofs about a lease that ran out."""
+    if request.param == "memory":
+        yield MemoryInboxStore(lease=0.3)
+        return
+    client = redis_client(request.getfixturevalue("redis_url"), anyio_backend)
+    yield RedisInboxStore(client, prefix=f"t{uuid.uuid4().hex[:8]}", lease=0.3)
+    await client.aclose()
+
+
+class CutOff:
+    """A store as one inbox sees it: once ``on``, every call fails as an unreachable Redis."""
+
+    def __init__(self, store: Any) -> None:
+        self.store, self.lease, self.on = store, store.lease, False
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
+
+        async def call(*args: Any) -> Any:
+            if self.on:
+                raise TokenStoreError("Redis did not answer within 2 s")
+            return await method(*args)
+
+        return call
+
+
+async def test_a_holder_whose_renewals_fail_past_its_lease_stops_before_another_takes_over(
+    fake: FakeWeChat,
+    client: WeComClient,
+    kf: str,
+    short_store: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cut_off = CutOff(short_store)
+    first: list[str] = []
+    second: list[str] = []
+
+    async def slow(message: KfMessage) -> None:
+        assert isinstance(message, TextMessage)
+        cut_off.on = True  # this inbox can no longer reach the store, to renew or else
+        await anyio.sleep(1.0)  # past the lease: the other inbox takes over meanwhile
+        first.append(message.content)
+
+    async def fast(message: KfMessage) -> None:
+        assert isinstance(message, TextMessage)
+        second.append(message.content)
+
+    for i in range(3):
+        fake.customer_says(kf, CUSTOMER, f"m{i}")
+    with anyio.fail_after(10):
+        async with (
+            Inbox(client, slow, store=cut_off) as a,
+            Inbox(client, fast, store=short_store) as b,
+        ):
+            await a.notify(news(fake, kf))
+            await until(lambda: cut_off.on)
+            # The lease runs out: the other inbox's sweep takes the account over.
+            await until(lambda: len(second) == 3)
+            await b.drain(kf)
+            await anyio.sleep(1.0)  # the first handler would have returned by now
+            cut_off.on = False
+    assert second == ["m0", "m1", "m2"]
+    assert first == []  # cancelled once its lease could no longer be trusted: never both
+    assert any("could not renew the lease" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_holder_frozen_past_its_lease_hands_nothing_more_to_its_handler(
+    fake: FakeWeChat, client: WeComClient, kf: str, short_store: Any
+) -> None:
+    store = short_store
+    started: dict[str, list[str]] = {"a": [], "b": []}
+    finished: dict[str, list[str]] = {"a": [], "b": []}
+
+    def handler(name: str) -> Callable[[KfMessage], Any]:
+        async def handle(message: KfMessage) -> None:
+            assert isinstance(message, TextMessage)
+            started[name].append(message.content)
+            await anyio.sleep(0.02)
+            if message.content == "m0" and name == "a":
+                time.sleep(0.6)  # noqa: ASYNC251 - the whole event loop freezes past the lease
+            finished[name].append(message.content)
+
+        return handle
+
+    for i in range(5):
+        fake.customer_says(kf, CUSTOMER, f"m{i}")
+    with anyio.fail_after(10):
+        async with (
+            Inbox(client, handler("a"), store=store) as a,
+            Inbox(client, handler("b"), store=store) as b,
+            anyio.create_task_group() as group,
+        ):
+            group.start_soon(a.drain, kf)
+            await until(lambda: started["a"] == ["m0"])
+            group.start_soon(b.drain, kf)  # waits for the lease, takes it once it ran out
+            await until(lambda: finished["b"][-1:] == ["m4"])
+    assert started["a"] == finished["a"] == ["m0"]  # nothing handed over after the freeze
+    # m0 too when its mark was on its way as the other took over: the freeze came mid-handler.
+    assert started["b"] == finished["b"] in (["m1", "m2", "m3", "m4"], [f"m{i}" for i in range(5)])
+
+
 # -- hooks ---------------------------------------------------------------------------------------
 
 

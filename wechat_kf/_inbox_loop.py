@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import attrs
 
+from ._inbox_lease import Lease, LeaseLost, describe
 from ._inbox_stores import InboxStore, PullStart
 from ._secrets import hide
 from .clients import DEFAULT_RETRY_BACKOFF
@@ -63,14 +64,6 @@ def reply_msgid(msgid: str, index: int) -> str:
     return digest.hexdigest()[:32]
 
 
-def describe(error: BaseException) -> str:
-    """An exception for a log line: its class, and its text only when it is the SDK's own (which
-    never holds a secret); a handler's exception may quote anything."""
-    if isinstance(error, WeChatError):
-        return f"{type(error).__name__}: {error}"
-    return type(error).__name__
-
-
 @attrs.define(eq=False)
 class Account:
     """What this process knows of one account: whether news arrived since its last pull started
@@ -90,10 +83,6 @@ class Account:
     def remember(self, token: str, expires_at: float) -> None:
         if expires_at >= self.token_expires_at:
             self.token, self.token_expires_at = token, expires_at
-
-
-class LeaseLost(Exception):
-    """Another process holds the account now (our lease ran out): stop, it pulls on."""
 
 
 @attrs.define
@@ -118,59 +107,52 @@ class Engine:
         and again while news arrived meanwhile; return how many messages went to the handler, or
         None when another holder has the lease (``wait=False``). A lease lost midway ends the
         cycle quietly: the new holder pulls on."""
-        owner = secrets.token_hex(16)
-        start = await self._acquire(open_kfid, owner, wait=wait)
+        lease = Lease(self.store, self.namespace, open_kfid, secrets.token_hex(16))
+        start = await self._acquire(lease, wait=wait)
         if start is None:
             return None
         handled = 0
-        released = lost = False
+        released = False
         failure: Exception | None = None
-
-        async def keep_lease(scope: anyio.CancelScope) -> None:
-            nonlocal lost
-            while True:
-                await anyio.sleep(self.store.lease / 3)
-                try:
-                    if not await self.store.renew(self.namespace, open_kfid, owner):
-                        lost = True
-                        scope.cancel()
-                        return
-                except Exception:
-                    continue  # an outage: try again; if it lasts, the lease runs out
-
         try:
             async with anyio.create_task_group() as group:
-                group.start_soon(keep_lease, group.cancel_scope)
+                group.start_soon(lease.keep, group.cancel_scope)
                 try:
                     while True:
                         account.dirty = False
-                        handled += await self._pull(open_kfid, owner, start, account, lambda: lost)
+                        handled += await self._pull(lease, start, account)
+                        since = time.monotonic()
                         following = await self.store.release(
-                            self.namespace, open_kfid, owner, start.generation
+                            self.namespace, open_kfid, lease.owner, start.generation
                         )
                         if following is None:
                             released = True
                             break
+                        lease.stamp(since)  # renewed with it
                         start = following  # news arrived while we pulled: pull it before leaving
                 except LeaseLost:
-                    lost = True
+                    lease.lost = True
                 except Exception as exc:
                     failure = exc  # raised below: the task group would wrap it in a group
                 finally:
                     group.cancel_scope.cancel()
         finally:
-            if not released and not lost:
-                await self._let_go(open_kfid, owner)
+            if not released and not lease.lost:
+                await self._let_go(open_kfid, lease.owner)
         if failure is not None:
             raise failure
         return handled
 
-    async def _acquire(self, open_kfid: str, owner: str, *, wait: bool) -> PullStart | None:
+    async def _acquire(self, lease: Lease, *, wait: bool) -> PullStart | None:
         delay, longest = _LEASE_POLL
         while True:
-            start = await self.store.acquire(self.namespace, open_kfid, owner)
-            if start is not None or not wait:
+            since = time.monotonic()
+            start = await self.store.acquire(self.namespace, lease.open_kfid, lease.owner)
+            if start is not None:
+                lease.stamp(since)
                 return start
+            if not wait:
+                return None
             await anyio.sleep(delay)
             delay = min(delay * 2, longest)
 
@@ -185,14 +167,8 @@ class Engine:
 
     # -- one pull: pages until has_more is 0 ---------------------------------------------------
 
-    async def _pull(
-        self,
-        open_kfid: str,
-        owner: str,
-        start: PullStart,
-        account: Account,
-        lost: Callable[[], bool],
-    ) -> int:
+    async def _pull(self, lease: Lease, start: PullStart, account: Account) -> int:
+        open_kfid = lease.open_kfid
         began = time.perf_counter()
         pages = received = handled = 0
         token = self._token(start, account)
@@ -208,9 +184,10 @@ class Engine:
                 received += len(page.messages)
                 following = page.next_cursor or cursor
                 if skipping:
-                    await self._commit(open_kfid, owner, {}, following)
+                    if not page.has_more:
+                        await self._commit(lease, {}, following)
                 else:
-                    handled += await self._settle(open_kfid, owner, page.messages, following)
+                    handled += await self._settle(lease, page.messages, following)
                 cursor = following
                 if not page.has_more:
                     outcome = "ok"
@@ -222,7 +199,7 @@ class Engine:
             outcome, error = "rate_limited", type(exc).__name__
             raise
         except anyio.get_cancelled_exc_class():
-            outcome = "lease_lost" if lost() else "cancelled"
+            outcome = "lease_lost" if lease.lost else "cancelled"
             raise
         except BaseException as exc:
             error = type(exc).__name__
@@ -269,12 +246,13 @@ class Engine:
             return page, None
         return page, token
 
-    async def _settle(
-        self, open_kfid: str, owner: str, messages: Sequence[KfMessage], cursor: str | None
-    ) -> int:
+    async def _settle(self, lease: Lease, messages: Sequence[KfMessage], cursor: str | None) -> int:
         """Hand the page's unmarked messages to the handler in order, marking each as it settles;
         the last mark carries the page's cursor (or, with nothing to hand over, the cursor goes
-        alone). Returns how many were handed over."""
+        alone). Before each handler call the lease must be known to be ours: past its trusted
+        time it is renewed first (the pull stops if it is gone) and the marks looked at again.
+        Returns how many were handed over."""
+        open_kfid = lease.open_kfid
         ids = list(dict.fromkeys(m.msgid for m in messages if m.msgid))
         seen = await self.store.marked(self.namespace, open_kfid, ids) if ids else set()
         todo: list[KfMessage] = []
@@ -284,22 +262,31 @@ class Engine:
                     continue  # done already: by this process or another, from any cursor
                 seen.add(message.msgid)
             todo.append(message)
-        if not todo:
-            await self._commit(open_kfid, owner, {}, cursor)
-            return 0
+        handled = 0
+        with_cursor = False
+        done: set[str] = set()
         for index, message in enumerate(todo):
+            if not lease.valid:
+                if not await lease.renew():
+                    raise LeaseLost(open_kfid)
+                rest = [m.msgid for m in todo[index:] if m.msgid]
+                done = await self.store.marked(self.namespace, open_kfid, rest) if rest else set()
+            if message.msgid in done:
+                continue  # another holder settled it while this one could not tell
             status = await self._handle(open_kfid, message)
-            last = index == len(todo) - 1
+            handled += 1
+            with_cursor = index == len(todo) - 1
             marks = {message.msgid: status} if message.msgid else {}
-            await self._commit(open_kfid, owner, marks, cursor if last else None)
-        return len(todo)
+            await self._commit(lease, marks, cursor if with_cursor else None)
+        if not with_cursor:
+            await self._commit(lease, {}, cursor)
+        return handled
 
-    async def _commit(
-        self, open_kfid: str, owner: str, marks: dict[str, str], cursor: str | None
-    ) -> None:
+    async def _commit(self, lease: Lease, marks: dict[str, str], cursor: str | None) -> None:
         if not marks and cursor is None:
             return
-        committed = await self.store.commit(self.namespace, open_kfid, owner, marks, cursor)
+        ns, open_kfid = self.namespace, lease.open_kfid
+        committed = await self.store.commit(ns, open_kfid, lease.owner, marks, cursor)
         if not committed and cursor is not None:
             raise LeaseLost(open_kfid)
 

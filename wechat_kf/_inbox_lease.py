@@ -1,0 +1,89 @@
+"""The lease of one account as its holder sees it: renewed in the background, and trusted only
+as long as the store last said it was ours, so that a holder frozen (SIGSTOP, a blocked event
+loop) or cut off from the store past that point stops before another holder and it both handle a
+message."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import anyio
+import attrs
+
+from ._inbox_stores import InboxStore
+from .errors import WeChatError
+
+__all__ = ["Lease", "LeaseLost", "describe"]
+
+logger = logging.getLogger("wechat_kf.inbox")
+
+#: A lease is trusted here until this share of it has passed since the store last took or renewed
+#: it (timed from before the call): the rest is a margin for clocks and scheduling.
+_LEASE_TRUST = 0.8
+
+
+def describe(error: BaseException) -> str:
+    """An exception for a log line: its class, and its text only when it is the SDK's own (which
+    never holds a secret); a handler's exception may quote anything."""
+    if isinstance(error, WeChatError):
+        return f"{type(error).__name__}: {error}"
+    return type(error).__name__
+
+
+class LeaseLost(Exception):
+    """Another process holds the account now (our lease ran out): stop, it pulls on."""
+
+
+@attrs.define
+class Lease:
+    """One holding of an account's lease: its random ``owner`` token, and until when (monotonic
+    clock) it is known to be ours: a share of its length from just before the store last took or
+    renewed it. A process frozen (SIGSTOP, a blocked event loop) or cut off from the store past
+    that point hands nothing more to the handler before the store says the lease is still ours."""
+
+    store: InboxStore
+    namespace: str
+    open_kfid: str
+    owner: str
+    valid_until: float = 0.0
+    lost: bool = False
+
+    def stamp(self, since: float) -> None:
+        self.valid_until = since + self.store.lease * _LEASE_TRUST
+
+    @property
+    def valid(self) -> bool:
+        return not self.lost and time.monotonic() < self.valid_until
+
+    async def renew(self) -> bool:
+        """Renew it in the store; False (and ``lost``) when it is no longer ours."""
+        since = time.monotonic()
+        if not await self.store.renew(self.namespace, self.open_kfid, self.owner):
+            self.lost = True
+            return False
+        self.stamp(since)
+        return True
+
+    async def keep(self, scope: anyio.CancelScope) -> None:
+        """Renew every third of the lease; cancel ``scope`` once it is gone, or once renewals
+        failed until it can no longer be trusted (another process may hold it by then)."""
+        period = self.store.lease / 3
+        while True:
+            await anyio.sleep(period)
+            try:
+                if not await self.renew():
+                    break
+                period = self.store.lease / 3
+            except Exception as exc:
+                left = self.valid_until - time.monotonic()
+                if left <= 0:
+                    self.lost = True
+                    logger.warning(
+                        "inbox: could not renew the lease of %s in time (%s); its pull stops",
+                        self.open_kfid,
+                        describe(exc),
+                    )
+                    break
+                period = min(self.store.lease / 3, left)  # once more before it runs out
+        scope.cancel()

@@ -43,6 +43,13 @@ def test_demo_runs_the_whole_tour_and_exits_0() -> None:
     assert "995" in result.stdout  # servicers added
     assert "60111" in result.stdout  # the unknown ids, listed
     assert "demo@gh_sandbox" in result.stdout
+    # Last, a customer conversation through the Inbox: the message, then the handler's reply.
+    conversation = result.stdout[result.stdout.index("a customer conversation") :]
+    assert "wmDEMOCUSTOMER0001" in conversation
+    assert "你好，我的订单 1024 到哪了？" in conversation
+    assert "inbox.reply" in conversation
+    assert "收到「你好，我的订单 1024 到哪了？」，正在为您查询" in conversation
+    assert "pulled and handled 1 message" in conversation
     no_secrets(result)
 
 

@@ -1,18 +1,21 @@
 """The ``wechat-kf`` command: the demo, Official Account kf accounts and sessions, WeCom kf
-accounts, servicers, media, sessions, customers and messages, and a fake server (extra "cli").
+accounts, servicers, media, sessions, customers and messages (sent, and tailed as they arrive),
+and a fake server that can push its callbacks and make its customers write (extra "cli").
 
 Exit codes: 0 all ok, 1 some items or the call failed, 2 usage or configuration error, 130
 interrupted. Expected failures print one line with errcode, errmsg and rid; with --json, every
 run prints one JSON document on stdout (the chat records too: written as they arrive, closed
-whatever stops the run); secrets are never printed. A call that may have applied before it
-failed (a kf account add, a session transfer, a message send) says what to check before trying
-again.
+whatever stops the run), except ``wecom messages tail``, a stream that never ends: JSON Lines,
+one object per line, the last saying why it stopped; secrets are never printed. A call that may
+have applied before it failed (a kf account add, a session transfer, a message send) says what
+to check before trying again.
 
 A module per command family (``oa``, ``oa_sessions``, ``wecom_servicers``,
 ``wecom_kf_accounts``, ``wecom_media``, ``wecom_sessions``, ``wecom_customers``,
 ``wecom_messages``, ``fake_server``, ``demo``) over the shared pieces: ``ids`` (files of
 userids), ``progress``, ``reports`` and ``tables``, ``exits`` (codes, errors, Ctrl-C),
-``credentials`` and ``options``, ``output``. Commands use the SDK's public names only.
+``credentials`` and ``options``, ``output``, ``cursor_file`` (where a tail keeps its place).
+Commands use the SDK's public names only.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from wechat_kf.testing import Sandbox, sandbox
 
 from .exits import USAGE, fail
 from .options import F, common
+from .output import JSON_LINES
 
 Client = TypeVar("Client", OfficialAccountClient, WeComClient)
 
@@ -48,17 +49,25 @@ def credentials(id_name: str, id_help: str, env_name: str, secret_env: str) -> C
 
 
 def wecom_command(
-    group: click.Group, name: str, help_text: str, open_kfid: bool = True
+    group: click.Group,
+    name: str,
+    help_text: str,
+    open_kfid: bool = True,
+    *,
+    json_lines: bool = False,
 ) -> Callable[[F], F]:
     """A ``wecom`` subcommand of ``group`` with credentials, --open-kfid (unless told not) and
-    the common options."""
+    the common options (--json printing JSON Lines with ``json_lines``)."""
 
     def decorate(func: F) -> F:
-        func = common(func)
+        func = common(func, json_lines=json_lines)
         if open_kfid:
             func = click.option("--open-kfid", required=True, help="The 微信客服 account.")(func)
         func = credentials("corpid", "The corp id.", "WECOM_CORPID", "WECOM_SECRET")(func)
-        return group.command(name, help=help_text)(func)  # type: ignore[return-value]
+        command = group.command(name, help=help_text)(func)
+        if json_lines:
+            setattr(command, JSON_LINES, True)  # print_json writes each document on one line
+        return command  # type: ignore[return-value]
 
     return decorate
 

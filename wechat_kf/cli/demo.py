@@ -1,4 +1,6 @@
-"""``wechat-kf demo``: the whole SDK on an in-process FakeWeChat, no credentials, no network."""
+"""``wechat-kf demo``: the whole SDK on an in-process FakeWeChat, no credentials, no network:
+Official Account kf accounts, WeCom servicers onboarded in batches, then a customer conversation
+through the Inbox (a customer writes, the inbox pulls it, the handler replies)."""
 
 from __future__ import annotations
 
@@ -7,13 +9,22 @@ import time
 
 import click
 import httpx
+from rich.console import Console
 from rich.table import Table
 
-from wechat_kf import OfficialAccountClient, WeComClient
-from wechat_kf.testing import Faults, sandbox
+from wechat_kf import (
+    Inbox,
+    KfMessage,
+    MessageOrigin,
+    OfficialAccountClient,
+    Text,
+    TextMessage,
+    WeComClient,
+)
+from wechat_kf.testing import Faults, Sandbox, sandbox
 from wechat_kf.wecom import MAX_SERVICERS_PER_KF_ACCOUNT
 
-from .exits import OK, run
+from .exits import FAILED, OK, run
 from .options import verbose
 from .output import out
 from .progress import progress
@@ -72,4 +83,38 @@ async def _demo(count: int) -> int:
     summary.add_row("elapsed", f"{time.perf_counter() - started:.2f} s")
     console.rule("summary")
     console.print(summary)
-    return OK
+    console.rule("a customer conversation (微信客服, through the Inbox)")
+    return await _conversation(box, console)
+
+
+async def _conversation(box: Sandbox, console: Console) -> int:
+    """A customer writes; an Inbox pulls the account (``sync_msg`` from its cursor) and hands
+    the message to the handler, which replies with ``inbox.reply``; the reply is read back from
+    what the fake's API sent."""
+    fake, open_kfid, customer = box.fake, box.open_kfid, "wmDEMOCUSTOMER0001"
+    said = "你好，我的订单 1024 到哪了？"
+
+    async def handle(message: KfMessage) -> None:
+        if isinstance(message, TextMessage) and message.origin == MessageOrigin.CUSTOMER:
+            await inbox.reply(message, Text(f"收到「{message.content}」，正在为您查询"))
+
+    async with (
+        httpx.AsyncClient(transport=fake.transport) as http,
+        WeComClient(box.corpid, box.wecom_secret, http_client=http) as wc,
+        Inbox(wc, handle, start="latest") as inbox,
+    ):
+        await inbox.drain(open_kfid)  # "latest": the sandbox's earlier messages are skipped
+        fake.customer_says(open_kfid, customer, said)
+        handled = await inbox.drain(open_kfid)
+    replies = fake.sent_messages(open_kfid, customer)
+    exchange = Table(show_header=False)
+    exchange.add_row(customer, said)
+    for reply in replies:
+        exchange.add_row("inbox.reply", str(reply.content.get("content", "")))
+    console.print(exchange)
+    msgids = ", ".join(reply.msgid for reply in replies) or "none"
+    console.print(
+        f"the inbox pulled and handled {handled} message; the reply's msgid ({msgids}) is "
+        "derived from the message's, so a redelivered message is never answered twice"
+    )
+    return OK if replies else FAILED

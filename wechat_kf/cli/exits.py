@@ -14,7 +14,16 @@ from rich.markup import escape
 
 from wechat_kf import APIError, CredentialError, WeChatError
 
-from .output import FINISHED, PRINTED, WANTS_JSON, err, print_json, run_state, sigint_deferred
+from .output import (
+    FINISHED,
+    JSON_LINES,
+    PRINTED,
+    WANTS_JSON,
+    err,
+    print_json,
+    run_state,
+    sigint_deferred,
+)
 
 OK = 0
 FAILED = 1  # some items or the call failed
@@ -130,6 +139,9 @@ def _asks_for_json(args: Sequence[str]) -> bool:
 
 
 def _usage_error_json(error: click.ClickException) -> None:
+    failed = getattr(error, "ctx", None)  # the context of the (sub)command that refused it
+    if failed is not None and getattr(failed.command, JSON_LINES, False):
+        run_state()[JSON_LINES] = True
     if not run_state().get(PRINTED):
         message = error.format_message()
         print_json({"ok": False, "error": {"type": "UsageError", "message": message}})

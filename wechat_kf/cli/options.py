@@ -35,16 +35,18 @@ verbose = click.option(
 )
 
 
-def common(func: F) -> F:
+def common(func: F, *, json_lines: bool = False) -> F:
     """--json, --base-url, --allow-insecure-http, --sandbox and -v, on every command that talks
-    to WeChat."""
+    to WeChat. With ``json_lines`` (a command that streams, ``messages tail``), --json prints
+    one JSON object per line, its errors included."""
+    json_help = (
+        "Print JSON Lines on stdout: one JSON object per line, each message as it arrives, "
+        'then a last line {"ok": false, ...} saying why it stopped.'
+        if json_lines
+        else "Print one JSON document on stdout, on success and on failure."
+    )
     options = [
-        click.option(
-            "--json",
-            "as_json",
-            is_flag=True,
-            help="Print one JSON document on stdout, on success and on failure.",
-        ),
+        click.option("--json", "as_json", is_flag=True, help=json_help),
         click.option(
             "--base-url",
             default=None,

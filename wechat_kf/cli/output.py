@@ -18,6 +18,10 @@ PRINTED = "wechat_kf.printed"
 FINISHED = "wechat_kf.finished"
 WANTS_JSON = "wechat_kf.json"
 VERBOSE = "wechat_kf.verbose"
+#: An attribute set on a command whose --json prints JSON Lines (``messages tail``), and the key
+#: of the run state saying a usage error of such a command is being reported: its documents,
+#: errors included, are then each written on one line.
+JSON_LINES = "wechat_kf_json_lines"
 
 
 def out() -> Console:
@@ -50,9 +54,18 @@ def sigint_deferred() -> Iterator[None]:
         mask(signal.SIG_SETMASK, before)
 
 
+def json_lines() -> bool:
+    """Whether the command running (or whose usage error is reported) prints JSON Lines."""
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return False
+    return bool(getattr(context.command, JSON_LINES, False) or run_state().get(JSON_LINES))
+
+
 def print_json(data: Any) -> None:
     """One whole JSON document on stdout: a Ctrl-C while it is made or written waits until it is
-    out, and the run prints no other."""
+    out, and the run prints no other. Indented, or on one line in a JSON Lines command."""
+    indent = None if json_lines() else 2
     with sigint_deferred():
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        click.echo(json.dumps(data, ensure_ascii=False, indent=indent))
         run_state()[PRINTED] = True

@@ -12,14 +12,34 @@ from rich.table import Table
 
 from wechat_kf import (
     BatchResult,
+    BusinessCardMessage,
     Customer,
+    EnterSessionEvent,
+    FileMessage,
+    ImageMessage,
     KfAccount,
+    KfEvent,
+    KfMessage,
     KfSession,
+    LinkMessage,
+    LocationMessage,
+    MenuMessage,
+    MessageOrigin,
     MessageRecord,
+    MiniprogramMessage,
+    MsgSendFailEvent,
     OnlineKfAccount,
+    RecallEvent,
     Servicer,
     ServicerResult,
+    ServicerStatusChangeEvent,
     SessionState,
+    SessionStatusChangeEvent,
+    TextMessage,
+    UnknownEvent,
+    UnknownMessage,
+    VideoMessage,
+    VoiceMessage,
     WaitingCases,
     WeComKfAccount,
 )
@@ -30,6 +50,8 @@ _GENDERS = {0: "unknown", 1: "male", 2: "female"}
 _OPERCODES = {2002: "2002 kf sent", 2003: "2003 received"}
 #: The columns of a message record line, and the width each is padded to (the text is last).
 RECORD_COLUMNS = (("time", 25), ("opercode", 13), ("worker", 24), ("openid", 28), ("text", 0))
+#: The columns of a received 微信客服 message's line (``messages tail``), the text last.
+MESSAGE_COLUMNS = (("time", 25), ("origin", 8), ("external_userid", 32), ("type", 16), ("text", 0))
 
 
 def ident(item: ServicerResult) -> str:
@@ -168,3 +190,65 @@ def record_line(record: MessageRecord | None) -> str:
             plain(record.text.replace("\n", "↵"), ""),
         ]
     return _line(cells, [width for _, width in RECORD_COLUMNS[:-1]])
+
+
+def message_line(message: KfMessage | None) -> str:
+    """One received 微信客服 message as a line of fixed columns (None: the header): its time, who
+    it is from (customer, event, servicer), the customer, its type (an event's event_type) and
+    its text or, for anything else, a summary of its fields."""
+    if message is None:
+        cells = [name for name, _ in MESSAGE_COLUMNS]
+    else:
+        origin = message.origin
+        if isinstance(origin, MessageOrigin):
+            origin_name = origin.name.lower()
+        else:
+            origin_name = "-" if origin is None else str(origin)
+        kind = message.msgtype
+        if isinstance(message, KfEvent) and message.event_type:
+            kind = message.event_type
+        text = _summary(message)
+        if origin == MessageOrigin.SERVICER and message.servicer_userid:
+            text = f"{message.servicer_userid}: {text}"
+        cells = [
+            local_time(message.send_time),
+            origin_name,
+            plain(message.external_userid),
+            plain(kind),
+            plain(text.replace("\n", "↵"), ""),
+        ]
+    return _line(cells, [width for _, width in MESSAGE_COLUMNS[:-1]])
+
+
+def _summary(m: KfMessage) -> str:
+    """What a person needs of a received item, on one line."""
+    if isinstance(m, TextMessage):
+        return m.content
+    if isinstance(m, (ImageMessage, VoiceMessage, VideoMessage, FileMessage)):
+        return f"media_id={m.media_id}"
+    if isinstance(m, LocationMessage):
+        place = " ".join(part for part in (m.name, m.address) if part)
+        return f"{place} ({m.latitude}, {m.longitude})".strip()
+    if isinstance(m, LinkMessage):
+        return " ".join(part for part in (m.title, m.url) if part)
+    if isinstance(m, BusinessCardMessage):
+        return f"userid={m.userid}"
+    if isinstance(m, MiniprogramMessage):
+        return " ".join(part for part in (m.title, f"appid={m.appid}", m.pagepath) if part)
+    if isinstance(m, MenuMessage):
+        return f"{m.head_content or ''} ({len(m.items)} items)".strip()
+    if isinstance(m, EnterSessionEvent):
+        param = f" scene_param={m.scene_param}" if m.scene_param else ""
+        return f"scene={m.scene or '-'}{param}"
+    if isinstance(m, MsgSendFailEvent):
+        return f"fail_msgid={m.fail_msgid} fail_type={m.fail_type}"
+    if isinstance(m, ServicerStatusChangeEvent):
+        return f"servicer={m.servicer_userid} status={m.status}"
+    if isinstance(m, SessionStatusChangeEvent):
+        moved = f" {m.old_servicer_userid or '-'} -> {m.new_servicer_userid or '-'}"
+        return f"change_type={m.change_type}{moved}"
+    if isinstance(m, RecallEvent):
+        return f"recall_msgid={m.recall_msgid}"
+    if isinstance(m, (UnknownMessage, UnknownEvent)):
+        return f"(not read: {m.reason})"
+    return ""

@@ -256,6 +256,68 @@ async def test_start_latest_skips_the_backlog_without_calling_the_handler(
     assert handler.texts == ["new"]
 
 
+async def test_start_latest_interrupted_mid_skip_still_hands_no_old_message_over(
+    fake: FakeWeChat, client: WeComClient, kf: str
+) -> None:
+    class SecondCommitFails(MemoryInboxStore):
+        commits = 0
+
+        async def commit(self, *args: Any) -> bool:
+            self.commits += 1
+            if self.commits == 2:  # mid-skip, had the skip committed page by page
+                raise TokenStoreError("Redis unreachable: ConnectionError")
+            return await super().commit(*args)
+
+    for i in range(7):
+        fake.customer_says(kf, CUSTOMER, f"old{i}")
+    handler = Collect()
+    with anyio.fail_after(10):
+        async with Inbox(
+            client, handler, store=SecondCommitFails(), start="latest", limit=2
+        ) as inbox:
+            await inbox.notify(news(fake, kf))
+            await until(lambda: not inbox._accounts[kf].running)
+            assert await inbox.drain(kf) == 0
+            fake.customer_says(kf, CUSTOMER, "new")
+            assert await inbox.drain(kf) == 1
+    assert handler.texts == ["new"]
+
+
+async def test_a_mark_the_store_failed_to_take_is_written_again_and_never_handled_twice(
+    fake: FakeWeChat, client: WeComClient, kf: str, hook: Recorder
+) -> None:
+    class MarksFail(MemoryInboxStore):
+        failures = 0
+
+        async def commit(
+            self, namespace: str, open_kfid: str, owner: str, marks: Any, cursor: Any
+        ) -> bool:
+            if marks and self.failures:
+                self.failures -= 1
+                raise TokenStoreError("Redis did not answer within 2 s")
+            return await super().commit(namespace, open_kfid, owner, marks, cursor)
+
+    store = MarksFail()
+    handler = Collect()
+    for i in range(3):
+        fake.customer_says(kf, CUSTOMER, f"m{i}")
+    with anyio.fail_after(10):
+        async with Inbox(client, handler, store=store) as inbox:
+            store.failures = 1  # a hiccup: the next commit succeeds
+            assert await inbox.drain(kf) == 3
+            last = fake.customer_says(kf, CUSTOMER, "m3")
+            store.failures = 100  # an outage: the pull fails, is retried, and writes it first
+            await inbox.notify(news(fake, kf))
+            await until(lambda: handler.texts[-1:] == ["m3"])
+            await until(lambda: any(p.outcome == "failed" for p in hook.pulls))
+            store.failures = 0
+            await inbox.notify(news(fake, kf))
+            await until(lambda: not inbox._engine.unwritten)
+            assert await inbox.drain(kf) == 0
+            assert await store.marked(inbox.namespace, kf, [last]) == {last}
+    assert handler.texts == ["m0", "m1", "m2", "m3"]
+
+
 # -- failures, cancellation ----------------------------------------------------------------------
 
 

@@ -47,6 +47,9 @@ _INVALID_SYNC_TOKEN = 95007
 _TOKEN_MARGIN = 10.0
 #: The handler's retries wait 0.5 s, 1 s, 2 s... at most this (times the clients' retry backoff).
 _MAX_HANDLER_DELAY = 30.0
+#: A mark the store did not take is written again after 0.1 s, 0.2 s... up to this, then the
+#: pull fails (and the next one writes it before anything else).
+_MARK_RETRY, _MAX_MARK_RETRY = 0.1, 3.2
 #: How long a cancelled or failed holder may take to let its lease go (s): it runs out anyway.
 _RELEASE_GRACE = 0.5
 #: How long ``drain`` waits between attempts to take a held lease (s): from the first to the last.
@@ -99,6 +102,9 @@ class Engine:
     limit: int
     start: str
     hooks: Hooks
+    #: open_kfid -> the msgids whose handler returned but whose mark the store has not taken yet
+    #: (with their status): written before anything else is handed over, never handed again.
+    unwritten: dict[str, dict[str, str]] = attrs.Factory(dict)
 
     # -- one cycle under the lease -------------------------------------------------------------
 
@@ -185,7 +191,7 @@ class Engine:
                 following = page.next_cursor or cursor
                 if skipping:
                     if not page.has_more:
-                        await self._commit(lease, {}, following)
+                        await self._commit(lease, following)
                 else:
                     handled += await self._settle(lease, page.messages, following)
                 cursor = following
@@ -253,12 +259,13 @@ class Engine:
         time it is renewed first (the pull stops if it is gone) and the marks looked at again.
         Returns how many were handed over."""
         open_kfid = lease.open_kfid
+        await self._commit(lease, None)  # the marks a store hiccup kept back, first
         ids = list(dict.fromkeys(m.msgid for m in messages if m.msgid))
         seen = await self.store.marked(self.namespace, open_kfid, ids) if ids else set()
         todo: list[KfMessage] = []
         for message in messages:
             if message.msgid:
-                if message.msgid in seen:
+                if message.msgid in seen or message.msgid in self.unwritten.get(open_kfid, ()):
                     continue  # done already: by this process or another, from any cursor
                 seen.add(message.msgid)
             todo.append(message)
@@ -276,17 +283,36 @@ class Engine:
             status = await self._handle(open_kfid, message)
             handled += 1
             with_cursor = index == len(todo) - 1
-            marks = {message.msgid: status} if message.msgid else {}
-            await self._commit(lease, marks, cursor if with_cursor else None)
+            if message.msgid:
+                self.unwritten.setdefault(open_kfid, {})[message.msgid] = status
+            await self._commit(lease, cursor if with_cursor else None)
         if not with_cursor:
-            await self._commit(lease, {}, cursor)
+            await self._commit(lease, cursor)
         return handled
 
-    async def _commit(self, lease: Lease, marks: dict[str, str], cursor: str | None) -> None:
+    async def _commit(self, lease: Lease, cursor: str | None) -> None:
+        """Write the account's unwritten marks, with ``cursor`` if given, in one commit; tried
+        again with backoff while the lease is kept (a store hiccup must not hand a message whose
+        handler returned to the handler again), then raised: the next pull writes them first."""
+        ns, open_kfid = self.namespace, lease.open_kfid
+        marks = self.unwritten.get(open_kfid, {})
         if not marks and cursor is None:
             return
-        ns, open_kfid = self.namespace, lease.open_kfid
-        committed = await self.store.commit(ns, open_kfid, lease.owner, marks, cursor)
+        delay = _MARK_RETRY
+        while True:
+            batch = dict(marks)
+            try:
+                committed = await self.store.commit(ns, open_kfid, lease.owner, batch, cursor)
+                break
+            except Exception:
+                if delay > _MAX_MARK_RETRY or lease.lost:
+                    raise
+                await anyio.sleep(delay * DEFAULT_RETRY_BACKOFF.get())
+                delay *= 2
+        for msgid in batch:
+            marks.pop(msgid, None)  # written, whoever holds the lease now
+        if not marks:
+            self.unwritten.pop(open_kfid, None)
         if not committed and cursor is not None:
             raise LeaseLost(open_kfid)
 

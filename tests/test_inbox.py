@@ -386,6 +386,45 @@ async def test_an_async_on_failure_that_raises_is_logged_and_the_message_still_m
             assert await inbox.drain(kf) == 0
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("how", ["raises CancelledError", "cancels its own task"])
+async def test_a_handler_that_cancels_itself_fails_like_any_error_and_the_body_goes_on(
+    fake: FakeWeChat, client: WeComClient, kf: str, how: str
+) -> None:
+    import asyncio
+
+    failed: list[tuple[str, str]] = []
+    texts: list[str] = []
+
+    async def handle(message: KfMessage) -> None:
+        assert isinstance(message, TextMessage)
+        if message.content == "bad":
+            if how == "raises CancelledError":
+                raise asyncio.CancelledError
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+            await asyncio.sleep(1)
+        texts.append(message.content)
+
+    def on_failure(message: KfMessage, error: Exception) -> None:
+        assert isinstance(message, TextMessage)
+        failed.append((message.content, type(error).__name__))
+
+    fake.customer_says(kf, CUSTOMER, "bad")
+    fake.customer_says(kf, CUSTOMER, "good")
+    reached = False
+    with anyio.fail_after(10):
+        async with Inbox(client, handle, on_failure=on_failure, max_attempts=2) as inbox:
+            await inbox.notify(news(fake, kf))
+            await until(lambda: texts == ["good"])
+            assert await inbox.drain(kf) == 0  # the caller's task is not cancelled either
+            await anyio.sleep(0.05)
+            reached = True
+    assert reached
+    assert failed == [("bad", "HandlerCancelled")]
+
+
 async def test_closing_mid_handler_leaves_that_message_unmarked_so_it_is_handled_again(
     fake: FakeWeChat, client: WeComClient, kf: str, hook: Recorder, store: Any
 ) -> None:

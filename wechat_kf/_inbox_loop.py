@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import attrs
 
+from ._inbox_handler import call_handler
 from ._inbox_lease import Lease, LeaseLost, describe
 from ._inbox_stores import InboxStore, PullStart
 from ._secrets import hide
@@ -329,9 +330,7 @@ class Engine:
             while True:
                 attempts += 1
                 try:
-                    result = self.handler(message)
-                    if inspect.isawaitable(result):
-                        await result
+                    await call_handler(self.handler, message)
                 except Exception as exc:
                     error = type(exc).__name__
                     if attempts >= self.max_attempts:

@@ -381,3 +381,34 @@ async def test_an_unreachable_redis_is_a_token_store_error_never_a_redis_one(
             assert info.value.__context__ is None
             assert "tok" not in str(info.value)
     await client.aclose()
+
+
+async def test_two_thousand_concurrent_notifies_on_redis_are_all_recorded(
+    redis_url: str, prefix: str, anyio_backend: str, blocking: BlockingRedis
+) -> None:
+    client = redis_client(redis_url, anyio_backend)
+    store = RedisInboxStore(client, prefix=prefix)
+    try:
+        # redis-py's asyncio pool raises at once when full: the store waits below its size.
+        assert store.max_in_flight < 100 if anyio_backend == "asyncio" else store.max_in_flight
+        failures: list[BaseException] = []
+
+        async def notify(i: int) -> None:
+            try:
+                await store.notify("wwcorp", f"kf{i % 20}", None, None)
+            except TokenStoreError as exc:
+                failures.append(exc)
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as group:
+                for i in range(2000):
+                    group.start_soon(notify, i)
+        assert failures == []
+        generations = [
+            int(blocking.hget(f"{prefix}:inbox:wwcorp:kf{k}:news", "generation") or 0)
+            for k in range(20)
+        ]
+        assert generations == [100] * 20
+        assert len(await store.pending("wwcorp")) == 20
+    finally:
+        await client.aclose()

@@ -20,6 +20,7 @@ generation, and either renews the lease and answers what to pull next or lets go
 from __future__ import annotations
 
 import hashlib
+import inspect
 import re
 import time
 from collections.abc import Awaitable, Mapping, Sequence
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["RedisInboxStore"]
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+#: Commands in flight at once when the client's pool size cannot be read; with a pool, a fifth of
+#: it is left to the client's other users, and never more than the most below.
+_IN_FLIGHT, _MOST_IN_FLIGHT = 50, 256
 
 # A key of another type (a tool's leftover, a hand-made value) is read as absent, never as an
 # error that would stop every pull of the account.
@@ -180,6 +184,15 @@ class RedisInboxStore:
         self.command_timeout = float(command_timeout)
         self._unreachable = (exceptions.ConnectionError, exceptions.TimeoutError, OSError)
         self._errors = exceptions.RedisError
+        # redis-py's asyncio pool raises at once when all its connections are busy: a burst of
+        # notifications waits here for a free one instead.
+        pool = getattr(redis, "connection_pool", None)
+        size = getattr(pool, "max_connections", None)
+        if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+            self.max_in_flight = max(1, min(size - size // 5, _MOST_IN_FLIGHT))
+        else:
+            self.max_in_flight = _IN_FLIGHT
+        self._limiter: anyio.CapacityLimiter | None = None
         self._acquire = redis.register_script(_ACQUIRE)
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
@@ -202,16 +215,25 @@ class RedisInboxStore:
         return max(1, int(self.lease * 1000))
 
     async def _call(self, command: Awaitable[Any]) -> Any:
-        # Bounded here, not by the client's socket timeout (redis-py has none by default).
+        # Bounded here, not by the client's socket timeout (redis-py has none by default); the
+        # wait for a connection counts.
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.max_in_flight)
+        started = False
         try:
             with anyio.fail_after(self.command_timeout):
-                return await command
+                async with self._limiter:
+                    started = True
+                    return await command
         except TimeoutError:
             problem = f"Redis did not answer within {self.command_timeout:g} s"
         except self._unreachable as exc:
             problem = f"Redis unreachable: {type(exc).__name__}"
         except self._errors as exc:
             problem = f"Redis refused a command: {type(exc).__name__}"
+        finally:
+            if not started and inspect.iscoroutine(command):
+                command.close()  # never sent: no "never awaited" warning
         # Raised out here, with no context: redis-py's frames hold the arguments, a sync token
         # among them.
         raise TokenStoreError(problem)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Literal
@@ -46,6 +47,8 @@ _NOTIFY_BOUND = 5.0
 #: A failed cycle is tried again after 1 s, 2 s, 4 s... at most this (s); a notification for the
 #: account ends the wait at once (it may bring the callback token a 45009 was missing).
 _MAX_RETRY_DELAY = 60.0
+#: A store that cannot record news is reported once in this long (s), with how many more failed.
+_WARN_EVERY = 10.0
 #: Accounts whose news no pull settled are looked for this often, as a part of the lease (a
 #: holder that died leaves its account pending: another process takes it over).
 _SWEEPS_PER_LEASE = 2
@@ -132,6 +135,7 @@ class Inbox:
         # ends them without cancelling the body of the ``async with``.
         self._scopes: set[anyio.CancelScope] = set()
         self._idle: anyio.Event | None = None
+        self._warned_at, self._unrecorded = -math.inf, 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -246,11 +250,17 @@ class Inbox:
             account.unrecorded = False
         except Exception as exc:
             account.unrecorded = True
-            logger.warning(
-                "inbox: could not record news of %s in the store (%s); pulling here",
-                open_kfid,
-                describe(exc),
-            )
+            self._unrecorded += 1
+            now = time.monotonic()
+            if now - self._warned_at >= _WARN_EVERY:  # once a burst: the store may be down
+                logger.warning(
+                    "inbox: could not record news of %s in the store (%s); pulling here "
+                    "(%d notification(s) unrecorded since the last warning)",
+                    open_kfid,
+                    describe(exc),
+                    self._unrecorded,
+                )
+                self._warned_at, self._unrecorded = now, 0
         self._schedule(open_kfid, wake=True)
 
     async def drain(self, open_kfid: str) -> int:

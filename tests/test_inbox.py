@@ -832,6 +832,42 @@ async def test_a_holder_frozen_past_its_lease_hands_nothing_more_to_its_handler(
     assert started["b"] == finished["b"] in (["m1", "m2", "m3", "m4"], [f"m{i}" for i in range(5)])
 
 
+async def test_drain_from_the_inbox_own_handler_raises_instead_of_waiting_forever(
+    fake: FakeWeChat, client: WeComClient, kf: str
+) -> None:
+    errors: list[str] = []
+    holder: dict[str, Inbox] = {}
+
+    async def handle(message: KfMessage) -> None:
+        try:
+            await holder["inbox"].drain(kf)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    fake.customer_says(kf, CUSTOMER, "a")
+    with anyio.fail_after(10):
+        async with Inbox(client, handle) as inbox:
+            holder["inbox"] = inbox
+            assert await inbox.drain(kf) == 1
+    assert errors == ["drain cannot be called from this inbox's own handler"]
+
+
+async def test_the_sweep_skips_pending_entries_that_are_no_open_kfid(
+    fake: FakeWeChat, client: WeComClient, kf: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = MemoryInboxStore(lease=0.3)
+    for junk in ("a b", "\x00", kf):
+        await store.notify(client.corpid or "", junk, None, None)
+    fake.customer_says(kf, CUSTOMER, "hello")
+    handler = Collect()
+    with anyio.fail_after(10):
+        async with Inbox(client, handler, store=store) as inbox:
+            await until(lambda: handler.texts == ["hello"])
+            await anyio.sleep(0.3)  # two more sweeps
+            assert sorted(inbox._accounts) == [kf]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 # -- hooks ---------------------------------------------------------------------------------------
 
 

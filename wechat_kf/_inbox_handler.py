@@ -6,13 +6,22 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import anyio
 
 from .kf_messages import KfMessage
 
-__all__ = ["HandlerCancelled", "call_handler"]
+__all__ = ["HandlerCancelled", "call_handler", "handling"]
+
+#: The inbox (its engine) whose handler the current task is running for, if any.
+_HANDLING: ContextVar[object | None] = ContextVar("wechat_kf_inbox_handling", default=None)
+
+
+def handling() -> object | None:
+    """The inbox whose handler this task (or a task it started) runs for, or None."""
+    return _HANDLING.get()
 
 
 class HandlerCancelled(Exception):
@@ -20,14 +29,18 @@ class HandlerCancelled(Exception):
     inbox: a failure of the handler like any exception (retried, then ``on_failure``)."""
 
 
-async def call_handler(handler: Callable[[KfMessage], Any], message: KfMessage) -> None:
-    """Call ``handler(message)`` (plain or async) once, in a task of its own; what it raises is
+async def call_handler(
+    handler: Callable[[KfMessage], Any], message: KfMessage, inbox: object
+) -> None:
+    """Call ``handler(message)`` (plain or async) once, in a task of its own, for ``inbox``
+    (:func:`handling` answers it there); what it raises is
     raised here, a cancellation that the inbox (or the caller of ``drain``) did not cause as
     :class:`HandlerCancelled` (asyncio: a handler that raises ``CancelledError`` or cancels its
     own task)."""
     failure: list[BaseException] = []
 
     async def call() -> None:
+        _HANDLING.set(inbox)  # this task's own context: gone when it ends
         try:
             result = handler(message)
             if inspect.isawaitable(result):

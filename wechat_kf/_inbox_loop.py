@@ -330,7 +330,7 @@ class Engine:
             while True:
                 attempts += 1
                 try:
-                    await call_handler(self.handler, message)
+                    await call_handler(self.handler, message, self)
                 except Exception as exc:
                     error = type(exc).__name__
                     if attempts >= self.max_attempts:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import anyio
 
+from ._inbox_handler import handling
 from ._inbox_loop import (
     Account,
     Engine,
@@ -271,6 +272,9 @@ class Inbox:
         failing handler does not (``on_failure``)."""
         open_kfid = open_kfid_of(open_kfid)
         self._check_open()
+        if handling() is self._engine:
+            # It would wait for a lease (or a slot) that this very handler's pull holds.
+            raise RuntimeError("drain cannot be called from this inbox's own handler")
         account = self._account(open_kfid)
         assert self._limiter is not None
         handled: int | None = None
@@ -382,6 +386,8 @@ class Inbox:
             else:
                 failing = False
                 for open_kfid in pending:
+                    if not _valid(open_kfid):
+                        continue  # not an account's: a hand-written or foreign entry
                     if not self._account(open_kfid).running:
                         self._schedule(open_kfid, wake=False)
             await anyio.sleep(interval)
@@ -399,6 +405,14 @@ class Inbox:
             f"Inbox(namespace={getattr(self, 'namespace', None)!r}, "
             f"store={getattr(self, 'store', None)!r}, state={getattr(self, '_state', None)!r})"
         )
+
+
+def _valid(open_kfid: str) -> bool:
+    try:
+        open_kfid_of(open_kfid)
+    except (TypeError, ValueError):
+        return False
+    return open_kfid.isprintable()
 
 
 def _positive_int(name: str, value: object) -> None:

@@ -439,7 +439,10 @@ async def test_closing_mid_handler_leaves_that_message_unmarked_so_it_is_handled
         assert hook.messages[-1].outcome == "cancelled"
         assert hook.pulls[-1].outcome == "cancelled"
         async with Inbox(client, again, store=store) as inbox:
-            assert await inbox.drain(kf) == 2  # the lease was let go at once, nothing marked
+            # The lease was let go at once (it lasts 20 s), nothing marked; the sweep of the
+            # new inbox may take the account before drain does.
+            assert await inbox.drain(kf) in (0, 2)
+            await until(lambda: len(again.texts) == 2)
     assert again.texts == ["first", "second"]
 
 
@@ -781,16 +784,14 @@ async def test_a_holder_whose_renewals_fail_past_its_lease_stops_before_another_
     for i in range(3):
         fake.customer_says(kf, CUSTOMER, f"m{i}")
     with anyio.fail_after(10):
-        async with (
-            Inbox(client, slow, store=cut_off) as a,
-            Inbox(client, fast, store=short_store) as b,
-        ):
+        async with Inbox(client, slow, store=cut_off) as a:
             await a.notify(news(fake, kf))
             await until(lambda: cut_off.on)
-            # The lease runs out: the other inbox's sweep takes the account over.
-            await until(lambda: len(second) == 3)
-            await b.drain(kf)
-            await anyio.sleep(1.0)  # the first handler would have returned by now
+            async with Inbox(client, fast, store=short_store) as b:
+                # The lease runs out: the other inbox's sweep takes the account over.
+                await until(lambda: len(second) == 3)
+                await b.drain(kf)
+                await anyio.sleep(1.0)  # the first handler would have returned by now
             cut_off.on = False
     assert second == ["m0", "m1", "m2"]
     assert first == []  # cancelled once its lease could no longer be trusted: never both

@@ -11,13 +11,10 @@ from __future__ import annotations
 import json
 import random
 import signal
-import socket
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -25,10 +22,10 @@ from urllib.parse import parse_qsl
 import anyio
 import httpx
 import pytest
-import uvicorn
 from anyio.abc import Process
 
 from tests._redis import redis_server
+from tests._servers import serve
 from wechat_kf.testing import FakeWeChat
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,35 +60,6 @@ def controlled(fake: FakeWeChat) -> Any:
         await send({"type": "http.response.body", "body": answer.encode()})
 
     return asgi
-
-
-@contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Run ``app`` under uvicorn in a thread on a free loopback port; yield its base URL. The
-    listening socket is made with IPPROTO_TCP so that asyncio sets TCP_NODELAY on each accepted
-    connection (it does not for a socket of protocol 0): else every answer, written in two parts,
-    waits ~40 ms for a delayed ACK."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_level="error", lifespan="off", access_log=False, timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def read_lines(path: Path) -> list[str]:

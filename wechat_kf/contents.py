@@ -14,6 +14,7 @@ program's title are not limited here: WeCom documents that it cuts them short it
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeAlias
@@ -137,14 +138,14 @@ def _not_on_official_account(content: object) -> TypeError:
     )
 
 
-class _Content:
+class _Content(abc.ABC):
     """The two wire forms every content has."""
 
     __slots__ = ()
 
+    @abc.abstractmethod
     def wecom_json(self) -> dict[str, Any]:
         """The content as WeCom's ``kf/send_msg`` takes it: ``{"msgtype": name, name: {...}}``."""
-        raise NotImplementedError
 
     def official_account_json(self) -> dict[str, Any]:
         """The content as an Official Account's ``message/custom/send`` takes it:

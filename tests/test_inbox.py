@@ -1028,3 +1028,43 @@ async def test_an_error_in_the_async_with_body_comes_out_as_it_is_never_as_a_gro
     with anyio.fail_after(5), pytest.raises(KeyError):
         async with Inbox(client, handle):
             raise KeyError("mine")
+
+
+async def test_empty_pages_with_has_more_without_end_stop_the_pull_instead_of_holding_the_lease(
+    fake: FakeWeChat, client: WeComClient, kf: str
+) -> None:
+    from wechat_kf import InvalidResponseError
+    from wechat_kf._inbox_loop import MAX_EMPTY_PAGES
+
+    fake.customer_says(kf, CUSTOMER, "hi")
+    fake.empty_page_rate = 1.0  # every page empty, every page saying there is more
+    fake.tokenless_pulls_per_minute = 10_000  # drain pulls without a callback's token
+    handler = Collect()
+    with anyio.fail_after(20):
+        async with Inbox(client, handler) as inbox:
+            with pytest.raises(InvalidResponseError, match="empty pages in a row"):
+                await inbox.drain(kf)
+            assert sync_calls(fake) == MAX_EMPTY_PAGES
+            fake.empty_page_rate = 0.0  # WeChat answers again: the next pull goes on
+            assert await inbox.drain(kf) == 1
+    assert handler.texts == ["hi"]
+
+
+async def test_an_account_wechat_no_longer_knows_is_not_pulled_again_until_notified(
+    fake: FakeWeChat, client: WeComClient, corp: Corp, kf: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.customer_says(kf, CUSTOMER, "hi")
+    notification = news(fake, kf)
+    account = fake.corps[corp[0]].kf_accounts.pop(kf)  # deleted in the admin console
+    handler = Collect()
+    with anyio.fail_after(20):
+        async with Inbox(client, handler) as inbox:
+            await inbox.notify(notification)
+            await until(lambda: "WeChat knows no" in caplog.text)
+            calls = sync_calls(fake)
+            await anyio.sleep(0.3)  # no retry loop: nothing more is pulled
+            assert sync_calls(fake) == calls
+            fake.corps[corp[0]].kf_accounts[kf] = account  # it is back, and news comes
+            await inbox.notify(notification)
+            await until(lambda: handler.texts == ["hi"])
+    assert caplog.text.count("WeChat knows no") == 1

@@ -21,7 +21,7 @@ from ._inbox_lease import Lease, LeaseLost, describe
 from ._inbox_stores import InboxStore, PullStart
 from ._secrets import hide
 from .clients import DEFAULT_RETRY_BACKOFF
-from .errors import APIError, RateLimitError, TokenStoreError, WeChatError
+from .errors import APIError, InvalidResponseError, RateLimitError, TokenStoreError, WeChatError
 from .hooks import HandledMessage, Hooks, InboxPull
 from .kf_messages import KfMessage
 from .models import SyncPage
@@ -68,6 +68,11 @@ def reply_msgid(msgid: str, index: int) -> str:
     return digest.hexdigest()[:32]
 
 
+#: Empty pages in a row, each with has_more, after which a pull stops and backs off.
+MAX_EMPTY_PAGES = 100
+SYNC_PATH = "/cgi-bin/kf/sync_msg"
+
+
 @attrs.define(eq=False)
 class Account:
     """What this process knows of one account: whether news arrived since its last pull started
@@ -79,6 +84,8 @@ class Account:
     dirty: bool = False
     running: bool = False
     unrecorded: bool = False
+    #: WeChat said the account does not exist (95000/95004): pulled again only when notified.
+    gone: bool = False
     token: str | None = attrs.field(default=None, repr=False)
     token_expires_at: float = 0.0
     refused: str | None = attrs.field(default=None, repr=False)
@@ -184,11 +191,13 @@ class Engine:
         cursor = start.cursor
         # "latest" with nothing stored: read to the end, handing nothing to the handler.
         skipping = cursor is None and self.start == "latest"
+        empty = 0
         try:
             while True:
                 page, token = await self._sync(open_kfid, cursor, token, account)
                 pages += 1
                 received += len(page.messages)
+                empty = empty + 1 if page.has_more and not page.messages else 0
                 following = page.next_cursor or cursor
                 if skipping:
                     if not page.has_more:
@@ -199,6 +208,11 @@ class Engine:
                 if not page.has_more:
                     outcome = "ok"
                     return handled
+                if empty >= MAX_EMPTY_PAGES:
+                    # Empty pages without end would hold the lease for ever: stop, back off.
+                    raise InvalidResponseError(
+                        f"{empty} empty pages in a row, each saying has_more", path=SYNC_PATH
+                    )
         except LeaseLost:
             outcome = "lease_lost"
             raise

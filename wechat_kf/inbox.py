@@ -35,7 +35,7 @@ from ._inbox_loop import (
 from ._inbox_stores import InboxStore, MemoryInboxStore
 from .clients import WeComClient
 from .contents import Content
-from .errors import ClientClosedError
+from .errors import ClientClosedError, OpenKfidError
 from .kf_messages import KfMessage
 from .models import SentMessage
 
@@ -335,6 +335,10 @@ class Inbox:
         if self._state != "open":
             return
         account = self._account(open_kfid)
+        if wake:
+            account.gone = False  # news for it: WeChat may know it again
+        elif account.gone:
+            return
         account.dirty = True
         if wake and account.wake is not None:
             account.wake.set()
@@ -360,6 +364,15 @@ class Inbox:
                             self.store.notify(self.namespace, open_kfid, None, None),
                         )
                     failures = 0
+                except OpenKfidError as exc:
+                    logger.error(  # deleted, or never one: retrying cannot help
+                        "inbox: WeChat knows no 微信客服 account %s (%s); not pulled again "
+                        "until a notification for it",
+                        open_kfid,
+                        exc.errcode,
+                    )
+                    account.gone = True
+                    return
                 except Exception as exc:
                     failures += 1
                     delay = min(2.0 ** (failures - 1), _MAX_RETRY_DELAY)

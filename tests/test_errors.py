@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pickle
 
+import anyio
+import httpx
 import pytest
 
-from wechat_kf import errors
+from wechat_kf import OfficialAccountClient, StaticTokenProvider, WeComClient, errors
 from wechat_kf.errors import (
     ERRCODES,
     AccessTokenError,
@@ -27,6 +29,7 @@ from wechat_kf.errors import (
     parse_rid,
     token_endpoint_error,
 )
+from wechat_kf.testing import FakeWeChat
 
 # Every errcode wechat-api.md names, with the class the design gives it.
 DOCUMENTED: dict[int, type[APIError]] = {
@@ -238,13 +241,12 @@ def test_a_process_pool_worker_raising_a_transport_error_does_not_break_the_pool
     assert info.value.maybe_applied is False
 
 
-def test_a_40001_from_a_token_endpoint_says_the_secret_is_wrong_not_the_access_token() -> None:
-    error = token_endpoint_error(
-        40001, "invalid credential, secret is invalid", "/cgi-bin/gettoken"
-    )
-    assert isinstance(error, CredentialError)
-    assert "the secret is wrong" in str(error)
-    assert "access_token" not in str(error).split("(")[-1]
+def test_a_40001_from_a_token_endpoint_says_invalid_secret_not_the_access_token() -> None:
+    for path in ("/cgi-bin/gettoken", "/cgi-bin/token", "/cgi-bin/stable_token"):
+        error = token_endpoint_error(40001, "invalid credential, secret is invalid", path)
+        assert isinstance(error, CredentialError)
+        assert str(error).endswith("(invalid secret)")
+        assert "latest" not in str(error)
     assert api_error(40125, "invalid appsecret", "/cgi-bin/token").description == (
         "invalid appsecret"
     )
@@ -291,3 +293,127 @@ def test_a_send_s_transport_error_names_its_msgid() -> None:
     assert error.msgid == "m" * 32
     assert f"msgid={'m' * 32}" in str(error)
     assert TransportError("x", maybe_applied=False).msgid is None
+
+
+# Every path of the SDK's token endpoints, with the platform it belongs to.
+TOKEN_PATHS = {
+    "/cgi-bin/token": "official_account",
+    "/cgi-bin/stable_token": "official_account",
+    "/cgi-bin/component/api_component_token": "official_account",
+    "/cgi-bin/component/api_authorizer_token": "official_account",
+    "/cgi-bin/gettoken": "wecom",
+    "/cgi-bin/service/get_suite_token": "wecom",
+    "/cgi-bin/service/get_corp_token": "wecom",
+}
+
+
+def _every_path_the_sdk_calls() -> dict[str, str]:
+    """The paths FakeWeChat serves (every endpoint the SDK calls), with their platform."""
+    from wechat_kf.testing._routes import ROUTES
+
+    names = {"oa": "official_account", "wecom": "wecom"}
+    paths = {
+        path: names[route.platform]
+        for (_, path), route in ROUTES.items()
+        if route.platform in names
+    }
+    token_routes = {path for (_, path), route in ROUTES.items() if route.platform == "token"}
+    assert token_routes == set(TOKEN_PATHS)  # a new token endpoint is classified above
+    return {**paths, **TOKEN_PATHS}
+
+
+@pytest.mark.parametrize(("path", "platform"), sorted(_every_path_the_sdk_calls().items()))
+def test_every_path_the_sdk_calls_belongs_to_its_platform(path: str, platform: str) -> None:
+    assert errors.platform_of(path) == platform
+    assert api_error(40001, "x", path).platform == platform
+
+
+def test_a_path_the_sdk_does_not_call_belongs_to_no_platform() -> None:
+    for path in (None, "", "/p", "/cgi-bin/tokens", "/cgi-bin/gettoken2", "/cgi-bin/menu/get"):
+        assert errors.platform_of(path) is None
+
+
+@pytest.mark.parametrize(("path", "platform"), sorted(_every_path_the_sdk_calls().items()))
+def test_not_the_latest_token_is_said_of_a_40001_on_official_account_paths_only(
+    path: str, platform: str
+) -> None:
+    rejected = AccessTokenError(40001, "invalid credential", path=path)
+    if platform == "official_account":
+        assert "not the latest" in str(rejected)
+    else:
+        assert "latest" not in str(rejected)
+        assert "invalid credential" in (rejected.description or "")
+
+
+def test_a_40001_of_unknown_origin_says_neither_platforms_meaning() -> None:
+    error = AccessTokenError(40001, "invalid credential")
+    assert error.description == "invalid credential: the access_token was rejected"
+    assert ERRCODES[40001].description == error.description
+    assert "latest" not in str(error)
+
+
+def test_a_40001_from_an_endpoint_taking_a_platform_token_is_that_token_not_a_secret() -> None:
+    authorizer = token_endpoint_error(40001, "x", "/cgi-bin/component/api_authorizer_token")
+    corp = token_endpoint_error(40001, "x", "/cgi-bin/service/get_corp_token")
+    assert "secret" not in (authorizer.description or "")
+    assert "not the latest" in (authorizer.description or "")  # the component token's meaning
+    assert "latest" not in str(corp)
+    assert "invalid secret" not in str(corp)
+
+
+def test_40003_names_an_openid_on_official_accounts_and_a_userid_on_wecom() -> None:
+    assert api_error(40003, "x", "/customservice/kfsession/create").description == (
+        "invalid openid"
+    )
+    assert api_error(40003, "x", "/cgi-bin/kf/servicer/add").description == "invalid userid"
+    assert api_error(40003, "x", None).description == "invalid openid or userid"
+
+
+@pytest.mark.anyio
+async def test_a_wrong_wecom_secret_raises_a_credential_error_saying_invalid_secret(
+    fake: FakeWeChat, http: httpx.AsyncClient
+) -> None:
+    app = fake.register_wecom_app()
+    open_kfid = fake.create_kf_account(app.corpid)
+    with anyio.fail_after(10):
+        async with WeComClient(app.corpid, "not-the-secret", http_client=http) as wc:
+            with pytest.raises(CredentialError) as info:
+                await wc.servicers.list(open_kfid)
+    assert info.value.errcode == 40001
+    assert info.value.platform == "wecom"
+    assert str(info.value).endswith("(invalid secret)")
+    assert "latest" not in str(info.value)
+
+
+@pytest.mark.anyio
+async def test_a_rejected_official_account_token_says_it_may_not_be_the_latest(
+    fake: FakeWeChat, http: httpx.AsyncClient
+) -> None:
+    fake.register_official_account()
+    provider = StaticTokenProvider("a-token-the-fake-never-issued")
+    with anyio.fail_after(10):
+        async with OfficialAccountClient(token_provider=provider, http_client=http) as oa:
+            with pytest.raises(AccessTokenError) as info:
+                await oa.kf_accounts.list()
+    assert info.value.errcode == 40001
+    assert info.value.platform == "official_account"
+    assert "not the latest" in str(info.value)
+
+
+@pytest.mark.anyio
+async def test_a_40001_on_a_wecom_business_call_never_says_not_the_latest() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"errcode": 40001, "errmsg": "invalid credential"})
+
+    transport = httpx.MockTransport(answer)
+    provider = StaticTokenProvider("some-token")
+    with anyio.fail_after(10):
+        async with (
+            httpx.AsyncClient(transport=transport) as http,
+            WeComClient(token_provider=provider, http_client=http) as wc,
+        ):
+            with pytest.raises(AccessTokenError) as info:
+                await wc.servicers.list("wkAJ2GCAAA")
+    assert info.value.platform == "wecom"
+    assert "latest" not in str(info.value)
+    assert "invalid credential" in str(info.value)

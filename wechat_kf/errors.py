@@ -75,6 +75,7 @@ __all__ = [
     "TransportError",
     "WeChatError",
     "api_error",
+    "platform_of",
     "token_endpoint_error",
 ]
 
@@ -84,7 +85,7 @@ class APIError(WeChatError):
     ``errcode``, ``errmsg`` (as sent, with its ``rid:`` suffix), ``rid`` (the request id WeChat
     support asks for, or None: the ``rid:`` value when errmsg has one, else its ``hint: [...]``),
     ``hint`` (the ``hint: [...]`` value, or None) and ``path`` (the API path, never a URL with
-    its query)."""
+    its query); ``platform`` and ``description`` follow from the path and the errcode."""
 
     def __init__(self, errcode: int, errmsg: str = "", *, path: str | None = None) -> None:
         self.errcode = errcode
@@ -95,10 +96,17 @@ class APIError(WeChatError):
         super().__init__(errcode, errmsg, path)
 
     @property
+    def platform(self) -> str | None:
+        """Which API answered, as its path tells: ``"official_account"``, ``"wecom"``, or None
+        for a path the SDK does not call."""
+        return platform_of(self.path)
+
+    @property
     def description(self) -> str | None:
-        """What the platform documents for this errcode, or None for an unknown code."""
+        """What the platform that answered documents for this errcode (the two platforms give a
+        few codes different meanings), or None for an unknown code."""
         info = ERRCODES.get(self.errcode)
-        return info.description if info else None
+        return info.meaning(self.platform) if info else None
 
     def __str__(self) -> str:
         parts = [f"errcode={self.errcode}", f"errmsg={self.errmsg!r}"]
@@ -119,9 +127,12 @@ class CredentialError(APIError):
 
     @property
     def description(self) -> str | None:
-        """What the errcode means from a token endpoint: there 40001 is a wrong secret."""
-        wrong_secret = self.errcode in TOKEN_ERRCODES
-        return "the secret is wrong" if wrong_secret else super().description
+        """What the errcode means from a token endpoint: there 40001 is an invalid secret, on
+        both platforms, except where the endpoint takes a platform's token instead of a secret
+        (an authorizer's or a corp's token: then that token was rejected)."""
+        if self.errcode == 40001 and self.path not in _ON_BEHALF_PATHS:
+            return "invalid secret"
+        return super().description
 
 
 class AccessTokenError(APIError):
@@ -187,12 +198,26 @@ class KfSessionError(APIError):
 
 @attrs.frozen
 class ErrcodeInfo:
-    """One documented errcode: the exception class raised for it, what it means, and, for the
-    few the retry policy sends again, the name of the failure it sees (``retry``)."""
+    """One documented errcode: the exception class raised for it, what it means on both platforms
+    (``description``), what it means on one of them where the two differ (``official_account``,
+    ``wecom``; see :meth:`meaning`), and, for the few the retry policy sends again, the name of
+    the failure it sees (``retry``)."""
 
     exception: type[APIError]
     description: str
     retry: str | None = None
+    #: The meaning on that platform alone, where the two differ (``description`` holds for both).
+    official_account: str | None = None
+    wecom: str | None = None
+
+    def meaning(self, platform: str | None) -> str:
+        """What the errcode means on ``platform`` (``"official_account"``, ``"wecom"``), or the
+        meaning that holds on both when the platform is not known."""
+        if platform == "official_account" and self.official_account:
+            return self.official_account
+        if platform == "wecom" and self.wecom:
+            return self.wecom
+        return self.description
 
 
 def _codes(
@@ -263,7 +288,7 @@ ERRCODES: dict[int, ErrcodeInfo] = {
     **_codes(
         AccessTokenError,
         {
-            40001: "access_token invalid or not the latest",
+            40001: "invalid credential: the access_token was rejected",
             40014: "invalid access_token",
             42001: "access_token expired",
         },
@@ -333,6 +358,43 @@ ERRCODES: dict[int, ErrcodeInfo] = {
         },
     ),
 }
+
+# The codes the two platforms document differently. An Official Account's 40001 is a token that
+# is invalid or was replaced by a later fetch (the classic token); WeCom documents 40001 as an
+# invalid secret and answers an invalid token with 40014.
+_PLATFORM_MEANINGS = {
+    40001: (
+        "access_token invalid or not the latest: a later fetch of the token replaced it",
+        "invalid credential: the secret, or a token made with it, is not valid",
+    ),
+    40003: ("invalid openid", "invalid userid"),
+}
+for _code, (_oa, _wecom) in _PLATFORM_MEANINGS.items():
+    ERRCODES[_code] = attrs.evolve(ERRCODES[_code], official_account=_oa, wecom=_wecom)
+
+_OFFICIAL_ACCOUNT_PATHS = ("/customservice/", "/cgi-bin/customservice/", "/cgi-bin/message/custom/")
+_OFFICIAL_ACCOUNT_TOKENS = frozenset({"/cgi-bin/token", "/cgi-bin/stable_token"})
+_WECOM_PATHS = ("/cgi-bin/kf/", "/cgi-bin/media/", "/cgi-bin/service/")
+# Token endpoints that take a platform's own token rather than a secret.
+_ON_BEHALF_PATHS = frozenset(
+    {"/cgi-bin/component/api_authorizer_token", "/cgi-bin/service/get_corp_token"}
+)
+
+
+def platform_of(path: str | None) -> str | None:
+    """The platform an API path belongs to: ``"official_account"`` (an Official Account's calls
+    and tokens, an open platform's component calls), ``"wecom"`` (微信客服, media, gettoken, a
+    service provider's calls), or None for a path the SDK does not call."""
+    if not path:
+        return None
+    if path in _OFFICIAL_ACCOUNT_TOKENS or path.startswith(
+        (*_OFFICIAL_ACCOUNT_PATHS, "/cgi-bin/component/")
+    ):
+        return "official_account"
+    if path == "/cgi-bin/gettoken" or path.startswith(_WECOM_PATHS):
+        return "wecom"
+    return None
+
 
 #: The errcodes that mean "this access token is no good": the call refreshes it and tries once more.
 TOKEN_ERRCODES = frozenset(c for c, info in ERRCODES.items() if info.exception is AccessTokenError)

@@ -561,3 +561,15 @@ async def test_multipart_parts_keep_their_filename_and_content_type(
     media = fake.corps[corp[0]].media[answer.json()["media_id"]]
     assert (media.filename, media.content_type, media.type) == ("hello.amr", "audio/amr", "voice")
     assert media.content == b"#!AMR\n voice"
+
+
+# -- the public names ----------------------------------------------------------------------------
+
+
+def test_no_public_name_of_the_fake_shadows_a_public_name_of_the_sdk() -> None:
+    import wechat_kf
+    import wechat_kf.testing
+
+    assert set(wechat_kf.testing.__all__).isdisjoint(wechat_kf.__all__)
+    assert wechat_kf.testing.WeComSentMessage is not wechat_kf.SentMessage
+    assert not hasattr(wechat_kf.testing, "SentMessage")

@@ -13,7 +13,7 @@ for our tests and yours.
 from __future__ import annotations
 
 from ._fake import Call, FakeWeChat, Faults
-from ._kf_state import Customer, SentMessage
+from ._kf_state import CustomerState, WeComSentMessage
 from ._oa_state import OaRecord, OaSentMessage, OaSession
 from ._pushes import CallbackDelivery
 from ._retries import instant_retries
@@ -26,7 +26,7 @@ __all__ = [
     "INVALID_EVENT_CODE",
     "Call",
     "CallbackDelivery",
-    "Customer",
+    "CustomerState",
     "FakeWeChat",
     "Faults",
     "KfAccountState",
@@ -35,8 +35,8 @@ __all__ = [
     "OaSession",
     "OfficialAccountApp",
     "Sandbox",
-    "SentMessage",
     "WeComApp",
+    "WeComSentMessage",
     "instant_retries",
     "sandbox",
 ]

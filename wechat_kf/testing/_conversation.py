@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from ._kf_state import Customer, Media, SentMessage, Session
+from ._kf_state import CustomerState, Media, Session, WeComSentMessage
 from ._oa_state import OaCustomer, OaRecord, OaSentMessage, OaSession
 from ._state import Corp, KfAccountOfCorp, World
 from ._wecom_kf import known_customer
@@ -111,9 +111,9 @@ class Conversation:
 
     def sent_messages(
         self, open_kfid: str | None = None, external_userid: str | None = None
-    ) -> list[SentMessage]:
+    ) -> list[WeComSentMessage]:
         """What the WeCom API sent (``send_msg`` and ``send_msg_on_event``), in order, for one
-        account and / or one customer when given: each a frozen :class:`SentMessage` that says
+        account and / or one customer when given: each a frozen :class:`WeComSentMessage` that says
         whether it reached the customer."""
         return [
             sent
@@ -122,7 +122,7 @@ class Conversation:
         ]
 
     @property
-    def customers(self) -> dict[str, Customer]:
+    def customers(self) -> dict[str, CustomerState]:
         """Every customer who wrote to or entered a 微信客服 account, of every corp, by
         external_userid."""
         return {k: c for corp in self.world.corps.values() for k, c in corp.customers.items()}

@@ -11,14 +11,14 @@ import attrs
 
 __all__ = [
     "CODE_KINDS",
-    "Customer",
+    "CustomerState",
     "EventCode",
     "KfLog",
     "LoggedMessage",
     "Media",
-    "SentMessage",
     "Session",
     "SyncToken",
+    "WeComSentMessage",
     "customer_profile",
 ]
 
@@ -55,10 +55,11 @@ class Media:
 
 
 @attrs.define
-class Customer:
+class CustomerState:
     """A WeChat user who wrote to a 微信客服 account of the corp: the profile ``customer/batchget``
     answers (made up from the external_userid, the same every time), when they last wrote or
-    entered a session, and the context of their last ``enter_session``."""
+    entered a session, and the context of their last ``enter_session``. The fake's record, not
+    ``wechat_kf.Customer`` (what ``wc.customers.get`` returns)."""
 
     external_userid: str
     nickname: str
@@ -69,10 +70,10 @@ class Customer:
     enter_session_context: dict[str, Any] | None = None
 
 
-def customer_profile(external_userid: str) -> Customer:
+def customer_profile(external_userid: str) -> CustomerState:
     """A customer whose profile is derived from the external_userid alone (deterministic)."""
     digest = hashlib.sha256(external_userid.encode("utf-8", "surrogatepass")).hexdigest()
-    return Customer(
+    return CustomerState(
         external_userid=external_userid,
         nickname=f"客户{digest[:6]}",
         avatar=f"https://wx.qlogo.cn/mmhead/{digest[:32]}/0",
@@ -138,12 +139,13 @@ class SyncToken:
 
 
 @attrs.frozen
-class SentMessage:
+class WeComSentMessage:
     """A message the API sent (``send_msg`` or ``send_msg_on_event``): the account, the
     customer (``touser``), the msgid, the msgtype and its content as sent, when (the fake's
     clock), the path it came through, and whether it reached the customer: ``delivered`` False
     with ``fail_type`` 4 (past the 48-h window) or 6 (over the 5-message budget), which a
-    ``msg_send_fail`` event in sync_msg also reports."""
+    ``msg_send_fail`` event in sync_msg also reports. The fake's record of a send, not
+    ``wechat_kf.SentMessage`` (what ``wc.messages.send`` returns)."""
 
     open_kfid: str
     touser: str

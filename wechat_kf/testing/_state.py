@@ -14,14 +14,14 @@ import attrs
 from ._kf_state import (
     CODE_KINDS,
     SYNC_TOKEN_LIFETIME,
-    Customer,
+    CustomerState,
     EventCode,
     KfLog,
     LoggedMessage,
     Media,
-    SentMessage,
     Session,
     SyncToken,
+    WeComSentMessage,
 )
 from ._oa_state import OaConversation
 from ._pushes import Outbox, kf_msg_or_event_xml
@@ -79,7 +79,7 @@ class Corp:
     kf_accounts: dict[str, KfAccountOfCorp] = attrs.Factory(dict)
     verified: bool = True
     media: dict[str, Media] = attrs.Factory(dict)
-    customers: dict[str, Customer] = attrs.Factory(dict)
+    customers: dict[str, CustomerState] = attrs.Factory(dict)
     codes: dict[str, EventCode] = attrs.Factory(dict)
     sync_tokens: dict[str, SyncToken] = attrs.Factory(dict)
     tokenless_pulls: list[float] = attrs.Factory(list)
@@ -178,7 +178,7 @@ class World:
     offset: float = 0.0
     next_kf_id: int = 1001
     #: What the WeCom API sent, in order.
-    kf_sent: list[SentMessage] = attrs.Factory(list)
+    kf_sent: list[WeComSentMessage] = attrs.Factory(list)
     outbox: Outbox = attrs.Factory(Outbox)
 
     def now(self) -> float:

@@ -16,7 +16,7 @@ import secrets
 from typing import Any
 
 from ._faults import Refusal, Request
-from ._kf_state import CODE_KINDS, RETENTION, WINDOW, WINDOW_BUDGET, SentMessage, Session
+from ._kf_state import CODE_KINDS, RETENTION, WINDOW, WINDOW_BUDGET, Session, WeComSentMessage
 from ._state import Corp, KfAccountOfCorp, World
 from ._wecom_checks import ID_CHARS, OK, fields, kf_account, required, session_of
 from ._wecom_contents import checked_content
@@ -153,7 +153,7 @@ def send_msg(world: World, corp: Corp, request: Request) -> dict[str, Any]:
     else:
         session.window_sends += 1
         session.state = 1
-    sent = SentMessage(
+    sent = WeComSentMessage(
         kf.open_kfid, touser, msgid, msgtype, content, now, fail_type is None, fail_type
     )
     world.kf_sent.append(sent)
@@ -176,7 +176,7 @@ def send_msg_on_event(world: World, corp: Corp, request: Request) -> dict[str, A
     code.used = True
     kf.log.msgids.add(msgid)
     world.kf_sent.append(
-        SentMessage(
+        WeComSentMessage(
             kf.open_kfid,
             code.external_userid,
             msgid,

@@ -13,6 +13,7 @@ for our tests and yours.
 from __future__ import annotations
 
 from ._fake import Call, FakeWeChat, Faults
+from ._injected import ErrcodeFault, ServicerIdFault
 from ._kf_state import CustomerState, WeComSentMessage
 from ._oa_state import OaRecord, OaSentMessage, OaSession
 from ._pushes import CallbackDelivery
@@ -27,6 +28,7 @@ __all__ = [
     "Call",
     "CallbackDelivery",
     "CustomerState",
+    "ErrcodeFault",
     "FakeWeChat",
     "Faults",
     "KfAccountState",
@@ -35,6 +37,7 @@ __all__ = [
     "OaSession",
     "OfficialAccountApp",
     "Sandbox",
+    "ServicerIdFault",
     "WeComApp",
     "WeComSentMessage",
     "instant_retries",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Generic, TypeVar, cast
 
 import anyio
@@ -17,6 +17,7 @@ import httpx
 
 from ._conversation import Conversation
 from ._faults import Call, Faults, Refusal, Reply, Request, Upload
+from ._injected import ErrcodeFault, ServicerIdFault
 from ._pushing import Pushing
 from ._routes import ROUTES
 from ._seeding import Seeding
@@ -80,7 +81,6 @@ class FakeWeChat(Seeding, Conversation, Pushing):
     on ``calls``, ``token_fetches``, ``sent_messages()`` and the state it keeps."""
 
     def __init__(self, *, seed: int = 0, token_ttl: int = 7200) -> None:
-        self.faults = Faults()
         self._random = random.Random(seed)
         #: What the endpoints read and change (and the properties below show).
         self.world = World(self._random, token_ttl=token_ttl)
@@ -88,6 +88,8 @@ class FakeWeChat(Seeding, Conversation, Pushing):
         self.token_fetches = 0
         self._business_calls = 0
 
+    #: What the fake injects: random faults, and errcodes on chosen paths and ids.
+    faults: _OfWorld[Faults] = _OfWorld()
     token_ttl: _OfWorld[int] = _OfWorld()
     #: Servicers per 微信客服 account (2,000 by the current docs; 500 by an older one).
     servicer_cap: _OfWorld[int] = _OfWorld()
@@ -143,6 +145,51 @@ class FakeWeChat(Seeding, Conversation, Pushing):
     def revoke_tokens(self) -> None:
         """Invalidate every token issued so far, as WeChat may do at any time."""
         self.world.revoke_tokens()
+
+    # -- chosen errcodes -------------------------------------------------------------------
+
+    def inject_errcode(
+        self,
+        errcode: int,
+        *,
+        path: str | None = None,
+        times: int | None = None,
+        rate: float = 1.0,
+        after: int = 0,
+        errmsg: str | None = None,
+    ) -> ErrcodeFault:
+        """Answer calls to ``path`` (one the fake serves, such as ``"/cgi-bin/kf/send_msg"``;
+        None: every business path, never a token endpoint) with ``errcode`` instead of applying
+        them, with WeChat's errmsg for it (or ``errmsg``) and a rid: once the token was
+        accepted, after the first ``after`` such calls, each with probability ``rate`` (from the
+        seeded generator), for ``times`` calls (None: until removed from
+        ``fake.faults.errcodes``). The first fault that answers a call wins. Returns the fault,
+        whose ``hits`` count the calls it answered. Bad arguments are a ValueError or TypeError."""
+        fault = ErrcodeFault(errcode, path, times, rate, after, errmsg)
+        if path is not None and path not in {p for _, p in ROUTES}:
+            raise ValueError(f"the fake serves no path {path!r}")
+        self.faults.errcodes.append(fault)
+        return fault
+
+    def fail_servicer_ids(
+        self,
+        userids: Iterable[str] = (),
+        *,
+        errcode: int,
+        department_ids: Iterable[int] = (),
+        on: str | None = None,
+        times: int | None = None,
+        errmsg: str | None = None,
+    ) -> ServicerIdFault:
+        """Answer ``userids`` (exactly as sent) and ``department_ids`` in servicer batches
+        with ``errcode`` in their ``result_list`` item (WeChat's errmsg for it, or ``errmsg``,
+        and a rid) and leave them unapplied, while the call and its other ids succeed: on
+        ``on`` ("add", "delete", or None for both), each id ``times`` times (None: every time).
+        Returns the fault, whose ``hits`` count the items it answered. Bad arguments are a
+        ValueError or TypeError."""
+        fault = ServicerIdFault(errcode, userids, department_ids, on, times, errmsg)
+        self.faults.servicer_ids.append(fault)
+        return fault
 
     # -- serving ---------------------------------------------------------------------------
 
@@ -245,6 +292,9 @@ class FakeWeChat(Seeding, Conversation, Pushing):
                 caller: OfficialAccountApp | Corp | None = None
             else:
                 caller = self._caller(route.platform, request)
+            injected = self.faults.errcode_for(request.path, route.platform, self._random.random)
+            if injected is not None:
+                raise Refusal(injected.errcode, injected.text(route.platform))
             answer = route.handler(self.world, caller, request)
         except Refusal as refusal:
             return Reply(200, self.error_body(refusal.errcode, refusal.text))

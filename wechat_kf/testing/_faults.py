@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
+
+from ._injected import ErrcodeFault, ServicerIdFault
 
 __all__ = ["Call", "Faults", "Refusal", "Reply", "Request", "Upload"]
 
@@ -19,7 +22,10 @@ class Faults:
     (``drop_rate``) or after it was applied (``drop_after_rate``), of answers that never come
     after the request was applied (``stall_rate``: the client's timeout must end the wait), and
     ``revoke_every`` N business calls all tokens are revoked. A rate left at 0 draws nothing
-    from the generator, so adding a fault keeps the others' sequence for a seed."""
+    from the generator, so adding a fault keeps the others' sequence for a seed. Chosen
+    errcodes come on top: ``errcodes`` answer whole calls on a path
+    (``FakeWeChat.inject_errcode``), ``servicer_ids`` answer chosen ids of servicer batches
+    (``FakeWeChat.fail_servicer_ids``). ``fake.faults = Faults()`` switches everything off."""
 
     latency: float | tuple[float, float] = 0.0
     token_latency: float = 0.0
@@ -31,6 +37,18 @@ class Faults:
     drop_after_rate: float = 0.0
     stall_rate: float = 0.0
     revoke_every: int | None = None
+    errcodes: list[ErrcodeFault] = attrs.Factory(list)
+    servicer_ids: list[ServicerIdFault] = attrs.Factory(list)
+
+    def errcode_for(
+        self, path: str, platform: str, draw: Callable[[], float]
+    ) -> ErrcodeFault | None:
+        """The first of ``errcodes`` that answers this call, if any (each one asked counts it)."""
+        return next((f for f in self.errcodes if f.fires(path, platform, draw)), None)
+
+    def servicer_id_fault(self, path: str, key: object) -> ServicerIdFault | None:
+        """The first of ``servicer_ids`` that answers this id of a servicer call, if any."""
+        return next((f for f in self.servicer_ids if f.fires(path, key)), None)
 
 
 @attrs.frozen

@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from ._faults import Faults
 from ._kf_state import (
     CODE_KINDS,
     SYNC_TOKEN_LIFETIME,
@@ -160,7 +161,7 @@ class World:
     token, as WeChat may; ``tokenless_pulls_per_minute`` sync_msg pulls without a token are
     answered per corp and minute (then 45009); ``empty_page_rate`` is how often a sync_msg page
     comes back empty with has_more 1 (drawn from the seeded generator only when above 0);
-    ``outbox`` holds the callback pushes."""
+    ``outbox`` holds the callback pushes; ``faults`` what is injected."""
 
     random: random.Random
     token_ttl: int = 7200
@@ -180,6 +181,7 @@ class World:
     #: What the WeCom API sent, in order.
     kf_sent: list[WeComSentMessage] = attrs.Factory(list)
     outbox: Outbox = attrs.Factory(Outbox)
+    faults: Faults = attrs.Factory(Faults)
 
     def now(self) -> float:
         """The fake's clock: wall time plus what was advanced."""

@@ -43,10 +43,21 @@ def _refused_userid(world: World, corp: Corp, userid: Any) -> tuple[dict[str, An
     return None, member
 
 
+def _injected(world: World, request: Request, key: str, value: Any) -> dict[str, Any] | None:
+    """The item a test chose to fail for this id (``fail_servicer_ids``), if any."""
+    fault = world.faults.servicer_id_fault(request.path, value)
+    if fault is None:
+        return None
+    return {key: value, **world.error_body(fault.errcode, fault.text())}
+
+
 def servicer_add(world: World, corp: Corp, request: Request) -> dict[str, Any]:
     kf, users, departments = _servicer_request(corp, request.payload)
     results: list[dict[str, Any]] = []
     for userid in users:
+        if injected := _injected(world, request, "userid", userid):
+            results.append(injected)
+            continue
         refused, member = _refused_userid(world, corp, userid)
         if refused:
             results.append(refused)
@@ -58,6 +69,9 @@ def servicer_add(world: World, corp: Corp, request: Request) -> dict[str, Any]:
             kf.servicers[member] = 0
             results.append({"userid": userid, "errcode": 0, "errmsg": "success"})
     for department in departments:
+        if injected := _injected(world, request, "department_id", department):
+            results.append(injected)
+            continue
         if not _positive_int(department):
             item = world.error_body(60123, "invalid department id")
         elif department not in corp.departments:
@@ -77,6 +91,9 @@ def servicer_delete(world: World, corp: Corp, request: Request) -> dict[str, Any
     kf, users, departments = _servicer_request(corp, request.payload)
     results: list[dict[str, Any]] = []
     for userid in users:
+        if injected := _injected(world, request, "userid", userid):
+            results.append(injected)
+            continue
         refused, member = _refused_userid(world, corp, userid)
         if refused:
             results.append(refused)
@@ -85,6 +102,9 @@ def servicer_delete(world: World, corp: Corp, request: Request) -> dict[str, Any
         else:
             results.append({"userid": userid, "errcode": 0, "errmsg": "success"})
     for department in departments:
+        if injected := _injected(world, request, "department_id", department):
+            results.append(injected)
+            continue
         if not _positive_int(department):
             item = world.error_body(60123, "invalid department id")
         elif department in kf.departments:

@@ -430,6 +430,34 @@ async def test_cancelling_the_caller_mid_batch_cancels_promptly_and_keeps_the_cl
     assert result.ok
 
 
+#: Not WeCom userids: 1..64 bytes of letters, digits and _-@., beginning with a letter or digit.
+NOT_USERIDS = ["bad id", "_lead", "-lead", ".lead", "@lead", "a" * 65, "张三", "tab\tid",
+               "new\nline", "semi;colon", "quo'te", "é"]  # fmt: skip
+#: Userids at the edges of the rule, and third-party open_userids (of the same alphabet).
+USERIDS = ["a", "7", "a" * 64, "Zhang.San-1_x@corp", "woAJ2GCAAAd1NPGHKSD4wKmE8Aabj9AAA"]
+
+
+@pytest.mark.parametrize("bad", NOT_USERIDS)
+async def test_a_string_that_is_not_a_userid_is_a_value_error_naming_it_and_its_place(
+    fake: FakeWeChat, wc: WeComClient, corp: tuple[str, str, str], bad: str
+) -> None:
+    with pytest.raises(ValueError) as info:
+        await wc.servicers.add(corp[2], ["u1", "u2", bad])
+    assert repr(bad) in str(info.value)
+    assert "userids[2]" in str(info.value)
+    with pytest.raises(ValueError):
+        await wc.servicers.sync(corp[2], ["u1", bad], dry_run=True)
+    assert fake.calls == []
+
+
+async def test_userids_at_the_edges_of_the_rule_and_open_userids_are_sent(
+    fake: FakeWeChat, wc: WeComClient, corp: tuple[str, str, str]
+) -> None:
+    result = await wc.servicers.add(corp[2], USERIDS)
+    assert [item.userid for item in result.items] == USERIDS
+    assert sent_userids(fake) == USERIDS
+
+
 def bad_arguments() -> Iterator[Any]:
     yield pytest.param("", ["u1"], (), ValueError, id="empty open_kfid")
     yield pytest.param("wk x", ["u1"], (), ValueError, id="spaced open_kfid")
@@ -447,6 +475,8 @@ def bad_arguments() -> Iterator[Any]:
     surrogate = [f"u{i}" for i in range(250)] + ["bad\udc80id"]
     yield pytest.param("wk", surrogate, (), ValueError, id="userid not UTF-8 after 250")
     yield pytest.param("wk\ud800", ["u1"], (), ValueError, id="open_kfid not UTF-8")
+    for bad in NOT_USERIDS:
+        yield pytest.param("wk", ["u1", bad], (), ValueError, id=f"userid {bad[:12]!r}")
 
 
 @pytest.mark.parametrize(("kfid", "userids", "departments", "exc"), list(bad_arguments()))

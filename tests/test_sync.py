@@ -3,6 +3,7 @@ failure reports; against FakeWeChat, also under busy and lost answers."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import anyio
@@ -18,6 +19,7 @@ from wechat_kf import (
     WeComClient,
 )
 from wechat_kf.testing import FakeWeChat
+from wechat_kf.wecom import over_caps
 
 pytestmark = pytest.mark.anyio
 
@@ -121,6 +123,43 @@ async def test_a_target_over_wechats_caps_is_refused_before_any_request(
     with pytest.raises(ValueError, match=message):
         await wc.servicers.sync(corp[2], userids, department_ids=departments)
     assert fake.calls == []
+
+
+async def test_a_dry_run_over_the_caps_returns_the_plan_and_says_what_is_over(
+    fake: FakeWeChat, wc: WeComClient, corp: Corp, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.add_servicers(corp[2], ["u1", "u2"], [1])
+    target = [f"u{i}" for i in range(1, 2151)] + ["U1"]  # "U1" is u1: 2,150 members
+    departments = list(range(2, 24))
+    with caplog.at_level(logging.WARNING, logger="wechat_kf"):
+        plan = await wc.servicers.sync(corp[2], target, department_ids=departments, dry_run=True)
+    assert plan.dry_run
+    assert plan.to_add == [f"u{i}" for i in range(3, 2151)]
+    assert plan.to_remove == []
+    assert plan.departments_to_add == departments
+    assert plan.departments_to_remove == [1]
+    assert plan.case_duplicates == {"U1": "u1"}
+    assert over_caps(target, departments) == [
+        "2150 userids: a kf account holds at most 2000 servicers",
+        "22 department ids: a kf account holds at most 20 departments",
+    ]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("2150 userids" in w and "22 department ids" in w for w in warnings), warnings
+    assert writes(fake) == []
+    with pytest.raises(ValueError, match=r"2150 userids.*22 department ids"):
+        await wc.servicers.sync(corp[2], target, department_ids=departments)
+    assert writes(fake) == []
+
+
+def test_over_caps_is_empty_at_the_caps_and_counts_userids_without_case() -> None:
+    at_the_cap = [f"u{i}" for i in range(2000)]
+    assert over_caps(at_the_cap, range(1, 21)) == []
+    assert over_caps([*at_the_cap, "U0", "U1999"]) == []
+    assert over_caps([*at_the_cap, "x"]) == [
+        "2001 userids: a kf account holds at most 2000 servicers"
+    ]
+    with pytest.raises(ValueError):
+        over_caps(["bad id"])
 
 
 async def test_bad_arguments_are_refused_before_any_request(

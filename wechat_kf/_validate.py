@@ -22,12 +22,16 @@ __all__ = [
     "session_state",
     "token_like",
     "userid_key",
+    "userid_problem",
     "userids",
     "without_case_duplicates",
 ]
 
 MAX_AVATAR_BYTES = 5 * 1024 * 1024
 _KF_ACCOUNT = re.compile(r"[A-Za-z0-9_]{1,10}@\S{1,30}")
+# WeCom's rule for a userid (a third-party app's encrypted open_userid is of the same alphabet).
+_USERID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+_USERID_RULE = "1-64 letters, digits, '_', '-', '@' or '.', beginning with a letter or digit"
 
 
 def _require_str(name: str, value: object) -> str:
@@ -81,20 +85,36 @@ def token_like(name: str, value: object) -> str:
     return text
 
 
+def userid_problem(value: str) -> str | None:
+    """What keeps ``value`` from being a WeCom userid (or a third-party app's open_userid): None
+    when it is one, else why not, in a few words. The rule: 1..64 bytes of ASCII letters,
+    digits and ``_-@.``, beginning with a letter or a digit."""
+    if _USERID.fullmatch(value):
+        return None
+    if not value:
+        return "is empty"
+    if len(value.encode("utf-8", "surrogatepass")) > 64:
+        return f"is over 64 bytes: a userid is {_USERID_RULE}"
+    bad = next((ch for ch in value if not _USERID.fullmatch("a" + ch)), None)
+    if bad is not None:
+        return f"holds {bad!r}: a userid is {_USERID_RULE}"
+    return f"begins with {value[0]!r}: a userid is {_USERID_RULE}"
+
+
 def userids(values: object) -> list[str]:
-    """Distinct non-empty userids that encode as UTF-8, in first-seen order, from any iterable
-    but a bare str."""
+    """Distinct WeCom userids (see :func:`userid_problem`) in first-seen order, from any iterable
+    but a bare str; the first that is not one is a ValueError naming it and its place."""
     if isinstance(values, (str, bytes, bytearray, memoryview)):
         raise TypeError("userids must be an iterable of str, not a single string")
     if not isinstance(values, Iterable):
         raise TypeError(f"userids must be an iterable of str, not {type(values).__name__}")
     seen: dict[str, None] = {}
-    for value in values:
+    for index, value in enumerate(values):
         if not isinstance(value, str):
             raise TypeError(f"every userid must be a str, not {type(value).__name__}")
-        if not value:
-            raise ValueError("a userid must not be empty")
-        _require_utf8("userid", value)
+        problem = userid_problem(value)
+        if problem is not None:
+            raise ValueError(f"userids[{index}] {value!r} {problem}")
         seen.setdefault(value)
     return list(seen)
 

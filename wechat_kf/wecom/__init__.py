@@ -4,7 +4,9 @@ in batches of any size), ``kf_accounts`` (the kf accounts of a corp and their co
 customer, and handing the customer on), ``customers`` (what WeCom tells of customers, in
 batches of any size) and ``messages`` (pulling what customers sent, and answering them). A
 client exposes each as an attribute (``wc.servicers``, ``wc.kf_accounts``, ``wc.media``,
-``wc.sessions``, ``wc.customers``, ``wc.messages``)."""
+``wc.sessions``, ``wc.customers``, ``wc.messages``). Beside them, what a tool checks before a
+servicer call: ``userid_problem`` (is this a userid?) and ``over_caps`` (does this sync target
+fit one kf account?)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,17 @@ from .customers import Customers
 from .kf_accounts import WeComKfAccounts
 from .media import Media
 from .messages import Messages
-from .servicers import MAX_SERVICERS_PER_KF_ACCOUNT, Servicers
+from .servicers import (
+    MAX_DEPARTMENTS_PER_KF_ACCOUNT,
+    MAX_SERVICERS_PER_KF_ACCOUNT,
+    Servicers,
+    over_caps,
+    userid_problem,
+)
 from .sessions import Sessions
 
 __all__ = [
+    "MAX_DEPARTMENTS_PER_KF_ACCOUNT",
     "MAX_SERVICERS_PER_KF_ACCOUNT",
     "Customers",
     "Media",
@@ -23,4 +32,6 @@ __all__ = [
     "Servicers",
     "Sessions",
     "WeComKfAccounts",
+    "over_caps",
+    "userid_problem",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from itertools import zip_longest
 from typing import Any
@@ -25,6 +26,8 @@ __all__ = [
     "ProgressCallback",
     "RequestCallback",
     "Servicers",
+    "over_caps",
+    "userid_problem",
 ]
 
 #: Called as ``on_progress(ids_done, ids_total)`` after each request of a batch.
@@ -36,11 +39,47 @@ RequestCallback = Callable[[RequestOutcome], None]
 MAX_SERVICERS_PER_KF_ACCOUNT = 2000
 MAX_DEPARTMENTS_PER_KF_ACCOUNT = 20
 _NOT_REPORTED = "not reported by the server"
+logger = logging.getLogger("wechat_kf.servicers")
 _ADD = "/cgi-bin/kf/servicer/add"
 _DELETE = "/cgi-bin/kf/servicer/del"
 _ACTIONS = {_ADD: "add", _DELETE: "delete"}
 #: delete's "user is not a servicer": the id is already where the caller wants it.
 _NOT_A_SERVICER = 95014
+
+
+def userid_problem(value: str) -> str | None:
+    """What keeps ``value`` from being a WeCom userid, in a few words, or None when it is one:
+    1..64 bytes of ASCII letters, digits and ``_-@.``, beginning with a letter or a digit (a
+    third-party app's encrypted open_userid is of the same alphabet). The servicer calls refuse
+    any other id with a ``ValueError`` before sending; a tool reading ids from a file can use
+    this to skip a line and say why."""
+    if not isinstance(value, str):
+        raise TypeError(f"a userid must be a str, not {type(value).__name__}")
+    return _validate.userid_problem(value)
+
+
+def over_caps(userids: Iterable[str] = (), department_ids: Iterable[int] = ()) -> list[str]:
+    """What a ``sync`` target holds beyond what one kf account may (2,000 servicers, 20
+    departments), one sentence per cap exceeded; empty when it fits. Userids are counted as
+    WeCom counts them, without regard to case. ``sync`` refuses such a target with a
+    ``ValueError`` before any request, except as a ``dry_run``, which returns the plan all the
+    same (and logs these sentences as a WARNING)."""
+    users = _validate.without_case_duplicates(_validate.userids(userids))[0]
+    return _over_caps(len(users), len(_validate.department_ids(department_ids)))
+
+
+def _over_caps(users: int, departments: int) -> builtins.list[str]:
+    over = []
+    if users > MAX_SERVICERS_PER_KF_ACCOUNT:
+        over.append(
+            f"{users} userids: a kf account holds at most {MAX_SERVICERS_PER_KF_ACCOUNT} servicers"
+        )
+    if departments > MAX_DEPARTMENTS_PER_KF_ACCOUNT:
+        over.append(
+            f"{departments} department ids: a kf account holds at most "
+            f"{MAX_DEPARTMENTS_PER_KF_ACCOUNT} departments"
+        )
+    return over
 
 
 @attrs.define
@@ -122,30 +161,28 @@ class Servicers:
         ``dry_run``, apply the plan through the same batching as :meth:`add` and :meth:`delete`
         (both at once under the client's limiter; removals first when adding first would pass
         WeChat's caps). Two syncs of one ``open_kfid`` on one client never interleave. A target
-        over the caps (2,000 members, 20 departments) is a ``ValueError`` before any request; a
-        plan applied in part raises ``SyncError``, which says what was and was not done."""
+        over the caps (2,000 members, 20 departments; see :func:`over_caps`) is a ``ValueError``
+        before any request, but a ``dry_run`` still returns its plan and logs what is over as a
+        WARNING; a plan applied in part raises ``SyncError``, which says what was and was not
+        done."""
         if self._transport.closed:
             raise ClientClosedError("the client is closed")
         kfid = _validate.token_like("open_kfid", open_kfid)
         users, case_duplicates = _validate.without_case_duplicates(_validate.userids(userids))
         departments = _validate.department_ids(department_ids)
-        if len(users) > MAX_SERVICERS_PER_KF_ACCOUNT:
-            raise ValueError(
-                f"{len(users)} userids: a kf account holds at most "
-                f"{MAX_SERVICERS_PER_KF_ACCOUNT} servicers"
-            )
-        if len(departments) > MAX_DEPARTMENTS_PER_KF_ACCOUNT:
-            raise ValueError(
-                f"{len(departments)} department ids: a kf account holds at most "
-                f"{MAX_DEPARTMENTS_PER_KF_ACCOUNT} departments"
-            )
         if not isinstance(dry_run, bool):
             raise TypeError("dry_run must be a bool")
+        over = _over_caps(len(users), len(departments))
+        if over and not dry_run:
+            raise ValueError("; ".join(over))
         lock = self._sync_locks.setdefault(kfid, anyio.Lock())
         async with lock:
             current = await self.list(kfid)
             plan = _plan(kfid, current, users, departments, dry_run)
             plan = attrs.evolve(plan, case_duplicates=case_duplicates)
+            if over:
+                # The plan is what a person needs to see to trim the target.
+                logger.warning("sync of %s cannot be applied: %s", kfid, "; ".join(over))
             if dry_run or not plan.changes:
                 return plan
             return await self._apply(plan, current, on_progress, on_request)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,40 @@ def test_the_installed_script_names_the_packages_main() -> None:
     pyproject = (PACKAGE.parent.parent / "pyproject.toml").read_text(encoding="utf-8")
     assert '\nwechat-kf = "wechat_kf.cli:main"\n' in pyproject
     assert wechat_kf.cli.__all__ == ["main"]
+
+
+@pytest.mark.parametrize("missing", ["click", "rich"])
+@pytest.mark.parametrize("how", ["script", "python -m"])
+def test_without_the_cli_extra_the_command_says_what_to_install_in_one_line_and_exits_2(
+    missing: str, how: str
+) -> None:
+    # A module set to None in sys.modules cannot be imported: as if it were not installed.
+    run = (
+        "from wechat_kf.cli import main; main()"
+        if how == "script"
+        else "import runpy; runpy.run_module('wechat_kf', run_name='__main__')"
+    )
+    probe = f"import sys; sys.modules[{missing!r}] = None\n{run}"
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "wecom", "servicers", "list"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "pip install 'wechat-kf[cli]'" in lines[0]
+    assert missing in lines[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_a_missing_module_that_is_not_the_extras_is_not_taken_for_it() -> None:
+    probe = "import sys; sys.modules['wechat_kf.cli.ids'] = None\nimport wechat_kf.cli"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1
+    assert "wechat_kf.cli.ids" in done.stderr
+    assert "wechat-kf[cli]" not in done.stderr

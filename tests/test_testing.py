@@ -573,3 +573,24 @@ def test_no_public_name_of_the_fake_shadows_a_public_name_of_the_sdk() -> None:
     assert set(wechat_kf.testing.__all__).isdisjoint(wechat_kf.__all__)
     assert wechat_kf.testing.WeComSentMessage is not wechat_kf.SentMessage
     assert not hasattr(wechat_kf.testing, "SentMessage")
+
+
+# -- the sandbox -------------------------------------------------------------------------------
+
+
+def test_the_sandbox_seeds_as_many_members_as_asked() -> None:
+    box = sandbox(members=3)
+    assert box.members == ["user0001", "user0002", "user0003"]
+    assert box.seeded_members == 3
+    assert box.member(box.seeded_members) == "user0003"
+    assert len(sandbox().members) == 1000
+
+
+@pytest.mark.parametrize(
+    ("members", "error"), [(0, ValueError), (True, TypeError), ("5", TypeError)]
+)
+def test_the_sandbox_refuses_a_member_count_it_cannot_seed(
+    members: Any, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match="members"):
+        sandbox(members=members)

@@ -1,7 +1,8 @@
 """``wechat-kf fake-server``: a seeded FakeWeChat over HTTP for other services, with the
 credentials it accepts and the line to export; optionally pushing its ``kf_msg_or_event``
-callbacks, encrypted as WeChat does, to a URL of yours (``--callback-url``), and with sandbox
-customers writing while it runs (``--customer-every``)."""
+callbacks, encrypted as WeChat does, to a URL of yours (``--callback-url``), with sandbox
+customers writing while it runs (``--customer-every``), a corp of ``--members`` members, a
+servicer ``--cap`` and ``--faults`` drawn from ``--seed``."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ import sys
 from typing import Any
 
 import anyio
+import attrs
 import click
 import httpx
 from rich.markup import escape
 
-from wechat_kf.testing import Sandbox, sandbox
+from wechat_kf.testing import Faults, Sandbox, sandbox
 
 from .exits import OK, USAGE, fail, run
 from .options import verbose
@@ -26,6 +28,108 @@ from .output import err
 _LINES = ("请问我的订单发货了吗？", "好的，谢谢", "还在吗？", "我想改一下收货地址")
 #: How often the deliveries made are looked at, to report a callback that failed (s).
 _WATCH = 0.25
+#: The --faults keys that are rates (0 to 1), and the Faults field each sets.
+_RATES = {
+    "busy": "busy_rate",
+    "http5xx": "http_error_rate",
+    "http5xx_after": "http_error_after_rate",
+    "drop": "drop_rate",
+    "drop_after": "drop_after_rate",
+    "stall": "stall_rate",
+}
+_KEYS = (*_RATES, "http5xx_status", "latency", "revoke_every", "ERRCODE[@PATH]")
+
+
+@attrs.frozen
+class FaultSpec:
+    """What --faults asked for: the fake's random faults (``faults``, keyword arguments of
+    :class:`Faults`) and errcodes answered at a rate (``errcodes``: errcode, path or None for
+    every business path, rate), in the order given."""
+
+    faults: dict[str, Any]
+    errcodes: tuple[tuple[int, str | None, float], ...]
+    text: str
+
+    def apply(self, box: Sandbox) -> None:
+        """Switch them on in the sandbox's fake; a path it does not serve is a usage error."""
+        box.fake.faults = Faults(**self.faults)
+        for errcode, path, rate in self.errcodes:
+            try:
+                box.fake.inject_errcode(errcode, path=path, rate=rate)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="'--faults'") from None
+
+
+def parse_faults(text: str) -> FaultSpec:
+    """The faults ``KEY=VALUE,...`` asks for: rates from 0 to 1 of busy, http5xx,
+    http5xx_after, drop, drop_after, stall, or of an ERRCODE (every business path) or
+    ERRCODE@PATH; ``latency`` seconds or LOW-HIGH; ``revoke_every`` N calls; ``http5xx_status``
+    500..599. Anything else is a ValueError saying what is wrong."""
+    faults: dict[str, Any] = {}
+    errcodes: list[tuple[int, str | None, float]] = []
+    seen: set[str] = set()
+    for item in text.split(","):
+        key, sep, raw = (part.strip() for part in item.partition("="))
+        if not sep or not key or not raw:
+            raise ValueError(f"{item.strip()!r} is not KEY=VALUE (keys: {', '.join(_KEYS)})")
+        if key in seen:
+            raise ValueError(f"{key} is given twice")
+        seen.add(key)
+        code, _, path = key.partition("@")
+        if key in _RATES:
+            faults[_RATES[key]] = _rate(key, raw)
+        elif key == "latency":
+            faults["latency"] = _latency(raw)
+        elif key == "revoke_every":
+            faults["revoke_every"] = _whole(key, raw, 1, None)
+        elif key == "http5xx_status":
+            faults["http_error_status"] = _whole(key, raw, 500, 599)
+        elif code.removeprefix("-").isdigit():
+            rate = _rate(key, raw)
+            if int(code) == 0 or rate == 0:
+                raise ValueError(f"{key}={raw}: an errcode other than 0, at a rate above 0")
+            errcodes.append((int(code), path or None, rate))
+        else:
+            raise ValueError(f"unknown fault {key!r} (keys: {', '.join(_KEYS)})")
+    return FaultSpec(faults, tuple(errcodes), text)
+
+
+def _rate(key: str, raw: str) -> float:
+    try:
+        rate = float(raw)
+    except ValueError:
+        rate = -1.0
+    if not 0 <= rate <= 1:
+        raise ValueError(f"{key}={raw}: a rate is a number from 0 to 1")
+    return rate
+
+
+def _latency(raw: str) -> float | tuple[float, float]:
+    low, sep, high = raw.partition("-")
+    try:
+        bounds = (float(low), float(high)) if sep else (float(raw), float(raw))
+    except ValueError:
+        bounds = (-1.0, -1.0)
+    if not 0 <= bounds[0] <= bounds[1] <= 60:
+        raise ValueError(f"latency={raw}: seconds from 0 to 60, or LOW-HIGH")
+    return bounds if sep else bounds[0]
+
+
+def _whole(key: str, raw: str, low: int, high: int | None) -> int:
+    number = int(raw) if raw.isdigit() else -1
+    if number < low or (high is not None and number > high):
+        limits = f"from {low} to {high}" if high is not None else f"{low} or more"
+        raise ValueError(f"{key}={raw}: a whole number {limits}")
+    return number
+
+
+def _faults_option(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return parse_faults(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 @click.command("fake-server")
@@ -53,6 +157,33 @@ _WATCH = 0.25
     type=click.FloatRange(min=0, min_open=True),
     help="A sandbox customer writes to the 微信客服 account every S seconds, in turn.",
 )
+@click.option(
+    "--members",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="Members of the sandbox corp: user0001, user0002, ...",
+)
+@click.option(
+    "--cap",
+    type=click.IntRange(min=0),
+    help="Servicers a 微信客服 account may have (WeChat: 2,000); past it, add answers 95005.",
+)
+@click.option(
+    "--faults",
+    callback=_faults_option,
+    help="Faults to inject, such as busy=0.2,http5xx=0.05,drop=0.02: rates from 0 to 1 of "
+    "busy (-1), http5xx, http5xx_after, drop, drop_after, stall, or of an errcode on every "
+    "business path (45033=0.1) or one (45009@/cgi-bin/kf/send_msg=0.5); latency=S or LOW-HIGH; "
+    "revoke_every=N; http5xx_status=503.",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seeds the faults' draws: the same seed, the same faults for the same calls.",
+)
 @verbose
 def fake_server(
     host: str,
@@ -61,16 +192,25 @@ def fake_server(
     callback_token: str | None,
     callback_aes_key: str | None,
     customer_every: float | None,
+    members: int,
+    cap: int | None,
+    faults: FaultSpec | None,
+    seed: int,
 ) -> None:
     """Serve a seeded FakeWeChat over HTTP for your other services (needs uvicorn). With
     --callback-url it pushes kf_msg_or_event callbacks to your route as WeChat does (needs the
-    callbacks extra); with --customer-every its customers keep writing. Ctrl-C stops it."""
+    callbacks extra); with --customer-every its customers keep writing; --members, --cap and
+    --faults shape it for load and failure tests. Ctrl-C stops it."""
     try:
         import uvicorn
     except ImportError:
         raise click.UsageError("fake-server needs uvicorn: pip install 'wechat-kf[cli]'") from None
     callback = _callback(callback_url, callback_token, callback_aes_key)
-    box = sandbox()
+    box = sandbox(seed=seed, members=members)
+    if cap is not None:
+        box.fake.servicer_cap = cap
+    if faults is not None:
+        faults.apply(box)
     if callback is not None:
         _set_callback(box, *callback)
     # Bound here, so a busy port is one line and exit 2, before any banner.
@@ -81,7 +221,10 @@ def fake_server(
     except OSError as exc:
         listener.close()
         sys.exit(fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", USAGE).code)
-    _banner(box, host, listener.getsockname()[1], callback_url, customer_every)
+    bound = listener.getsockname()[1]
+    _banner(box, host, bound, callback_url, customer_every)
+    _shape(cap, faults, seed)
+    click.echo(_export_line(box, host, bound))
     server = uvicorn.Server(uvicorn.Config(box.fake.app, log_level="warning", interface="asgi3"))
 
     async def serve() -> int:
@@ -156,7 +299,10 @@ def _banner(
         f"  OA appid      {box.appid}    secret {box.oa_secret}    WeChat ID {box.wechat_id}"
     )
     click.echo(f"  WeCom corpid  {box.corpid}    secret {box.wecom_secret}")
-    click.echo(f"  open_kfid     {box.open_kfid}    members user0001..user1000, departments 1..10")
+    last = box.member(box.seeded_members)
+    click.echo(
+        f"  open_kfid     {box.open_kfid}    members {box.member(1)}..{last}, departments 1..10"
+    )
     click.echo(
         f"  open platform component_appid {box.component_appid}    secret "
         f"{box.component_appsecret}    verify ticket {box.verify_ticket}"
@@ -184,9 +330,21 @@ def _banner(
             f"  customers     {first}..{last[-2:]} write to {box.open_kfid} in turn, "
             f"one every {customer_every:g} s"
         )
-    click.echo("For the wechat-kf command and the examples in another shell:")
+
+
+def _shape(cap: int | None, faults: FaultSpec | None, seed: int) -> None:
+    """The banner's lines for a servicer cap and faults other than the defaults."""
+    if cap is not None:
+        click.echo(f"  servicer cap  {cap} per 微信客服 account (then 95005)")
+    if faults is not None:
+        click.echo(f"  faults        {faults.text}    seed {seed}")
+
+
+def _export_line(box: Sandbox, host: str, port: int) -> str:
+    base, loopback = reachable_url(host, port)
     insecure = "" if loopback else " WECHAT_KF_ALLOW_INSECURE_HTTP=1"
-    click.echo(
+    return (
+        "For the wechat-kf command and the examples in another shell:\n"
         f"  export WECHAT_KF_BASE_URL={base}{insecure} WECHAT_APPID={box.appid} "
         f"WECHAT_SECRET={box.oa_secret} WECOM_CORPID={box.corpid} WECOM_SECRET={box.wecom_secret}"
     )

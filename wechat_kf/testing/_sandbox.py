@@ -32,7 +32,8 @@ _TICKET_LIFETIME = 10 * 365 * 86400.0
 
 @attrs.frozen
 class Sandbox:
-    """A seeded fake and the credentials and ids it accepts."""
+    """A seeded fake (``fake``) and the credentials and ids it accepts, as
+    :func:`sandbox` made them: fixed values, so tests and other services can name them."""
 
     fake: FakeWeChat
     appid: str = SANDBOX_APPID
@@ -51,6 +52,12 @@ class Sandbox:
     suite_secret: str = SANDBOX_SUITE_SECRET
     suite_ticket: str = SANDBOX_SUITE_TICKET
     permanent_code: str = SANDBOX_PERMANENT_CODE
+    #: How many members the corp was seeded with (``user0001``..): ``sandbox(members=...)``.
+    seeded_members: int = SANDBOX_MEMBERS
+
+    def member(self, number: int) -> str:
+        """The userid of the corp's seeded member ``number``, from 1: ``user0001``, ..."""
+        return _member(number)
 
     @property
     def members(self) -> list[str]:
@@ -58,18 +65,24 @@ class Sandbox:
         return sorted(self.fake.corps[self.corpid].members)
 
 
-def sandbox(*, seed: int = 0) -> Sandbox:
-    """A FakeWeChat with one Official Account (WeChat ID ``gh_sandbox``, two kf accounts,
-    ``support`` online, two users waiting), one WeCom corp (members ``user0001``..``user1000``,
-    departments 1..10, one 微信客服 account that three customers wrote to, the third now with
-    ``user0001``), an open platform the Official Account authorised and a service provider the
-    corp installed (fixed tickets, refresh token and permanent code)."""
+def sandbox(*, seed: int = 0, members: int = SANDBOX_MEMBERS) -> Sandbox:
+    """A FakeWeChat (its faults drawn from ``seed``) with one Official Account (WeChat ID
+    ``gh_sandbox``, two kf accounts, ``support`` online, two users waiting), one WeCom corp
+    (``members`` members ``user0001``, ``user0002``..., 1,000 by default; departments 1..10;
+    one 微信客服 account that three customers wrote to, the third now with ``user0001``), an open
+    platform the Official Account authorised and a service provider the corp installed (fixed
+    tickets, refresh token and permanent code). The credentials and ids are the
+    :class:`Sandbox`'s attributes, the same on every call."""
+    if not isinstance(members, int) or isinstance(members, bool):
+        raise TypeError(f"members must be an int, not {type(members).__name__}")
+    if members < 1:
+        raise ValueError(f"members must be at least 1 (user0001 serves a customer), not {members}")
     fake = FakeWeChat(seed=seed)
     fake.register_official_account(SANDBOX_APPID, SANDBOX_OA_SECRET, wechat_id=SANDBOX_WECHAT_ID)
     for prefix, nick in (("support", "客服小王"), ("sales", "销售小李")):
         fake.add_kf_account(SANDBOX_APPID, f"{prefix}@{SANDBOX_WECHAT_ID}", nick)
     fake.register_wecom_app(SANDBOX_CORPID, SANDBOX_WECOM_SECRET)
-    fake.add_members(SANDBOX_CORPID, [f"user{i:04d}" for i in range(1, SANDBOX_MEMBERS + 1)])
+    fake.add_members(SANDBOX_CORPID, [_member(i) for i in range(1, members + 1)])
     fake.add_departments(SANDBOX_CORPID, range(1, SANDBOX_DEPARTMENTS + 1))
     fake.create_kf_account(SANDBOX_CORPID, "沙盒客服", open_kfid=SANDBOX_OPEN_KFID)
     first, second, third = SANDBOX_CUSTOMERS
@@ -89,4 +102,8 @@ def sandbox(*, seed: int = 0) -> Sandbox:
     suite.ticket = SANDBOX_SUITE_TICKET
     suite.ticket_expires_at = fake.now() + _TICKET_LIFETIME
     suite.permanent_codes[SANDBOX_CORPID] = SANDBOX_PERMANENT_CODE
-    return Sandbox(fake)
+    return Sandbox(fake, seeded_members=members)
+
+
+def _member(number: int) -> str:
+    return f"user{number:04d}"

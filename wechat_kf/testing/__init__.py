@@ -1,5 +1,6 @@
 """Test helpers: :class:`FakeWeChat`, a stateful in-memory fake of the WeChat APIs wechat_kf calls,
-for our tests and yours.
+for our tests and yours; :func:`sandbox`, one seeded with fixed credentials, ids and
+conversations (what ``wechat-kf fake-server`` serves); :func:`instant_retries`.
 
     fake = FakeWeChat()
     oa = fake.register_official_account()

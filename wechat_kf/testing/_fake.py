@@ -77,7 +77,8 @@ class FakeWeChat(Seeding, Conversation, Pushing):
     (``register_official_account``, ``register_wecom_app``, ``add_members``,
     ``create_kf_account``), make customers speak (``customer_says``, ``oa_customer_says``),
     hand ``fake.transport`` to a client's ``http_client`` (or serve ``fake.app`` over loopback),
-    inject ``faults``, point it at a callback (``set_callback``, then ``pushing()``), and assert
+    inject random ``faults`` and chosen errcodes (``inject_errcode``, ``fail_servicer_ids``),
+    point it at a callback (``set_callback``, then ``pushing()``), and assert
     on ``calls``, ``token_fetches``, ``sent_messages()`` and the state it keeps."""
 
     def __init__(self, *, seed: int = 0, token_ttl: int = 7200) -> None:

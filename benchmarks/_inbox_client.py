@@ -10,7 +10,8 @@ redis for the Redis store and aiohttp for the callback receiver.
   ``MemoryInboxStore``) or ``redis`` (the same with a ``RedisInboxStore`` on ``job["redis_url"]``,
   keys under a prefix of its own, so nothing is marked done yet). The token, a connection and
   the Redis connection and scripts are made before the timing; the Redis commands are counted by
-  a wrapper around ``redis.asyncio.Redis.execute_command`` (one call, one round trip).
+  a wrapper around ``redis.asyncio.Redis.execute_command`` (one call, one round trip), and the
+  marks sent early apart (one-way writes, no reply awaited).
 - ``receiver``: a callback receiver on aiohttp at ``http://127.0.0.1:{job["port"]}/callback``,
   whose route decrypts each push with ``CallbackCrypto`` and hands it to ``inbox.notify`` (a
   ``MemoryInboxStore``); the handler records ``time.time()`` for each msgid. It returns once the
@@ -57,6 +58,24 @@ def counting_redis(url: str) -> Any:
             return await super().execute_command(*args, **options)
 
     return CountingRedis.from_url(url)
+
+
+#: Marks the Redis store sent early (one-way writes on a lent connection, no round trip each).
+EARLY_MARKS = [0]
+
+
+def count_early_marks() -> None:
+    """Count the Redis store's early marks (outside ``execute_command``, so not round trips)."""
+    from wechat_kf import _redis_inbox
+
+    write = _redis_inbox.EarlyMarks.write
+
+    async def counted(self: Any, msgid: str, status: str) -> bool:
+        sent = await write(self, msgid, status)
+        EARLY_MARKS[0] += sent
+        return sent
+
+    _redis_inbox.EarlyMarks.write = counted  # type: ignore[method-assign]
 
 
 async def warm_redis_store(store: Any, namespace: str) -> None:
@@ -106,6 +125,7 @@ async def throughput(job: dict[str, Any]) -> dict[str, Any]:
 
             redis = counting_redis(job["redis_url"])
             store = RedisInboxStore(redis, prefix=job["prefix"])
+            count_early_marks()
             await warm_redis_store(store, "warm-up")
         try:
             async with Inbox(client, handler, store=store, limit=limit) as inbox:
@@ -127,6 +147,8 @@ async def throughput(job: dict[str, Any]) -> dict[str, Any]:
                 redis_commands_whole_job=dict(sorted(redis.commands.items())),
                 round_trips_per_page=round_trips / pulls.pages,
                 round_trips_per_message=round_trips / handled if handled else None,
+                early_marks=EARLY_MARKS[0],
+                early_marks_per_page=EARLY_MARKS[0] / pulls.pages,
             )
         return result
 

@@ -4,7 +4,8 @@ JSON object a line (``{"open_kfid": ..., "token": ...}``), and notifies its inbo
 writes every msgid its handler finished to ``{out}/{name}.handled`` and every lease it held to
 ``{out}/{name}.holds`` (a JSON line when taken, another when let go, wall-clock times), each line
 with one ``os.write`` on an O_APPEND file, so a SIGKILL loses nothing already written. At the end
-of stdin it closes the inbox and exits."""
+of stdin it closes the inbox and exits. With ``--block-on MSGID`` the handler of that message
+touches ``{out}/{name}.blocked`` and never returns."""
 
 from __future__ import annotations
 
@@ -80,6 +81,9 @@ async def main(args: argparse.Namespace) -> None:
     rng = random.Random(args.name)
 
     async def handle(message: KfMessage) -> None:
+        if message.msgid == args.block_on:
+            (out / f"{args.name}.blocked").touch()
+            await anyio.sleep_forever()  # never returns: the test kills this process here
         await anyio.sleep(rng.uniform(0, 0.003))  # some work, so that handlers overlap pulls
         handled(message.msgid)
 
@@ -108,5 +112,6 @@ if __name__ == "__main__":
     parser.add_argument("--lease", type=float, default=4.0)
     parser.add_argument("--max-concurrency", type=int, default=4)
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    parser.add_argument("--block-on", default="", help="a msgid whose handler never returns")
     arguments = parser.parse_args()
     anyio.run(main, arguments, backend=arguments.backend)

@@ -12,9 +12,9 @@ import anyio
 import attrs
 
 from ._inbox_stores import InboxStore
-from .errors import WeChatError
+from .errors import RateLimitError, TokenStoreError, WeChatError
 
-__all__ = ["Lease", "LeaseLost", "describe"]
+__all__ = ["Lease", "LeaseLost", "describe", "log_failure"]
 
 logger = logging.getLogger("wechat_kf.inbox")
 
@@ -87,3 +87,29 @@ class Lease:
                     break
                 period = min(self.store.lease / 3, left)  # once more before it runs out
         scope.cancel()
+
+
+def log_failure(open_kfid: str, error: Exception, delay: float) -> None:
+    """Log a failed pull of ``open_kfid`` and when it is tried again, at the level it deserves:
+    a WARNING for what waiting mends (no token, the store), an ERROR for the rest."""
+    if isinstance(error, RateLimitError):
+        logger.warning(
+            "inbox: pulling %s was rate-limited (%s): no valid callback token; again in %.0f s",
+            open_kfid,
+            error.errcode,
+            delay,
+        )
+    elif isinstance(error, TokenStoreError):
+        logger.warning("inbox: the store failed (%s); %s again in %.0f s", error, open_kfid, delay)
+    elif isinstance(error, WeChatError):
+        logger.error(
+            "inbox: pulling %s failed (%s); again in %.0f s", open_kfid, describe(error), delay
+        )
+    else:
+        logger.error(
+            "inbox: pulling %s failed (%s); again in %.0f s",
+            open_kfid,
+            describe(error),
+            delay,
+            exc_info=True,
+        )

@@ -4,24 +4,26 @@ hear. :mod:`wechat_kf.inbox` schedules the cycles; this module does one."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import attrs
 
 from ._inbox_handler import call_handler
-from ._inbox_lease import Lease, LeaseLost, describe
+from ._inbox_lease import Lease, LeaseLost, describe, log_failure
 from ._inbox_stores import InboxStore, PullStart
 from ._secrets import hide
 from .clients import DEFAULT_RETRY_BACKOFF
-from .errors import APIError, InvalidResponseError, RateLimitError, TokenStoreError, WeChatError
+from .errors import APIError, InvalidResponseError, RateLimitError
 from .hooks import HandledMessage, Hooks, InboxPull
 from .kf_messages import KfMessage
 from .models import SyncPage
@@ -287,23 +289,41 @@ class Engine:
         handled = 0
         with_cursor = False
         done: set[str] = set()
-        for index, message in enumerate(todo):
-            if not lease.valid:
-                if not await lease.renew():
-                    raise LeaseLost(open_kfid)
-                rest = [m.msgid for m in todo[index:] if m.msgid]
-                done = await self.store.marked(self.namespace, open_kfid, rest) if rest else set()
-            if message.msgid in done:
-                continue  # another holder settled it while this one could not tell
-            status = await self._handle(open_kfid, message)
-            handled += 1
-            with_cursor = index == len(todo) - 1
-            if message.msgid:
-                self.unwritten.setdefault(open_kfid, {})[message.msgid] = status
-            await self._commit(lease, cursor if with_cursor else None)
+        async with self._early_marks(open_kfid, len(todo)) as early:
+            for index, message in enumerate(todo):
+                if not lease.valid:
+                    if not await lease.renew():
+                        raise LeaseLost(open_kfid)
+                    rest = [m.msgid for m in todo[index:] if m.msgid]
+                    done = (
+                        await self.store.marked(self.namespace, open_kfid, rest) if rest else set()
+                    )
+                if message.msgid in done:
+                    continue  # another holder settled it while this one could not tell
+                status = await self._handle(open_kfid, message)
+                handled += 1
+                with_cursor = index == len(todo) - 1
+                if message.msgid:
+                    self.unwritten.setdefault(open_kfid, {})[message.msgid] = status
+                if with_cursor:
+                    await self._commit(lease, cursor)
+                elif not message.msgid:
+                    continue
+                # A mark sent early is written again, for sure, by the page's commit.
+                elif early is None or not await early.write(message.msgid, status):
+                    await self._commit(lease, None)
         if not with_cursor:
             await self._commit(lease, cursor)
         return handled
+
+    def _early_marks(self, open_kfid: str, count: int) -> AbstractAsyncContextManager[Any]:
+        """The store's early marks for a page of ``count`` messages to hand over (see
+        ``InboxStore``), or None: then each mark is committed before the next handler."""
+        # Looked up on the class: a proxy answering any attribute does not offer it by accident.
+        if count < 2 or not callable(getattr(type(self.store), "open_marks", None)):
+            return contextlib.nullcontext(None)
+        opened = self.store.open_marks(self.namespace, open_kfid)  # type: ignore[attr-defined]
+        return cast("AbstractAsyncContextManager[Any]", opened)
 
     async def _commit(self, lease: Lease, cursor: str | None) -> None:
         """Write the account's unwritten marks, with ``cursor`` if given, in one commit; tried
@@ -424,27 +444,3 @@ def news_of(event: Any) -> tuple[str, str | None, float]:
     created = getattr(event, "create_time", None)
     pushed = created.timestamp() if isinstance(created, datetime) else now
     return open_kfid, hide(token) or None, min(pushed, now) + TOKEN_LIFETIME
-
-
-def log_failure(open_kfid: str, error: Exception, delay: float) -> None:
-    if isinstance(error, RateLimitError):
-        logger.warning(
-            "inbox: pulling %s was rate-limited (%s): no valid callback token; again in %.0f s",
-            open_kfid,
-            error.errcode,
-            delay,
-        )
-    elif isinstance(error, TokenStoreError):
-        logger.warning("inbox: the store failed (%s); %s again in %.0f s", error, open_kfid, delay)
-    elif isinstance(error, WeChatError):
-        logger.error(
-            "inbox: pulling %s failed (%s); again in %.0f s", open_kfid, describe(error), delay
-        )
-    else:
-        logger.error(
-            "inbox: pulling %s failed (%s); again in %.0f s",
-            open_kfid,
-            describe(error),
-            delay,
-            exc_info=True,
-        )

@@ -68,7 +68,12 @@ class InboxStore(Protocol):
     ``notify`` must each be atomic (one transaction), ``acquire`` must be exclusive across every
     process sharing the store, and a lease must end by itself ``lease`` seconds after it was taken
     or last renewed, so that a holder that dies is taken over. Raise ``TokenStoreError`` when the
-    store cannot be reached: the inbox then backs off and tries again."""
+    store cannot be reached: the inbox then backs off and tries again. The inbox commits each
+    mark before it calls the next handler, unless the store's class also offers
+    ``open_marks(namespace, open_kfid)``: an async context manager for one page, yielding None or
+    an object whose ``async write(msgid, status) -> bool`` has the mark on its way to the store
+    (beyond the reach of this process dying) when it returns True; the page then ends with one
+    commit of all its marks and its cursor (RedisInboxStore does this)."""
 
     #: How long a lease lasts unless renewed (seconds); the holder renews it every third.
     lease: float

@@ -15,15 +15,21 @@ no open_kfid or msgid can reach into another's keys. Whatever needs more than on
 a Lua script, so each call is one round trip and atomic: taking a lease reads the cursor and the
 news with it; a commit writes its marks and the cursor together; a release compares the
 generation, and either renews the lease and answers what to pull next or lets go.
+
+A page's marks are also sent early (:meth:`RedisInboxStore.open_marks`): each as its handler
+returns, on a connection whose replies are switched off (``CLIENT REPLY OFF``), so the mark is in
+the kernel on its way to Redis before the next handler starts, without a round trip; the page's
+commit writes them all again with the cursor, and only then are they counted as written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import re
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -40,6 +46,9 @@ _PLAIN = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 #: Commands in flight at once when the client's pool size cannot be read; with a pool, a fifth of
 #: it is left to the client's other users, and never more than the most below.
 _IN_FLIGHT, _MOST_IN_FLIGHT = 50, 256
+#: Connections of the pool that may carry early marks at once, as a share of ``max_in_flight``:
+#: each is held for a whole page, and the rest must stay free for leases and commits.
+_EARLY_SHARE = 4
 
 # A key of another type (a tool's leftover, a hand-made value) is read as absent, never as an
 # error that would stop every pull of the account.
@@ -157,9 +166,10 @@ class RedisInboxStore:
     lease per account (``lease`` seconds, renewed by its holder every third, so a holder that
     dies is taken over that long after), and the notifications with their generation. Keys live
     under ``{prefix}:inbox:{namespace}:{open_kfid}`` and all expire; whatever must agree is one
-    Lua script (one round trip per call: a page costs one query of its msgids and one commit per
-    handled message, the last carrying the cursor). Every command is bounded by
-    ``command_timeout``; an unreachable, frozen or refusing Redis raises ``TokenStoreError``."""
+    Lua script (one round trip per call). A page costs one query of its msgids, its marks sent
+    early as each handler returns (:meth:`open_marks`: no round trip each) and one commit of them
+    all with the cursor. Every command is bounded by ``command_timeout``; an unreachable, frozen
+    or refusing Redis raises ``TokenStoreError``."""
 
     def __init__(
         self,
@@ -193,6 +203,15 @@ class RedisInboxStore:
         else:
             self.max_in_flight = _IN_FLIGHT
         self._limiter: anyio.CapacityLimiter | None = None
+        self._early_open = 0
+        self._early_most = self.max_in_flight // _EARLY_SHARE
+        # Only redis-py's own asyncio pool lends connections (not a client of another kind).
+        from redis.asyncio.connection import ConnectionPool
+
+        self._pool: Any = pool if isinstance(pool, ConnectionPool) else None
+        # redis-py 5.0 needs a command name to lend a connection; later ones warn when given one.
+        named = self._pool is not None and _needs_name(self._pool.get_connection)
+        self._lend_args: tuple[str, ...] = ("CLIENT",) if named else ()
         self._acquire = redis.register_script(_ACQUIRE)
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
@@ -321,9 +340,100 @@ class RedisInboxStore:
         key = self._mark_key(namespace, open_kfid, "reply", reply_msgid)
         await self._call(self._redis.set(key, "1", ex=MARK_TTL))
 
+    @contextlib.asynccontextmanager
+    async def open_marks(self, namespace: str, open_kfid: str) -> AsyncIterator[EarlyMarks | None]:
+        """Lend a connection of the client's pool with its replies switched off, for the marks of
+        one page (see :class:`EarlyMarks`); None when none can be had (every share of the pool in
+        use, a Redis or proxy that refuses ``CLIENT REPLY``): the inbox then commits each mark.
+        On leaving, the replies are switched on again and the one answer checked, or the
+        connection is closed, so the pool never gets it back in another state."""
+        pool = self._pool
+        if pool is None or self._early_open >= self._early_most:
+            yield None
+            return
+        self._early_open += 1
+        connection: Any = None
+        clean = False
+        try:
+            try:
+                with anyio.fail_after(self.command_timeout):
+                    connection = await pool.get_connection(*self._lend_args)
+                    off = connection.pack_command("CLIENT", "REPLY", "OFF")
+                    await connection.send_packed_command(off, check_health=False)
+            except (TimeoutError, *self._unreachable, self._errors):
+                marks = None
+            else:
+                marks = EarlyMarks(connection, self._key(namespace, open_kfid, "done"), self)
+            yield marks
+            if marks is not None and not marks.broken:
+                with anyio.move_on_after(self.command_timeout):
+                    try:
+                        on = connection.pack_command("CLIENT", "REPLY", "ON")
+                        await connection.send_packed_command(on, check_health=False)
+                        clean = _text(await connection.read_response()) == "OK"
+                    except self._errors:
+                        self._early_most = 0  # refused: this server will not take it later
+        finally:
+            self._early_open -= 1
+            if connection is not None:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(self.command_timeout):
+                    try:
+                        if not clean:
+                            await connection.disconnect()
+                    finally:
+                        await pool.release(connection)
+
     def __repr__(self) -> str:
         prefix, lease = getattr(self, "prefix", None), getattr(self, "lease", None)
         return f"RedisInboxStore(prefix={prefix!r}, lease={lease!r})"
+
+
+class EarlyMarks:
+    """The marks of one page sent ahead of its commit on a lent connection whose replies are off:
+    :meth:`write` returns once the command is written to the socket (so a process killed after
+    it loses no mark), or False when the connection failed (then the inbox commits each mark
+    itself). A refused command goes unnoticed here, which is why the page's commit writes every
+    mark again."""
+
+    def __init__(self, connection: Any, done_key: str, store: RedisInboxStore) -> None:
+        self._connection = connection
+        # The command is assembled here rather than by redis-py's packer, which costs more than
+        # the rest of a mark: only the msgid's key and the status change.
+        self._head = b"*5\r\n$3\r\nSET\r\n"
+        self._key = (done_key + ":").encode()
+        self._tail = b"$2\r\nEX\r\n" + _bulk(str(MARK_TTL).encode())
+        self._failures = (*store._unreachable, store._errors)
+        self.broken = False
+        #: Marks written to the socket (the benchmarks count them).
+        self.sent = 0
+
+    async def write(self, msgid: str, status: str) -> bool:
+        """Send ``SET {done}:{msgid} status EX 4 days``, without waiting for Redis. Not bounded
+        here: a write held up by a frozen Redis ends with the pull, which stops when its lease
+        can no longer be trusted."""
+        if self.broken:
+            return False
+        key = self._key + _part(msgid).encode()
+        command = b"".join((self._head, _bulk(key), _bulk(status.encode()), self._tail))
+        try:
+            await self._connection.send_packed_command(command, check_health=False)
+        except self._failures:
+            self.broken = True  # redis-py closed it: the pool gets it back closed
+            return False
+        self.sent += 1
+        return True
+
+
+def _bulk(data: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+def _needs_name(getter: Any) -> bool:
+    try:
+        parameter = inspect.signature(getter).parameters.get("command_name")
+    except (TypeError, ValueError):
+        return False
+    return parameter is not None and parameter.default is inspect.Parameter.empty
 
 
 def _start_of(reply: object) -> PullStart | None:

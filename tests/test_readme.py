@@ -83,6 +83,7 @@ def test_every_python_block_of_the_readme_is_run_by_a_test_here() -> None:
         "## Keeping servicers in sync, and knowing each id's fate",
         "## WeCom 微信客服: accounts, media, sessions, customers and messages",
         "## Official Account sessions and messages",
+        "## Timeouts and cancellation",
         "## Tokens",
         "## Third-party platforms",
         "## Receiving WeChat's callbacks",
@@ -252,22 +253,84 @@ def test_readme_instant_retries_fixture_defines_a_fixture_from_public_names() ->
     assert "_instant_retries" in namespace
 
 
-def test_readme_fastapi_block_serves_its_route(world: Sandbox) -> None:
+def post_to_readme_fastapi_app(world: Sandbox, *batches: list[str]) -> list[httpx.Response]:
+    """The README's FastAPI app, opened with its lifespan: each batch POSTed in turn; between
+    the first and the rest, every servicer request fails as a whole (a gateway's 502)."""
     code = blocks_under("## Using it from FastAPI, aiohttp and workers")[0]
     app = run_as_script(code)["app"]
 
-    async def main() -> httpx.Response:
+    async def main() -> list[httpx.Response]:
+        answers = []
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
-                return await client.post(
-                    f"/servicers/{world.open_kfid}", json=["user0001", "ghost"]
-                )
+                for index, userids in enumerate(batches):
+                    world.fake.faults.http_error_rate = 1.0 if index else 0.0
+                    answers.append(await client.post(f"/servicers/{world.open_kfid}", json=userids))
+        world.fake.faults.http_error_rate = 0.0
+        return answers
 
-    answer = asyncio.run(main())
+    return asyncio.run(main())
+
+
+def test_readme_fastapi_block_serves_its_route(world: Sandbox) -> None:
+    (answer,) = post_to_readme_fastapi_app(world, ["user0001", "user0002"])
     assert answer.status_code == 200
+    assert [item["errcode"] for item in answer.json()["items"]] == [0, 0]
+    assert world.fake.servicers(world.open_kfid) == {"user0001": 0, "user0002": 0}
+
+
+def test_readme_fastapi_block_reports_refused_ids_as_207(world: Sandbox) -> None:
+    (answer,) = post_to_readme_fastapi_app(world, ["user0001", "ghost"])
+    assert answer.status_code == 207
     assert [item["errcode"] for item in answer.json()["items"]] == [0, 60111]
     assert world.fake.servicers(world.open_kfid) == {"user0001": 0}
+
+
+def test_readme_fastapi_block_answers_a_batch_error_with_its_partial_result(
+    world: Sandbox,
+) -> None:
+    # The first batch fetches the token; then every request of the second fails as a whole.
+    first, second = post_to_readme_fastapi_app(world, ["user0001"], ["user0002", "user0003"])
+    assert first.status_code == 200
+    assert second.status_code == 207  # not a 500: what was done, and what was not
+    body = second.json()
+    assert body["items"] == []
+    assert body["unprocessed_userids"] == ["user0002", "user0003"]
+    assert len(body["errors"]) == 1
+    assert "502" in body["errors"][0]
+    assert world.wecom_secret not in second.text
+
+
+def test_readme_fastapi_and_aiohttp_blocks_honour_wechat_kf_base_url(
+    world: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    seen: list[str] = []
+    routed = clients.Connection
+
+    def recording(**options: Any) -> Any:
+        seen.append(options["base_url"])
+        return routed(**options)
+
+    monkeypatch.setattr(clients, "Connection", recording)
+    post_to_readme_fastapi_app(world, ["user0001"])
+    monkeypatch.setenv("WECHAT_KF_BASE_URL", "http://fake-wechat.internal:8765")
+    monkeypatch.setenv("WECHAT_KF_ALLOW_INSECURE_HTTP", "1")
+    post_to_readme_fastapi_app(world, ["user0002"])
+    app = run_as_script(blocks_under("## Using it from FastAPI, aiohttp and workers")[1])["app"]
+
+    async def aiohttp_app() -> int:
+        async with TestClient(TestServer(app)) as client:
+            return (await client.get(f"/servicers/{world.open_kfid}")).status
+
+    assert asyncio.run(aiohttp_app()) == 200
+    assert seen == [
+        "https://qyapi.weixin.qq.com",
+        "http://fake-wechat.internal:8765",
+        "http://fake-wechat.internal:8765",
+    ]
 
 
 def test_readme_aiohttp_block_serves_its_route(world: Sandbox) -> None:
@@ -457,3 +520,49 @@ def test_readme_inbox_block_answers_each_customer_once_and_its_route_notifies(
         return answer, seen
 
     assert asyncio.run(route()) == ("success", ["wmCAROL"])
+
+
+async def test_readme_timeout_recipe_gives_up_on_a_stalled_call_and_the_client_serves_the_next(
+    world: Sandbox,
+) -> None:
+    import anyio
+
+    from wechat_kf import WeComClient
+
+    (code,) = blocks_under("## Timeouts and cancellation")
+    namespace = run_as_script(code)
+    world.fake.add_servicers(world.open_kfid, ["user0007"])
+    with anyio.fail_after(10):
+        async with WeComClient(world.corpid, world.wecom_secret) as wc:
+            assert await namespace["servicers_or_none"](wc, world.open_kfid) is not None
+            world.fake.faults.stall_rate = 1.0  # applied, then no answer: only a deadline ends it
+            assert await namespace["servicers_or_none"](wc, world.open_kfid, 0.2) is None
+            world.fake.faults.stall_rate = 0.0
+            servicers = await namespace["servicers_or_none"](wc, world.open_kfid)
+    assert servicers is not None
+    assert [s.userid for s in servicers] == ["user0007"]
+
+
+def test_every_link_of_the_readme_works_off_the_repository() -> None:
+    """PyPI shows the README without the repository's files: every link is absolute, and every
+    address on the repository's host is under the project's Source URL (pyproject.toml), naming
+    a file that exists here (and so in the sdist)."""
+    pyproject = (README.parent / "pyproject.toml").read_text(encoding="utf-8")
+    match = re.search(r'^Source = "(https://[^"]+)"$', pyproject, re.MULTILINE)
+    assert match, "pyproject.toml names no Source URL"
+    source = match.group(1)
+    host = source.split("/")[2]
+    text = README.read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)\s]+)\)", text)
+    assert links
+    for link in links:
+        assert link.startswith(("https://", "#")), f"a relative link breaks on PyPI: {link}"
+    checked = 0
+    for url in re.findall(rf"https://{re.escape(host)}/[^\s)`'\]]*", text):
+        assert url.startswith(source), f"not under the project's Source URL: {url}"
+        rest = url[len(source) :]
+        if rest.startswith("/blob/main/"):
+            path = rest.removeprefix("/blob/main/")
+            assert (README.parent / path).is_file(), f"the README links to a missing {path}"
+            checked += 1
+    assert checked >= 5

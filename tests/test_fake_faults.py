@@ -17,6 +17,7 @@ from wechat_kf import (
     Text,
     WeComClient,
 )
+from wechat_kf.errors import ERRCODES
 from wechat_kf.testing import ErrcodeFault, FakeWeChat, Faults, ServicerIdFault
 
 pytestmark = pytest.mark.anyio
@@ -133,6 +134,18 @@ async def test_a_chosen_errmsg_replaces_wechats(fake: FakeWeChat, http: httpx.As
     token = await oa_token(http, fake)
     fake.inject_errcode(45009, path=KF_LIST, errmsg="quota gone for today")
     assert (await kf_list(http, token))["errmsg"].startswith("quota gone for today rid: ")
+
+
+async def test_an_errcode_wechat_words_nowhere_here_takes_the_sdks_meaning_of_it(
+    fake: FakeWeChat, http: httpx.AsyncClient
+) -> None:
+    fake.register_official_account()
+    token = await oa_token(http, fake)
+    fake.inject_errcode(95011, path=KF_LIST, times=1)
+    fake.inject_errcode(99999, path=KF_LIST, times=1)
+    first, second = [(await kf_list(http, token))["errmsg"] for _ in range(2)]
+    assert first.split(" rid: ")[0] == ERRCODES[95011].description
+    assert second.split(" rid: ")[0] == "unknown error"
 
 
 async def test_the_first_fault_that_answers_a_call_wins(

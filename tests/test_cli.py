@@ -56,7 +56,9 @@ def test_demo_runs_the_whole_tour_and_exits_0() -> None:
 def test_oa_list_json_in_the_sandbox() -> None:
     result = run("oa", "accounts", "list", "--sandbox", "--json")
     assert result.exit_code == 0, result.output
-    accounts = json.loads(result.stdout)
+    data = json.loads(result.stdout)
+    assert (data["ok"], data["count"]) == (True, 2)
+    accounts = data["kf_accounts"]
     assert [a["kf_account"] for a in accounts] == ["support@gh_sandbox", "sales@gh_sandbox"]
 
 
@@ -254,9 +256,18 @@ def test_wecom_kf_accounts_list_shows_each_open_kfid() -> None:
     assert result.exit_code == 0, result.output
     assert SANDBOX_OPEN_KFID in result.stdout
     data = json.loads(run("wecom", "kf-accounts", "list", "--sandbox", "--json").stdout)
-    assert data == [
-        {"open_kfid": SANDBOX_OPEN_KFID, "name": "沙盒客服", "avatar": "", "manage_privilege": True}
-    ]
+    assert data == {
+        "ok": True,
+        "kf_accounts": [
+            {
+                "open_kfid": SANDBOX_OPEN_KFID,
+                "name": "沙盒客服",
+                "avatar": "",
+                "manage_privilege": True,
+            }
+        ],
+        "count": 1,
+    }
 
 
 def test_servicers_sync_dry_run_prints_the_plan_and_sends_nothing(tmp_path: Path) -> None:
@@ -270,7 +281,7 @@ def test_servicers_sync_dry_run_prints_the_plan_and_sends_nothing(tmp_path: Path
     assert "would add 30 members and 1 departments" in result.stdout
     assert "would remove 0 members" in result.stdout
     assert "user0001, user0002" in result.stdout
-    assert "(31 in all)" in result.stdout
+    assert "(31 in all: --json)" in result.stdout
     assert "dry run: nothing sent" in result.stdout
 
 

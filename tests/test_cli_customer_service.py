@@ -416,7 +416,8 @@ def test_customers_get_any_number_from_a_file_lists_the_invalid(api: Api, tmp_pa
     assert any(line.startswith("wmKnown000") and nickname in line
                for line in result.stdout.splitlines())  # fmt: skip
     assert "invalid (unknown, or silent for 48 hours): wmGone000, wmGone001" in result.stdout
-    assert "(130 in all: --show-all or --json)" in result.stdout
+    assert "(130 in all: --json or --failures-file)" in result.stdout
+    assert "  line 252: repeats line 2" in result.stdout  # said, not sent twice
     assert "120 found, 130 invalid, 0 unprocessed" in result.stdout
     asked = [body["external_userid_list"] for body in api.sent(BATCHGET)]
     assert sorted(len(chunk) for chunk in asked) == [50, 100, 100]  # 250 distinct ids
@@ -478,7 +479,7 @@ def test_customers_get_stops_after_a_fatal_refusal(api: Api) -> None:
 @pytest.mark.parametrize(
     ("args", "stdin", "message"),
     [
-        (("--file", "-"), "wmAlice\nwm Bob\n", "'wm Bob' must be non-empty"),
+        (("wm Bob", "--file", "-"), "wmAlice\n", "'wm Bob' must be non-empty"),
         (("--file", "-"), "# nobody\n", "nothing to do"),
         (("",), None, "must be non-empty"),
     ],
@@ -491,6 +492,27 @@ def test_customers_get_bad_ids_are_exit_2_before_any_request(
     assert result.exit_code == 2
     one_line(result, message)
     assert api.requests() == []
+
+
+def test_customers_get_skips_a_line_that_is_no_id_says_its_number_and_asks_for_the_rest(
+    api: Api, tmp_path: Path
+) -> None:
+    api.box.fake.customer_says(api.box.open_kfid, "wmAlice")
+    path = tmp_path / "customers.csv"
+    path.write_text("external_userid,note\nwmAlice,vip\nwm Bob,typo\n,no id\n", encoding="utf-8")
+    failures = tmp_path / "failures.csv"
+    result = api.run("wecom", "customers", "get", "--file", str(path), "--failures-file",
+                     str(failures))  # fmt: skip
+    assert result.exit_code == 1, result.output  # two lines gave no customer to ask for
+    assert "line 3: not an external_userid: 'wm Bob' must be non-empty" in result.stdout
+    assert "line 4: no value in column 'external_userid'" in result.stdout
+    assert "1 found, 0 invalid, 0 unprocessed, 2 lines skipped" in result.stdout
+    assert [body["external_userid_list"] for body in api.sent(BATCHGET)] == [["wmAlice"]]
+    rows = failures.read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "external_userid,outcome,errcode,reason"
+    assert rows[1].startswith("wm Bob,skipped,,line 3: ")
+    assert rows[2] == "\",no id\",skipped,,line 4: no value in column 'external_userid'"
+    assert len(rows) == 3
 
 
 def test_customers_get_with_a_wrong_secret_is_exit_2(api: Api) -> None:
@@ -591,7 +613,11 @@ def test_oa_sessions_list_and_waiting(api: Api) -> None:
     assert listed.exit_code == 0, listed.output
     assert "oAlice" in listed.stdout
     data = json.loads(api.run("oa", "sessions", "list", "support@gh_sandbox", "--json").stdout)
-    assert data == [{"kf_account": "support@gh_sandbox", "openid": "oAlice", "created_at": T0}]
+    assert data == {
+        "ok": True,
+        "sessions": [{"kf_account": "support@gh_sandbox", "openid": "oAlice", "created_at": T0}],
+        "count": 1,
+    }
     waiting = api.run("oa", "sessions", "waiting")
     assert waiting.exit_code == 0, waiting.output
     seeded = list(api.box.oa_users)  # the sandbox's own waiting users, then ours

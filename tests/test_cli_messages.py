@@ -454,7 +454,7 @@ def test_a_tail_whose_reader_went_away_stops_and_keeps_the_unprinted_message(
     assert tail.process.stdout is not None
     tail.process.stdout.close()
     fake.customer_says(open_kfid, "wmNEWCUSTOMER", "没人看了")
-    assert tail.wait() == 1
+    assert tail.wait() == 0  # as any command whose reader went away: quietly
     assert "Traceback" not in "\n".join(tail.err)
     assert (tmp_path / "cursor.json").read_text(encoding="utf-8") == saved
     # The next run prints the message the last one could not.

@@ -195,20 +195,29 @@ def test_ctrl_c_in_a_sync_exits_130_and_says_what_was_and_was_not_done(tmp_path:
 # -- 4: large batches ------------------------------------------------------------------------
 
 
-def test_a_batch_prints_the_failures_and_a_summary_and_every_row_with_show_all(
+def test_a_batch_prints_the_failures_and_a_summary_and_every_failed_id_in_the_failures_file(
     tmp_path: Path, box_kfid: list[str]
 ) -> None:
     path = tmp_path / "ids.txt"
     path.write_text("\n".join([f"user{i:04d}" for i in range(1, 301)] + ["ghost1", "ghost2"]))
+    failures = tmp_path / "failures.csv"
     args = ["wecom", "servicers", "add", *box_kfid, "--userids-file", str(path), "--sandbox"]
-    short = run(*args)
+    short = run(*args, "--failures-file", str(failures))
     assert "300 ok, 2 failed" in short.stdout
     assert "ghost1" in short.stdout
     assert "user0001" not in short.stdout
     assert len(short.stdout.splitlines()) < 20
-    full = run(*args, "--show-all")
-    assert "user0001" in full.stdout
-    assert "user0300" in full.stdout
+    rows = failures.read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "action,userid,department_id,outcome,errcode,reason"
+    assert [row.split(" rid: ")[0] for row in rows[1:]] == [
+        "add,ghost1,,failed,60111,userid not found",
+        "add,ghost2,,failed,60111,userid not found",
+    ]
+    # 60111 comes with what to do about it.
+    assert "60111: not a member of the corp, or outside the app's visible range" in short.stdout
+    gone = run(*args, "--show-all")
+    assert gone.exit_code == 2
+    assert "--failures-file" in gone.stderr
 
 
 # -- 5: --json on failures -------------------------------------------------------------------

@@ -6,7 +6,7 @@ Exit codes: 0 all ok; 1 some items or the call failed (WeChat refused ids or a r
 network failed, lines of an ids file were skipped, ids were left unprocessed); 2 a usage or
 configuration error (a bad option, argument or file, missing or refused credentials, a sync
 target over WeChat's caps), on every command alike; 130 interrupted. Expected failures print one
-line with errcode, errmsg and rid (and a hint for the errcodes people meet most); with --json,
+line with errcode, errmsg and rid (and advice for the errcodes people meet most); with --json,
 every run prints one JSON document on stdout (the chat records too: written as they arrive,
 closed whatever stops the run), except ``wecom messages tail``, a stream that never ends: JSON
 Lines, one object per line, the last saying why it stopped; secrets are never printed. A call
@@ -18,7 +18,7 @@ A module per command family (``oa``, ``oa_sessions``, ``wecom_servicers``,
 ``wecom_kf_accounts``, ``wecom_media``, ``wecom_sessions``, ``wecom_customers``,
 ``wecom_messages``, ``fake_server``, ``demo``) under ``root``, over the shared pieces: ``ids``
 (files of userids, CSV included), ``progress``, ``reports``, ``failures`` (a large run's
-failures grouped, the failures file) and ``tables``, ``exits`` (codes, errors and their hints,
+failures grouped, the failures file) and ``tables``, ``exits`` (codes, errors and advice on them,
 Ctrl-C, a closed pipe), ``credentials`` and ``options``, ``output``, ``cursor_file`` (where a
 tail keeps its place). Commands use the SDK's public names only.
 

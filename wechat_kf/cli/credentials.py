@@ -108,4 +108,12 @@ async def open_client(stack: AsyncExitStack, cls: type[Client], opts: dict[str, 
         if opts["base_url"]:
             options["base_url"] = opts["base_url"]
         options["allow_insecure_http"] = opts["allow_insecure_http"]
+    # A batch command's --timeout, --max-retries and --concurrency (tuning), when given.
+    for name, option in (
+        ("timeout", "timeout"),
+        ("max_retries", "max_retries"),
+        ("concurrency", "max_concurrency"),
+    ):
+        if opts.get(name) is not None:
+            options[option] = opts[name]
     return await stack.enter_async_context(cls(app_id, app_secret, **options))

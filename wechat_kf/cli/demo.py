@@ -10,6 +10,7 @@ import time
 import click
 import httpx
 from rich.console import Console
+from rich.rule import Rule
 from rich.table import Table
 
 from wechat_kf import (
@@ -45,13 +46,18 @@ def demo(ids: int) -> None:
     run(functools.partial(_demo, ids))
 
 
+def _rule(console: Console, title: str = "") -> None:
+    """A titled rule no wider than a terminal's, however wide a piped stdout is."""
+    console.print(Rule(title), width=min(console.width, 100))
+
+
 async def _demo(count: int) -> int:
     console = out()
     started = time.perf_counter()
     box = sandbox(seed=7)
     fake = box.fake
     fake.faults = Faults(latency=(0.005, 0.03), busy_rate=0.05)
-    console.rule("Official Account customer service (公众号客服)")
+    _rule(console, "Official Account customer service (公众号客服)")
     async with httpx.AsyncClient(transport=fake.transport) as http:
         async with OfficialAccountClient(box.appid, box.oa_secret, http_client=http) as oa:
             account = f"demo@{box.wechat_id}"
@@ -62,7 +68,7 @@ async def _demo(count: int) -> int:
             fake.set_online(box.appid, f"support@{box.wechat_id}", status=1, accepted_case=2)
             console.print("online now:")
             console.print(online_table(await oa.kf_accounts.list_online()))
-        console.rule(f"WeCom servicers (微信客服): onboarding {count} userids")
+        _rule(console, f"WeCom servicers (微信客服): onboarding {count} userids")
         fake.add_members(box.corpid, (f"user{i:04d}" for i in range(1, count + 1)))
         known = sorted(fake.corps[box.corpid].members)[: max(count - 5, 0)]
         ghosts = [f"ghost{i:03d}" for i in range(1, min(count, 5) + 1)]
@@ -81,9 +87,9 @@ async def _demo(count: int) -> int:
     summary.add_row("busy answers retried", str(sum(1 for c in fake.calls if c.errcode == -1)))
     summary.add_row("token fetches (one per app)", str(fake.token_fetches))
     summary.add_row("elapsed", f"{time.perf_counter() - started:.2f} s")
-    console.rule("summary")
+    _rule(console, "summary")
     console.print(summary)
-    console.rule("a customer conversation (微信客服, through the Inbox)")
+    _rule(console, "a customer conversation (微信客服, through the Inbox)")
     return await _conversation(box, console)
 
 

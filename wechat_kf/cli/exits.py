@@ -1,9 +1,11 @@
-"""How a run ends: its exit code, the one line of an expected failure, the one JSON document of
-a --json run whatever stops it (a usage error, a refusal, Ctrl-C), and what a Ctrl-C means once
-the work is done."""
+"""How a run ends: its exit code, the one line of an expected failure (with advice for the
+errcodes people meet most), the one JSON document of a --json run whatever stops it (a usage
+error, a refusal, Ctrl-C), what a Ctrl-C means once the work is done, and a stdout whose reader
+went away; and, unless -v, no WARNING line per retry."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -14,21 +16,42 @@ from rich.markup import escape
 
 from wechat_kf import APIError, CredentialError, WeChatError
 
+from .options import GIVEN, GLOBALS, leaf_command
 from .output import (
     FINISHED,
     JSON_LINES,
     PRINTED,
+    VERBOSE,
     WANTS_JSON,
     err,
     print_json,
+    reader_gone,
     run_state,
     sigint_deferred,
+    silence_stdout,
 )
 
 OK = 0
 FAILED = 1  # some items or the call failed
 USAGE = 2  # a usage or configuration error, refused credentials
 INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+#: The root context's meta key of the command line as given.
+_LINE = "wechat_kf.line"
+
+#: What to do about the errcodes a user of the command meets most, by errcode.
+ADVICE = {
+    45009: "the call's quota is used up for now (a sync_msg pull without a callback token is "
+    "limited harder): wait, then run it again",
+    45080: "typing shows only within 30 s of the user's last message: wait until they write",
+    60111: "not a member of the corp, or outside the app's visible range (the admin console: "
+    "the app, then its visible range)",
+    95001: "this msgid was used on this kf account already, so that message was most likely "
+    "sent: look for it in the conversation; send anything new without --msgid",
+    95010: "a send_msg_on_event code serves one message, within its life (a welcome_code 20 s): "
+    "this one was used or has expired; answer with a plain send instead",
+    95018: "the session is not in a state the API may send in (0 or 1): see it with 'wechat-kf "
+    "wecom sessions get'",
+}
 
 
 class Exit(Exception):
@@ -46,10 +69,14 @@ def fail(message: str, code: int) -> Exit:
     return Exit(code, message)
 
 
-def describe(error: Exception) -> str:
+def describe(error: BaseException) -> str:
+    """An error in one line: WeChat's errcode, errmsg, rid and path (and what to do about the
+    errcode, when :data:`ADVICE` knows: its hint), or the SDK's redacted message."""
     if isinstance(error, APIError):
         rid = error.rid or "-"
-        return f"errcode={error.errcode} errmsg={error.errmsg!r} rid={rid} path={error.path}"
+        line = f"errcode={error.errcode} errmsg={error.errmsg!r} rid={rid} path={error.path}"
+        advice = ADVICE.get(error.errcode)
+        return f"{line}; advice: {advice}" if advice else line
     if isinstance(error, WeChatError):
         return str(error)
     return f"{type(error).__name__}: {error}"
@@ -57,13 +84,32 @@ def describe(error: Exception) -> str:
 
 def error_data(error: BaseException) -> dict[str, Any]:
     """An error as JSON: its type and message, and WeChat's errcode, errmsg and rid when it gave
-    them (the message is redacted like every WeChatError's)."""
+    them (the message is redacted like every WeChatError's), and ``advice`` for the errcodes of
+    :data:`ADVICE`."""
     data: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
     for field in ("errcode", "errmsg", "rid", "path", "status_code", "maybe_applied", "msgid"):
         value = getattr(error, field, None)
         if value is not None:
             data[field] = value
+    advice = ADVICE.get(data["errcode"]) if isinstance(data.get("errcode"), int) else None
+    if advice:
+        data["advice"] = advice
     return data
+
+
+def exit_code(errors: Sequence[BaseException], failed: bool) -> int:
+    """The code of a run whose requests met ``errors``: refused credentials are a configuration
+    error on every command (2), whatever else happened; else 1 when anything ``failed``."""
+    if any(isinstance(error, CredentialError) for error in errors):
+        return USAGE
+    return FAILED if failed else OK
+
+
+class _QuietRetries(logging.Filter):
+    """Drops the SDK's WARNING of each retry (the run's report says what finally failed)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.WARNING and record.funcName == "on_retry")
 
 
 def run(
@@ -74,29 +120,57 @@ def run(
 ) -> None:
     """Run ``main`` on anyio and turn expected failures into one line (and, with --json, one
     JSON document on stdout) and an exit code; Ctrl-C exits 130 after ``interrupted`` reports
-    what was done."""
+    what was done. A reader of stdout that went away (``| head``) ends the run quietly with the
+    code its work earned (0 when it had not finished: it stopped because nobody reads)."""
+    quiet = None if run_state().get(VERBOSE) else _QuietRetries()
+    retries = logging.getLogger("wechat_kf.transport")
+    if quiet is not None:
+        retries.addFilter(quiet)
     try:
-        code = anyio.run(main)
+        code = _outcome(main, as_json, interrupted)
+    except OSError as exc:
+        if not reader_gone(exc):
+            raise
+        silence_stdout()
+        code = int(run_state().get(FINISHED, OK))
+    finally:
+        if quiet is not None:
+            retries.removeFilter(quiet)
+    sys.exit(code)
+
+
+def _outcome(
+    main: Callable[[], Awaitable[int]],
+    as_json: bool,
+    interrupted: Callable[[], None] | None,
+) -> int:
+    try:
+        return anyio.run(main)
     except Exit as stop:
-        code = stop.code
         if as_json:
             print_json({"ok": False, "error": {"type": "UsageError", "message": stop.message}})
+        return stop.code
     except KeyboardInterrupt:
-        code = _after_ctrl_c(as_json, interrupted)
+        return _after_ctrl_c(as_json, interrupted)
     except (ValueError, TypeError) as exc:
-        code = _report_error(exc, USAGE, as_json)
+        return _report_error(exc, USAGE, as_json)
     except CredentialError as exc:
-        code = _report_error(exc, USAGE, as_json, "credentials refused: ")
+        return _report_error(exc, USAGE, as_json, "credentials refused: ")
     except WeChatError as exc:
-        code = _report_error(exc, FAILED, as_json)
-    sys.exit(code)
+        return _report_error(exc, FAILED, as_json)
 
 
 def final_report(code: int, write: Callable[[], None]) -> int:
     """Write the report of work that finished, whole: a Ctrl-C meanwhile is held back until it
-    is out, and the run exits with ``code`` whatever follows."""
+    is out, and the run exits with ``code`` whatever follows (a reader that went away
+    included)."""
     with sigint_deferred():
-        write()
+        try:
+            write()
+        except OSError as exc:
+            if not reader_gone(exc):
+                raise
+            silence_stdout()
         run_state()[FINISHED] = code
     return code
 
@@ -149,7 +223,19 @@ def _usage_error_json(error: click.ClickException) -> None:
 
 class RootGroup(click.Group):
     """The command's root: with --json on the line, a usage error click reports (a bad option or
-    value, a missing argument, an unknown command) is also one JSON document on stdout."""
+    value, a missing argument, an unknown command) is also one JSON document on stdout; a global
+    option given before a command that does not take it is a usage error, not ignored."""
+
+    def _check_globals(self, ctx: click.Context) -> None:
+        given = ctx.meta.get(GIVEN, {})
+        found = leaf_command(self, ctx.meta.get(_LINE, []))
+        if not given or found is None or isinstance(found[0], click.Group):
+            return  # no command yet: click says what is missing
+        command, path = found
+        takes = {param.name for param in command.params}
+        for name in given:
+            if name not in takes:
+                raise click.UsageError(f"{GLOBALS[name][0]} does not apply to '{path}'", ctx)
 
     def make_context(
         self,
@@ -159,6 +245,7 @@ class RootGroup(click.Group):
         **extra: Any,
     ) -> click.Context:
         as_json = _asks_for_json(args)
+        line = list(args)
         try:
             context = super().make_context(info_name, args, parent, **extra)
         except click.ClickException as exc:
@@ -166,10 +253,12 @@ class RootGroup(click.Group):
                 _usage_error_json(exc)
             raise
         context.meta[WANTS_JSON] = as_json
+        context.meta[_LINE] = line
         return context
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            self._check_globals(ctx)
             return super().invoke(ctx)
         except click.ClickException as exc:
             if ctx.meta.get(WANTS_JSON):

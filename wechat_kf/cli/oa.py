@@ -57,12 +57,20 @@ def _oa_action(
 
 @_oa_command("list", "List the kf accounts.")
 def oa_list(**opts: Any) -> None:
-    listing(opts, OfficialAccountClient, lambda c: c.kf_accounts.list(), accounts_table)
+    listing(
+        opts, OfficialAccountClient, lambda c: c.kf_accounts.list(), accounts_table, "kf_accounts"
+    )
 
 
 @_oa_command("online", "List the kf accounts that are online.")
 def oa_online(**opts: Any) -> None:
-    listing(opts, OfficialAccountClient, lambda c: c.kf_accounts.list_online(), online_table)
+    listing(
+        opts,
+        OfficialAccountClient,
+        lambda c: c.kf_accounts.list_online(),
+        online_table,
+        "kf_accounts",
+    )
 
 
 @click.argument("kf_account")

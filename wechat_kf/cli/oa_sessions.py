@@ -55,7 +55,13 @@ def _oa_command(name: str, help_text: str) -> Callable[[F], F]:
 @click.argument("kf_account")
 def sessions_list(kf_account: str, **opts: Any) -> None:
     """Print the users ``kf_account`` serves now, and since when."""
-    listing(opts, OfficialAccountClient, lambda c: c.sessions.list(kf_account), kf_sessions_table)
+    listing(
+        opts,
+        OfficialAccountClient,
+        lambda c: c.sessions.list(kf_account),
+        kf_sessions_table,
+        "sessions",
+    )
 
 
 @_oa_command("waiting", "Show how many users wait for a kf account, the longest first.")

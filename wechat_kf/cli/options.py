@@ -1,6 +1,8 @@
 """The options every command that talks to WeChat shares: --json, --base-url,
---allow-insecure-http, --sandbox and -v (anywhere on the line); and the parameter types that
-refuse an identifier or a kf name before any request."""
+--allow-insecure-http, --sandbox and -v, given after the subcommand or before it (``wechat-kf
+--sandbox --json wecom servicers list ...``: the root takes them too); --timeout, --max-retries
+and --concurrency of the batch commands; and the parameter types that refuse an identifier, a
+userid or a kf name before any request."""
 
 from __future__ import annotations
 
@@ -10,9 +12,20 @@ from typing import Any, TypeVar
 
 import click
 
+from wechat_kf.wecom import userid_problem
+
 from .output import VERBOSE
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: The root context's meta key of the global options given before the subcommand.
+GIVEN = "wechat_kf.globals"
+#: The global options by parameter name: (flag, whether it takes a value).
+GLOBALS = {
+    "as_json": ("--json", False),
+    "sandbox": ("--sandbox", False),
+    "base_url": ("--base-url", True),
+    "allow_insecure_http": ("--allow-insecure-http", False),
+}
 
 
 def _set_verbosity(ctx: click.Context, _: click.Parameter, value: int) -> None:
@@ -35,6 +48,87 @@ verbose = click.option(
 )
 
 
+def _global(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A global option's value: on the root, remembered when given; on a subcommand, its own
+    when given on the line, else the root's when given there, else its default or variable."""
+    root = ctx.find_root()
+    given: dict[str, Any] = root.meta.setdefault(GIVEN, {})
+    name = param.name or ""
+    from_line = ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    if ctx is root:
+        if from_line:
+            given[name] = value
+        return value
+    return value if from_line or name not in given else given[name]
+
+
+def _global_options(json_help: str, *, root: bool) -> list[Callable[[F], F]]:
+    """The global options, as the root takes them (remembered for the subcommand) or as a
+    subcommand does (its own, else the root's)."""
+    keep: dict[str, Any] = {"expose_value": False} if root else {}
+    base_url_env: dict[str, Any] = {} if root else {"envvar": "WECHAT_KF_BASE_URL"}
+    insecure_env: dict[str, Any] = {} if root else {"envvar": "WECHAT_KF_ALLOW_INSECURE_HTTP"}
+    return [
+        click.option("--json", "as_json", is_flag=True, help=json_help, callback=_global, **keep),
+        click.option(
+            "--base-url",
+            default=None,
+            show_envvar=not root,
+            help="API host (default: WeChat's), such as a fake server's.",
+            callback=_global,
+            **base_url_env,
+            **keep,
+        ),
+        click.option(
+            "--allow-insecure-http",
+            is_flag=True,
+            show_envvar=not root,
+            help="Accept a plain http:// --base-url off loopback (a fake server in another "
+            "container; never WeChat).",
+            callback=_global,
+            **insecure_env,
+            **keep,
+        ),
+        click.option(
+            "--sandbox",
+            is_flag=True,
+            help="Use an in-process FakeWeChat seeded with demo data.",
+            callback=_global,
+            **keep,
+        ),
+    ]
+
+
+def root_options(func: F) -> F:
+    """The global options on the root group, for the subcommand that follows: ``wechat-kf
+    --sandbox --json wecom ...`` is ``wechat-kf wecom ... --sandbox --json``."""
+    json_help = "Print JSON on stdout (see each command's --json). Here or after the command."
+    for option in reversed([*_global_options(json_help, root=True), verbose]):
+        func = option(func)
+    return func
+
+
+def leaf_command(group: click.Group, args: list[str]) -> tuple[click.Command, str] | None:
+    """The command ``args`` (the line after the root's name) run, with its path, when it can be
+    told without parsing: the root's own options skipped."""
+    command: click.Command = group
+    path: list[str] = []
+    words = iter(args)
+    for word in words:
+        if word == "--":
+            break
+        if word.startswith("-"):
+            flag = word.partition("=")[0]
+            if "=" not in word and any(f == flag and v for f, v in GLOBALS.values()):
+                next(words, None)  # the option's value
+            continue
+        if not isinstance(command, click.Group) or word not in command.commands:
+            break
+        command = command.commands[word]
+        path.append(word)
+    return (command, " ".join(path)) if path else None
+
+
 def common(func: F, *, json_lines: bool = False) -> F:
     """--json, --base-url, --allow-insecure-http, --sandbox and -v, on every command that talks
     to WeChat. With ``json_lines`` (a command that streams, ``messages tail``), --json prints
@@ -45,27 +139,32 @@ def common(func: F, *, json_lines: bool = False) -> F:
         if json_lines
         else "Print one JSON document on stdout, on success and on failure."
     )
+    for option in reversed([*_global_options(json_help, root=False), verbose]):
+        func = option(func)
+    return func
+
+
+def tuning(func: F) -> F:
+    """--timeout, --max-retries and --concurrency: the client's own knobs, for a batch."""
     options = [
-        click.option("--json", "as_json", is_flag=True, help=json_help),
         click.option(
-            "--base-url",
+            "--timeout",
+            type=click.FloatRange(min=0, min_open=True),
             default=None,
-            envvar="WECHAT_KF_BASE_URL",
-            show_envvar=True,
-            help="API host (default: WeChat's), such as a fake server's.",
+            help="Seconds each attempt of a request may take, all of it  [default: 10].",
         ),
         click.option(
-            "--allow-insecure-http",
-            is_flag=True,
-            envvar="WECHAT_KF_ALLOW_INSECURE_HTTP",
-            show_envvar=True,
-            help="Accept a plain http:// --base-url off loopback (a fake server in another "
-            "container; never WeChat).",
+            "--max-retries",
+            type=click.IntRange(min=0),
+            default=None,
+            help="Attempts after the first, for what may be sent again  [default: 3].",
         ),
         click.option(
-            "--sandbox", is_flag=True, help="Use an in-process FakeWeChat seeded with demo data."
+            "--concurrency",
+            type=click.IntRange(1, 100),
+            default=None,
+            help="Requests of 100 ids in flight at once, 1-100  [default: 8].",
         ),
-        verbose,
     ]
     for option in reversed(options):
         func = option(func)
@@ -93,6 +192,18 @@ def identifier(ctx: click.Context, param: click.Parameter, value: str | None) ->
         if problem is not None:
             raise click.BadParameter(f"{value!r} {problem}", ctx, param)
     return value
+
+
+def userids_given(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    """A parameter callback refusing a --userid that is not a WeCom userid: a usage error, exit
+    2, before any request (the lines of a file are skipped instead, each said)."""
+    for value in values:
+        problem = userid_problem(value)
+        if problem is not None:
+            raise click.BadParameter(f"{value!r} {problem}", ctx, param)
+    return values
 
 
 def kf_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

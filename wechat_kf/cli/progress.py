@@ -54,6 +54,14 @@ class Journal:
             [item for o in self.outcomes if o.action == action for item in o.results]
         )
 
+    def failed(self, action: str) -> list[tuple[Exception, list[str], list[int]]]:
+        """The requests of ``action`` that failed as a whole: the error and the ids it left."""
+        return [
+            (o.error, o.userids, o.department_ids)
+            for o in self.outcomes
+            if o.action == action and o.error is not None
+        ]
+
     def unprocessed(self, action: str, userids: list[str], departments: list[int]) -> Rest:
         """The ids of ``action`` with no answer yet: unsent, failed, or in flight."""
         done = self.result(action).items

@@ -12,7 +12,7 @@ from .exits import RootGroup
 from .fake_server import fake_server
 from .oa import oa
 from .oa_sessions import sessions as oa_sessions
-from .options import verbose
+from .options import root_options
 from .wecom_customers import customers
 from .wecom_kf_accounts import kf_accounts
 from .wecom_media import media
@@ -23,13 +23,17 @@ from .wecom_sessions import sessions as wecom_sessions
 
 @click.group(cls=RootGroup)
 @click.version_option(__version__, prog_name="wechat-kf")
-@verbose
+@root_options
 def main() -> None:
     """Manage WeChat customer service: Official Account kf accounts and sessions, WeCom 微信客服
     accounts, servicers, sessions, customers and messages.
 
     Credentials: the environment (WECHAT_APPID / WECHAT_SECRET, WECOM_CORPID / WECOM_SECRET) is
     the recommended way; --secret-file next; --secret on the command line is visible in ps.
+
+    --json, --sandbox, --base-url, --allow-insecure-http and -v go before the command or after
+    it. Exit codes: 0 ok, 1 something failed, 2 usage, configuration or refused credentials,
+    130 interrupted.
     """
 
 

@@ -1,13 +1,15 @@
 """``wechat-kf wecom customers get``: what WeCom tells of 微信客服 customers, for any number of
-external_userids (given, or read from a file like the servicer commands read userids), asked
-100 at a time and concurrently behind a progress bar; every id ends found, invalid, or named as
-unprocessed, also after a Ctrl-C."""
+external_userids (given, or read from a list or a CSV export like the servicer commands read
+userids), asked 100 at a time and concurrently behind a progress bar; every id ends found,
+invalid, or named as unprocessed (with the error that left it), also after a Ctrl-C; those that
+did not go through can go to a --failures-file."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import attrs
@@ -23,17 +25,27 @@ from wechat_kf import (
 )
 
 from .credentials import wecom_command
-from .exits import FAILED, OK, USAGE, describe, error_data, fail, final_report, run
-from .ids import read_userids
-from .options import identifier_problem
+from .exits import USAGE, exit_code, fail, final_report, run
+from .failures import (
+    ErrorGroup,
+    failures_file_option,
+    group_errors,
+    reason,
+    write_error_groups,
+    write_failures_file,
+    write_skipped,
+)
+from .ids import Layout, Target, file_options, layout_of, read_ids
+from .options import identifier_problem, tuning
 from .output import out, print_json
 from .progress import progress
 from .reports import connector
 from .tables import customers_text
 
-#: Ids and errors a text report shows before "... (N in all)".
+#: Ids a text report shows before "... (N in all)".
 _SHOWN = 20
-_ERRORS_SHOWN = 5
+#: The columns of the --failures-file.
+_FAILURE_COLUMNS = ("external_userid", "outcome", "errcode", "reason")
 
 
 @click.group("customers")
@@ -47,17 +59,21 @@ class _Gathered:
     id; ``errors`` in the order they came. Every id asked for and not settled is unprocessed."""
 
     ids: list[str]
+    target: Target = attrs.Factory(Target)
     found: dict[str, Customer] = attrs.Factory(dict)
     invalid: set[str] = attrs.Factory(set)
-    errors: list[Exception] = attrs.Factory(list)
+    failed: list[tuple[Exception, list[str], list[int]]] = attrs.Factory(list)
 
-    def settle(self, _: list[str], answer: CustomerBatch | None, error: Exception | None) -> None:
+    def settle(self, ids: list[str], answer: CustomerBatch | None, error: Exception | None) -> None:
         """One request's outcome, as ``customers.get`` reports it."""
         if answer is not None:
             self.found.update((c.external_userid, c) for c in answer.customers)
             self.invalid.update(answer.invalid)
         if error is not None:
-            self.errors.append(error)
+            self.failed.append((error, list(ids), []))
+
+    def groups(self) -> list[ErrorGroup]:
+        return group_errors((), self.failed)
 
     def outcome(self) -> tuple[CustomerBatch, list[str]]:
         """Every id so far in input order: found or invalid, else unprocessed."""
@@ -70,16 +86,30 @@ class _Gathered:
         return batch, rest
 
 
-def _ids(given: Sequence[str], ids_file: BinaryIO | None, encoding: str) -> list[str]:
-    """The distinct ids given then read (first kept), each checked before any request."""
-    ids = [*given, *(read_userids(ids_file, encoding) if ids_file else [])]
-    for value in ids:
+def _ids(given: Sequence[str], ids_file: BinaryIO | None, layout: Layout) -> Target:
+    """The distinct ids given then read (first kept), each checked before any request: one
+    given that is not an id is a usage error, a line of the file is skipped and said."""
+    for value in given:
         problem = identifier_problem(value)
         if problem is not None:
             raise fail(f"external_userid {value!r} {problem}", USAGE)
-    if not ids:
+    found = Target()
+    if ids_file is not None:
+        found = read_ids(ids_file, layout, identifier_problem, what="external_userid")
+    found.ids = list(dict.fromkeys([*given, *found.ids]))
+    if not found.ids and not found.unusable:
         raise fail("nothing to do: give external_userids or --file", USAGE)
-    return list(dict.fromkeys(ids))
+    return found
+
+
+def _gone(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        raise click.UsageError(
+            "--show-all is gone: every id is in --json, and the invalid and unprocessed ones "
+            "in --failures-file FILE",
+            ctx,
+        )
+    return value
 
 
 @wecom_command(
@@ -92,34 +122,40 @@ def _ids(given: Sequence[str], ids_file: BinaryIO | None, encoding: str) -> list
 @click.option(
     "--file",
     "ids_file",
-    type=click.File("rb"),
-    help="One external_userid per line ('#' comments, blank lines skipped); '-' reads stdin.",
+    type=click.File("rb", lazy=True),  # nothing left open by a usage error
+    help="A list of external_userids, one per line ('#' comments, blank lines skipped), or a "
+    "CSV or TSV export (see --column); '-' reads stdin.",
 )
-@click.option(
-    "--encoding",
-    default="utf-8",
-    show_default=True,
-    help="The file's encoding, such as gbk (a UTF-8 byte-order mark is dropped).",
-)
+@lambda f: file_options(f, what="external_userid")
 @click.option("--context", is_flag=True, help="Also ask how each entered the session (scene).")
-@click.option("--show-all", is_flag=True, help="Every invalid and unprocessed id, not 20.")
+@failures_file_option
+@tuning
+@click.option(
+    "--show-all", is_flag=True, hidden=True, expose_value=False, is_eager=True, callback=_gone
+)
 def customers_get(
     external_userids: tuple[str, ...],
     ids_file: BinaryIO | None,
-    encoding: str,
     context: bool,
-    show_all: bool,
+    failures_file: Path | None,
     **opts: Any,
 ) -> None:
     """Print the customers the ids name, then the invalid ids (unknown, or silent for 48
     hours: exit 0 all the same) and any ids left unprocessed by a failed request (exit 1), so
     that running again with those finishes the job."""
+    layout = layout_of(opts)
     connect, as_json = connector(WeComClient, opts), bool(opts["as_json"])
     gathered = _Gathered([])
     finished: list[_Gathered] = []
 
+    def report(interrupted: bool = False) -> None:
+        if failures_file is not None:
+            write_failures_file(failures_file, _FAILURE_COLUMNS, _failure_rows(gathered))
+        _report(gathered, as_json=as_json, context=context, interrupted=interrupted)
+
     async def main_() -> int:
-        gathered.ids = _ids(external_userids, ids_file, encoding)
+        gathered.target = _ids(external_userids, ids_file, layout)
+        gathered.ids = gathered.target.ids
         async with AsyncExitStack() as stack:
             client = await connect(stack)
             # A BatchError's ids and errors are the ones settle() was told of.
@@ -134,40 +170,55 @@ def customers_get(
                     on_request=gathered.settle,
                 )
         batch, rest = gathered.outcome()
-        refused = [e for e in gathered.errors if isinstance(e, CredentialError)]
+        refused = [e for e, _, _ in gathered.failed if isinstance(e, CredentialError)]
         if refused and not batch.customers and not batch.invalid:
             raise refused[0]  # the credentials, not the ids: one line and exit 2
         finished.append(gathered)
-        return final_report(
-            FAILED if rest else OK,
-            lambda: _report(gathered, as_json=as_json, context=context, show_all=show_all),
-        )
+        failed = bool(rest) or bool(gathered.target.unusable)
+        code = exit_code([e for e, _, _ in gathered.failed], failed)
+        return final_report(code, report)
 
     def interrupted() -> None:
-        _report(
-            gathered,
-            as_json=as_json,
-            context=context,
-            show_all=show_all,
-            interrupted=not finished,
-        )
+        report(interrupted=not finished)
 
     run(main_, as_json=as_json, interrupted=interrupted)
 
 
+def _failure_rows(gathered: _Gathered) -> Iterator[tuple[Any, ...]]:
+    """A row per id that did not go through: invalid, unprocessed (with the error that left
+    it), and the skipped lines of the file."""
+    batch, rest = gathered.outcome()
+    for external_userid in batch.invalid:
+        yield external_userid, "invalid", None, "unknown, or silent for 48 hours"
+    why = {i: reason(error) for error, ids, _ in gathered.failed for i in ids}
+    stopped = (None, "not sent: the run stopped (or was interrupted) first")
+    for external_userid in rest:
+        yield external_userid, "unprocessed", *why.get(external_userid, stopped)
+    for line in gathered.target.unusable:
+        yield line.value, "skipped", None, f"line {line.line}: {line.reason}"
+
+
 def _report(
-    gathered: _Gathered, *, as_json: bool, context: bool, show_all: bool, interrupted: bool = False
+    gathered: _Gathered, *, as_json: bool, context: bool, interrupted: bool = False
 ) -> None:
     """The customers, the invalid ids and the unprocessed ones with what failed: one JSON
     document, or a table and a few lines."""
     batch, rest = gathered.outcome()
+    groups, target = gathered.groups(), gathered.target
     if as_json:
         data: dict[str, Any] = {
-            "ok": not rest and not interrupted,
+            "ok": not rest and not interrupted and not target.unusable,
+            "summary": {
+                "found": len(batch.customers),
+                "invalid": len(batch.invalid),
+                "unprocessed": len(rest),
+                "skipped": len(target.unusable),
+            },
             "customers": to_data(batch.customers),
             "invalid": batch.invalid,
             "unprocessed_external_userids": rest,
-            "errors": [error_data(e) for e in gathered.errors],
+            "errors": [group.data("external_userids") for group in groups],
+            "skipped": target.skipped_data(),
         }
         if interrupted:
             data["interrupted"] = True
@@ -177,22 +228,19 @@ def _report(
     if batch.customers:
         click.echo(customers_text(batch.customers, context=context))
     if batch.invalid:
-        console.print(
-            f"invalid (unknown, or silent for 48 hours): {_some(batch.invalid, show_all)}"
-        )
+        console.print(f"invalid (unknown, or silent for 48 hours): {_some(batch.invalid)}")
     if rest:
         note = " (interrupted: they may include requests in flight)" if interrupted else ""
-        console.print(f"unprocessed{note}, ask for them again: {_some(rest, show_all)}")
-        for error in gathered.errors[:_ERRORS_SHOWN]:
-            console.print(f"  {describe(error)}")
-        if len(gathered.errors) > _ERRORS_SHOWN:
-            console.print(f"  ... ({len(gathered.errors)} failed requests in all)")
+        console.print(f"unprocessed{note}, ask for them again: {_some(rest)}")
+        write_error_groups(console, groups, "external_userids")
+    write_skipped(console, target.source, target.skipped)
+    skipped = f", {len(target.unusable)} lines skipped" if target.unusable else ""
     console.print(
         f"{len(batch.customers)} found, {len(batch.invalid)} invalid, {len(rest)} unprocessed"
+        + skipped
     )
 
 
-def _some(ids: Sequence[str], show_all: bool) -> str:
-    shown = ids if show_all else ids[:_SHOWN]
-    more = f", ... ({len(ids)} in all: --show-all or --json)" if len(shown) < len(ids) else ""
-    return ", ".join(shown) + more
+def _some(ids: Sequence[str]) -> str:
+    more = f", ... ({len(ids)} in all: --json or --failures-file)" if len(ids) > _SHOWN else ""
+    return ", ".join(ids[:_SHOWN]) + more

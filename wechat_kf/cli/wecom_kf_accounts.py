@@ -25,7 +25,7 @@ def kf_accounts() -> None:
     kf_accounts, "list", "List the 微信客服 accounts and their open_kfid.", open_kfid=False
 )
 def kf_accounts_list(**opts: Any) -> None:
-    listing(opts, WeComClient, lambda c: c.kf_accounts.list(), wecom_accounts_table)
+    listing(opts, WeComClient, lambda c: c.kf_accounts.list(), wecom_accounts_table, "kf_accounts")
 
 
 _media_id = click.option("--media-id", help="The avatar: a media_id from 'wecom media upload'.")

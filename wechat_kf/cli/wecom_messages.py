@@ -11,10 +11,7 @@ printed, so a rerun prints each message once. Its --json is JSON Lines, the one 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, NoReturn
@@ -39,8 +36,8 @@ from wechat_kf import (
 
 from .credentials import wecom_command
 from .cursor_file import CursorFileError, CursorFileStore, OutputClosed
-from .exits import FAILED, USAGE, describe, error_data, fail, final_report, run
-from .output import err, out, print_json, sigint_deferred
+from .exits import FAILED, OK, USAGE, describe, error_data, fail, final_report, run
+from .output import err, out, print_json, sigint_deferred, silence_stdout
 from .reports import connector, one_call
 from .tables import message_line
 
@@ -142,12 +139,10 @@ class _Tail:
         if isinstance(error, OutputClosed) and self.unprinted is not None:
             error = self.unprinted
         if isinstance(error, OSError):
-            # Nobody reads any more: leave quietly, with nothing left to flush into the pipe.
-            with contextlib.suppress(OSError, ValueError):  # a stdout with no file: nothing
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-                os.close(devnull)
-            return FAILED
+            # Nobody reads any more (`| head` had enough): leave quietly, and with 0, as any
+            # command whose reader went away, with nothing left to flush into the pipe.
+            silence_stdout()
+            return OK
         code = USAGE if isinstance(error, CredentialError) else FAILED
 
         def write() -> None:

@@ -200,7 +200,7 @@ def read_ids(stream: BinaryIO, layout: Layout, check: Check, what: str = "userid
 
 def _problem(check: Check, value: str, what: str) -> str | None:
     problem = check(value)
-    article = "an" if what[:1] in "aeiou" else "a"
+    article = "an" if what.startswith(("a", "e", "i", "o")) else "a"  # "a userid"
     return None if problem is None else f"not {article} {what}: {value!r} {problem}"
 
 

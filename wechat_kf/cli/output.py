@@ -34,16 +34,24 @@ _UNBOUNDED = 100_000
 _FLAT = json.JSONEncoder(ensure_ascii=False)
 
 
+class _Console(Console):
+    """A console whose closed pipe is the run's to handle (rich's own exits 1 on it)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "the reader of stdout went away")
+
+
 def out() -> Console:
     """The console of what a run reports, on stdout: a terminal's width, else unbounded."""
-    console = Console(soft_wrap=True, highlight=False, markup=False)
+    console = _Console(soft_wrap=True, highlight=False, markup=False)
     if not console.is_terminal:
         console.width = _UNBOUNDED
     return console
 
 
 def err() -> Console:
-    return Console(stderr=True, soft_wrap=True, highlight=False)
+    return _Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 def run_state() -> dict[str, Any]:

@@ -4,6 +4,7 @@ answers never escape as anything but a WeChatError."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -82,7 +83,16 @@ avatars = mostly(st.binary(min_size=1, max_size=64), st.just(b""))
 member_ids = mostly(
     st.lists(st.sampled_from(["u1", "u2", "ghost"]), min_size=1, max_size=3),
     st.lists(st.sampled_from(["u1", ""]), min_size=1, max_size=3),
+    # Just off WeCom's userid rule: a space, a leading '_', a letter outside ASCII, 65 bytes.
+    st.lists(
+        st.sampled_from(["u1", "bad id", "_u1", "u1é", "张三", "u" * 65, "u1;", "u\n1"]),
+        min_size=1,
+        max_size=3,
+    ),
+    st.lists(st.text(max_size=70), min_size=1, max_size=3),
 )
+#: WeCom's userid rule, as the SDK must enforce it before sending.
+USERID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 department_lists = mostly(
     st.lists(st.integers(1, 40), max_size=3),
     st.lists(st.integers(-2, 0), min_size=1, max_size=2),
@@ -159,6 +169,8 @@ async def test_servicer_methods_refuse_bad_arguments_before_sending(
             "list": lambda: servicers.list(kfid),
         }
         await outcome(fake, calls[method])
+    sent = [u for call in fake.calls if call.json for u in call.json.get("userid_list", [])]
+    assert all(USERID.fullmatch(userid) for userid in sent), sent
 
 
 CONSTRUCTOR_ARGS = [

@@ -250,23 +250,20 @@ def _sync_command(open_kfid: str, dry_run: bool, **opts: Any) -> None:
     run(main_, as_json=as_json, interrupted=interrupted)
 
 
-servicers_sync = _batch_options(
-    click.option(
-        "--dry-run", is_flag=True, help="Print the plan (and what is over the caps); send nothing."
-    )(
-        wecom_command(
-            servicers,
-            "sync",
-            "Make the servicers exactly the ids given: add the missing, remove the rest.",
+servicers_sync = wecom_command(
+    servicers, "sync", "Make the servicers exactly the ids given: add the missing, remove the rest."
+)(
+    _batch_options(
+        click.option(
+            "--dry-run",
+            is_flag=True,
+            help="Print the plan (and what is over the caps); send nothing.",
         )(_sync_command)
     )
 )
-
-servicers_add = _batch_options(
-    wecom_command(servicers, "add", "Add servicers, in concurrent batches.")(
-        _batch_command(delete=False)
-    )
+servicers_add = wecom_command(servicers, "add", "Add servicers, in concurrent batches.")(
+    _batch_options(_batch_command(delete=False))
 )
-servicers_delete = _batch_options(
-    wecom_command(servicers, "delete", "Remove servicers.")(_batch_command(delete=True))
+servicers_delete = wecom_command(servicers, "delete", "Remove servicers.")(
+    _batch_options(_batch_command(delete=True))
 )

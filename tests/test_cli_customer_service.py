@@ -515,6 +515,16 @@ def test_customers_get_skips_a_line_that_is_no_id_says_its_number_and_asks_for_t
     assert len(rows) == 3
 
 
+def test_customers_get_from_a_file_with_no_usable_line_says_each_and_asks_nothing(
+    api: Api,
+) -> None:
+    result = api.run("wecom", "customers", "get", "--file", "-", stdin="wm Bob\nwm Carol\n")
+    assert result.exit_code == 1
+    assert "line 1: not an external_userid: 'wm Bob'" in result.stdout
+    assert "0 found, 0 invalid, 0 unprocessed, 2 lines skipped" in result.stdout
+    assert api.sent(BATCHGET) == []
+
+
 def test_customers_get_with_a_wrong_secret_is_exit_2(api: Api) -> None:
     result = CliRunner().invoke(
         main,

@@ -135,8 +135,17 @@ def test_column_header_and_delimiter_choose_what_is_read(
         ("name,dept\nA,user0001\n", [], "none named userid ('name', 'dept')"),
         ("userid,name\nuser0001,A\n", ["--column", "login"], "no column 'login'"),
         ("userid\nuser0001\n", ["--column", "userid", "--no-header"], "drop --no-header"),
+        ("a,user0001\n", ["--column", "3"], "--column 3, but its lines have at most 2"),
+        ("user0001\n", ["--column", "0"], "--column counts from 1"),
     ],
-    ids=["no-header", "no-userid-column", "unknown-column", "name-without-header"],
+    ids=[
+        "no-header",
+        "no-userid-column",
+        "unknown-column",
+        "name-without-header",
+        "column-past-the-end",
+        "column-0",
+    ],
 )
 def test_a_file_whose_column_cannot_be_told_is_one_line_and_exit_2(
     tmp_path: Path, box: Sandbox, text: str, options: list[str], message: str

@@ -131,6 +131,8 @@ def _column(header: Sequence[str] | None, width: int, layout: Layout, name: str,
         index = int(chosen) - 1
         if index < 0:
             raise fail("--column counts from 1", USAGE)
+        if index >= width:
+            raise fail(f"{name}: --column {chosen}, but its lines have at most {width}", USAGE)
         return index
     if chosen is not None:
         assert header is not None

@@ -156,6 +156,9 @@ def customers_get(
     async def main_() -> int:
         gathered.target = _ids(external_userids, ids_file, layout)
         gathered.ids = gathered.target.ids
+        if not gathered.ids:  # every line of the file was skipped: say which, ask nothing
+            finished.append(gathered)
+            return final_report(exit_code([], True), report)
         async with AsyncExitStack() as stack:
             client = await connect(stack)
             # A BatchError's ids and errors are the ones settle() was told of.

@@ -16,7 +16,7 @@ from .._transport import Transport
 from ..errors import BatchError, ClientClosedError, InvalidResponseError
 from ..models import Customer, CustomerBatch
 
-__all__ = ["Customers"]
+__all__ = ["CustomerRequestCallback", "Customers"]
 
 _PATH = "/cgi-bin/kf/customer/batchget"
 #: Called as ``on_request(external_userids, answer, error)`` when each request settles: the

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import resource
+import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -67,6 +68,78 @@ async def calls(job: dict[str, Any]) -> dict[str, Any]:
     ) as client:
         method = getattr(client.kf_accounts, job["method"])
         return {**await timed(n, concurrency, method), "exchange": client.exchange}
+
+
+#: The answer the in-process transport gives to ``getonlinekflist``: what FakeWeChat answers
+#: for the benchmark's five accounts, so the SDK structures as much as it does on the wire.
+ONLINE = json.dumps(
+    {
+        "kf_online_list": [
+            {
+                "kf_account": f"kf{i}@gh_bench",
+                "status": 1,
+                "kf_id": str(1001 + i),
+                "accepted_case": i,
+            }
+            for i in range(5)
+        ]
+    }
+).encode()
+
+
+def _online(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, content=ONLINE, headers={"Content-Type": "application/json"})
+
+
+async def own_work(job: dict[str, Any]) -> dict[str, Any]:
+    """The SDK's own work per call: ``list_online`` through a client over an ``http_client`` on
+    ``httpx.MockTransport`` (no socket, no server) against the same GET through that bare
+    ``http_client``, in ``job["rounds"]`` interleaved rounds of ``job["calls"]`` sequential
+    calls each; the median over the rounds of the difference in CPU per call, for the default
+    hooks and for ``hooks=[]``. The difference is what the SDK adds to httpx: building the
+    request, the token, the deadline, the hooks, reading the body and structuring the answer."""
+    from wechat_kf import StaticTokenProvider
+
+    n = job["calls"]
+    url = "https://api.weixin.qq.com/cgi-bin/customservice/getonlinekflist"
+    samples: dict[str, list[float]] = {"bare_httpx": [], "sdk": [], "sdk_no_hooks": []}
+    async with httpx.AsyncClient(transport=httpx.MockTransport(_online)) as http:
+
+        async def bare() -> None:
+            response = await http.get(url, params={"access_token": job["token"]})
+            if response.json().get("errcode", 0) != 0:
+                raise RuntimeError(response.text)
+
+        provider = StaticTokenProvider(job["token"])
+        async with (
+            OfficialAccountClient(token_provider=provider, http_client=http) as sdk,
+            OfficialAccountClient(token_provider=provider, http_client=http, hooks=[]) as quiet,
+        ):
+            variants = {
+                "bare_httpx": bare,
+                "sdk": sdk.kf_accounts.list_online,
+                "sdk_no_hooks": quiet.kf_accounts.list_online,
+            }
+            for one in variants.values():  # imports, caches, the first allocations
+                for _ in range(min(n, 200)):
+                    await one()
+            for _ in range(job["rounds"]):
+                for name, one in variants.items():
+                    cpu = time.process_time()
+                    for _ in range(n):
+                        await one()
+                    samples[name].append((time.process_time() - cpu) / n * 1e6)
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    # Each round's SDK figure less the bare figure of the same round: drift on the machine
+    # (load, frequency, caches) hits both sides of a difference alike.
+    own = [s - b for s, b in zip(samples["sdk"], samples["bare_httpx"], strict=True)]
+    quiet = [s - b for s, b in zip(samples["sdk_no_hooks"], samples["bare_httpx"], strict=True)]
+    return {
+        "cpu_us_per_call": medians,
+        "rounds_cpu_us_per_call": samples,
+        "own_us_per_call": statistics.median(own),
+        "own_no_hooks_us_per_call": statistics.median(quiet),
+    }
 
 
 async def fanout(job: dict[str, Any]) -> dict[str, Any]:
@@ -187,6 +260,7 @@ async def handshake(job: dict[str, Any]) -> dict[str, Any]:
 
 JOBS = {
     "calls": calls,
+    "own_work": own_work,
     "fanout": fanout,
     "customers": customers,
     "memory": memory,

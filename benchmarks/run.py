@@ -162,6 +162,10 @@ def delayed(server: Server, delay: float) -> Iterator[Server]:
         yield Server(running.url, server.ca_file)
 
 
+#: For the jobs that talk to no server (``own_work``).
+NO_SERVER = Server("http://127.0.0.1:9")
+
+
 def run_client(env: dict[str, Any], server: Server, **job: Any) -> dict[str, Any]:
     """One job of ``_client.py`` (or ``_wechatpy_client.py`` for job="wechatpy") in a fresh
     process of ``env``; ``-I`` keeps this checkout and PYTHON* variables out of it."""
@@ -429,6 +433,142 @@ def bench_wechatpy(
         "repetitions": reps,
         "medians": m,
         "ratios": ratios,
+    }
+
+
+# -- 4b. every exchange and event loop at concurrency 1, 8, 50 and 200 --------------------------
+
+#: The client setups of the concurrency part: (venv, exchange, event loop).
+SETUPS = (
+    ("plain", "httpx", "asyncio"),
+    ("plain", "httpx", "trio"),
+    ("aiohttp", "aiohttp", "asyncio"),
+)
+CONCURRENCY_TARGETS = {
+    "httpx": "at c=50: throughput >= 35x and CPU per call <= 1.0x wechatpy's sequential; "
+    "sequential CPU <= 1.2x wechatpy's; CPU per call at c=200 <= 1.5x its c=8 figure",
+    "aiohttp": "at c=50: throughput >= 45x wechatpy's sequential; sequential CPU and CPU at "
+    "c=50 <= 0.5x wechatpy's",
+}
+
+
+def bench_concurrency(
+    envs: dict[str, Any],
+    server: Server,
+    calls: dict[int, int],
+    wechatpy_calls: int,
+    reps: int,
+    latency: float,
+) -> dict[str, Any]:
+    """``getkflist`` through each exchange on each event loop it runs on (httpx on asyncio and
+    trio in the plain install, aiohttp on asyncio in its own), ``calls[c]`` calls at each
+    concurrency ``c``, against wechatpy calling sequentially, all with ``latency`` before each
+    answer; every variant once per repetition, interleaved, medians. Each row's ratios are to
+    wechatpy's sequential throughput and CPU per call, and for each setup its CPU per call at
+    the highest concurrency is compared with the figure at 8."""
+    server.admin(latency=0.0)
+    token = server.token()
+    server.admin(latency=latency)
+    load = [os.getloadavg()[0]]
+    samples: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(reps):
+        row = run_client(
+            envs["wechatpy"], server, job="wechatpy", token=token, calls=wechatpy_calls
+        )
+        samples.setdefault("wechatpy", []).append(row)
+        for role, exchange, loop in SETUPS:
+            for c, n in calls.items():
+                row = run_client(
+                    envs[role], server, job="calls", method="list", exchange=exchange,
+                    calls=n, concurrency=c, backend=loop,
+                )  # fmt: skip
+                if row["exchange"] != exchange:
+                    raise RuntimeError(f"asked for {exchange}, measured {row['exchange']}")
+                samples.setdefault(f"{exchange}/{loop}@{c}", []).append(row)
+    load.append(os.getloadavg()[0])
+    server.admin(latency=0.0)
+    m = {name: median_of(runs) for name, runs in samples.items()}
+    base = m["wechatpy"]
+    base_rate = throughput(base, wechatpy_calls)
+    rows = []
+    for _, exchange, loop in SETUPS:
+        for c, n in calls.items():
+            row = m[f"{exchange}/{loop}@{c}"]
+            rows.append(
+                {
+                    "exchange": exchange,
+                    "loop": loop,
+                    "concurrency": c,
+                    "calls": n,
+                    "calls_per_s": throughput(row, n),
+                    "cpu_us_per_call": row["cpu_us_per_call"],
+                    "throughput_ratio": throughput(row, n) / base_rate,
+                    "cpu_ratio": row["cpu_us_per_call"] / base["cpu_us_per_call"],
+                    "cpu_us_per_call_runs": [
+                        r["cpu_us_per_call"] for r in samples[f"{exchange}/{loop}@{c}"]
+                    ],
+                }
+            )
+    top = max(calls)
+    growth = {
+        f"{exchange}/{loop}": m[f"{exchange}/{loop}@{top}"]["cpu_us_per_call"]
+        / m[f"{exchange}/{loop}@8"]["cpu_us_per_call"]
+        for _, exchange, loop in SETUPS
+        if 8 in calls
+    }
+    return {
+        "scheme": server.url.split(":", 1)[0],
+        "latency_s": latency,
+        "repetitions": reps,
+        "wechatpy": {
+            "calls": wechatpy_calls,
+            "calls_per_s": base_rate,
+            "cpu_us_per_call": base["cpu_us_per_call"],
+            "cpu_us_per_call_runs": [r["cpu_us_per_call"] for r in samples["wechatpy"]],
+        },
+        "rows": rows,
+        f"cpu_at_{top}_vs_8": growth,
+        "targets": CONCURRENCY_TARGETS,
+        "load_average_1min": {"before": load[0], "after": load[1]},
+    }
+
+
+# -- 4c. the SDK's own work per call ---------------------------------------------------------------
+
+
+def bench_own_work(envs: dict[str, Any], calls: int, rounds: int, reps: int) -> dict[str, Any]:
+    """What the SDK adds to httpx per call, in process over ``httpx.MockTransport`` (see
+    ``own_work`` in ``_client.py``), in the plain install on each event loop: the medians of
+    ``reps`` processes."""
+    rows = {}
+    for loop in ("asyncio", "trio"):
+        runs = [
+            run_client(envs["plain"], NO_SERVER, job="own_work", token="bench-token-0123456789",
+                       calls=calls, rounds=rounds, backend=loop)
+            for _ in range(reps)
+        ]  # fmt: skip
+        rows[loop] = {
+            "bare_httpx_cpu_us_per_call": statistics.median(
+                r["cpu_us_per_call"]["bare_httpx"] for r in runs
+            ),
+            "own_us_per_call": statistics.median(r["own_us_per_call"] for r in runs),
+            "own_no_hooks_us_per_call": statistics.median(
+                r["own_no_hooks_us_per_call"] for r in runs
+            ),
+            "runs": [
+                {k: r[k] for k in ("own_us_per_call", "own_no_hooks_us_per_call")} for r in runs
+            ],
+        }
+    return {
+        "calls": calls,
+        "rounds": rounds,
+        "repetitions": reps,
+        "work": "list_online (5 accounts) through OfficialAccountClient(token_provider="
+        "StaticTokenProvider, http_client=httpx.AsyncClient(transport=httpx.MockTransport(h))) "
+        "with the default hooks (LoggingHook, DEBUG off) and with hooks=[], minus the same GET "
+        "through that bare client (http.get(url, params=) and response.json()); CPU time",
+        "rows": rows,
+        "target": "own_us_per_call <= 20",
     }
 
 
@@ -906,6 +1046,10 @@ SIZES = {
         "wechatpy_calls": 500,
         "far_calls": 100,
         "concurrent_calls": 2000,
+        # At 50 ms a call: about 5 s of calls at 1, 2.5 s at 8 and 50, 4 s or so at 200.
+        "concurrency_calls": {1: 100, 8: 400, 50: 2000, 200: 4000},
+        "own_calls": 2000,
+        "own_rounds": 9,
         "memory_ids": 100_000,
         "handshake_calls": 20,
         "decrypt_calls": 5000,
@@ -929,6 +1073,9 @@ SIZES = {
         "wechatpy_calls": 10,
         "far_calls": 4,
         "concurrent_calls": 20,
+        "concurrency_calls": {1: 4, 8: 16, 50: 50, 200: 200},
+        "own_calls": 20,
+        "own_rounds": 2,
         "memory_ids": 500,
         "handshake_calls": 2,
         "decrypt_calls": 5,
@@ -950,6 +1097,8 @@ PARTS = (
     "customers",
     "token_storm",
     "wechatpy",
+    "concurrency",
+    "own_work",
     "memory",
     "handshake",
     "callback_decrypt",
@@ -963,6 +1112,8 @@ ROLES_OF = {
     "customers": ("plain", "aiohttp"),
     "token_storm": (),
     "wechatpy": ("plain", "aiohttp", "wechatpy"),
+    "concurrency": ("plain", "aiohttp", "wechatpy"),
+    "own_work": ("plain",),
     "memory": ("plain", "aiohttp"),
     "handshake": ("plain", "aiohttp"),
     "callback_decrypt": ("callbacks", "wechatpy"),
@@ -1012,6 +1163,15 @@ def run_all(size: str, envs_kind: str, parts: tuple[str, ...] = PARTS) -> dict[s
                             envs, server, calls, s["concurrent_calls"], 50, s["reps"], latency
                         )
                     )
+        if "concurrency" in parts:
+            results["concurrency"] = [
+                bench_concurrency(
+                    envs, server, s["concurrency_calls"], s["far_calls"], s["reps"], s["latency"]
+                )
+                for server in (plain, tls)
+            ]
+        if "own_work" in parts:
+            results["own_work"] = bench_own_work(envs, s["own_calls"], s["own_rounds"], s["reps"])
         if "memory" in parts:
             results["memory"] = bench_memory(envs, plain, s["memory_ids"])
         if "handshake" in parts:
@@ -1091,6 +1251,31 @@ def table(results: dict[str, Any]) -> str:
             for name, r in w["ratios"].items()
         ]
         lines.append(head + " " + "; ".join(parts))
+    for run in results.get("concurrency", []):
+        base = run["wechatpy"]
+        lines.append(
+            f"at c     {run['scheme']}, {run['latency_s'] * 1000:.0f} ms latency: wechatpy "
+            f"sequential {base['calls_per_s']:.1f} calls/s, CPU {base['cpu_us_per_call']:.0f} us"
+            f"/call (= 1.0x); load {run['load_average_1min']['before']:.1f} -> "
+            f"{run['load_average_1min']['after']:.1f}"
+        )
+        for row in run["rows"]:
+            lines.append(
+                f"          {row['exchange']} on {row['loop']} at {row['concurrency']}: "
+                f"{row['calls_per_s']:.0f} calls/s ({row['throughput_ratio']:.1f}x), CPU "
+                f"{row['cpu_us_per_call']:.0f} us/call ({row['cpu_ratio']:.2f}x)"
+            )
+        growth = ", ".join(f"{k} {v:.2f}x" for k, v in next(
+            v for k, v in run.items() if k.startswith("cpu_at_")).items())  # fmt: skip
+        lines.append(f"          CPU per call at the highest concurrency vs at 8: {growth}")
+    if "own_work" in results:
+        o = results["own_work"]
+        for loop, row in o["rows"].items():
+            lines.append(
+                f"own work  {loop}: the SDK adds {row['own_us_per_call']:.1f} us per call to "
+                f"bare httpx ({row['bare_httpx_cpu_us_per_call']:.0f} us) over MockTransport, "
+                f"{row['own_no_hooks_us_per_call']:.1f} us with hooks=[] (target <= 20)"
+            )
     for row in results.get("memory", []):
         lines.append(
             f"memory    {row['exchange']}: servicers.add of {row['ids']} ids: peak RSS "

@@ -178,8 +178,11 @@ async def test_aclose_closes_what_the_exchange_owns_and_never_a_callers_client(
         client = OfficialAccountClient(app.appid, app.secret, base_url=base_url, exchange=exchange)
         await client.kf_accounts.list()
         await client.aclose()
-    owned = client._transport._exchange
-    assert (owned._session.closed if exchange == "aiohttp" else owned._http.is_closed) is True
+    owned: Any = client._transport._exchange
+    if exchange == "aiohttp":
+        assert owned._session.closed is True
+    else:
+        assert [c.is_closed for c in owned._clients] == [True] * len(owned._clients)
     async with httpx.AsyncClient(transport=fake.transport) as http:
         await OfficialAccountClient(app.appid, app.secret, http_client=http).aclose()
         assert not http.is_closed

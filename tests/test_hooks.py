@@ -239,6 +239,62 @@ async def test_a_static_provider_reports_no_token_fetch(
     assert hook.of(TokenFetch) == []
 
 
+class EndsOnly(LoggingHook):
+    """A LoggingHook whose subclass reads every attempt's end: a listener like any other."""
+
+    def __init__(self) -> None:
+        self.ends: list[AttemptResult] = []
+
+    def on_attempt_end(self, result: AttemptResult) -> None:
+        self.ends.append(result)
+
+
+@pytest.mark.parametrize("level", [logging.INFO, logging.DEBUG])
+async def test_an_attempt_no_hook_listens_to_builds_no_record_and_still_retries(
+    fake: FakeWeChat,
+    corp: Corp,
+    http: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    level: int,
+) -> None:
+    """The default LoggingHook listens only while ``wechat_kf.transport`` takes DEBUG lines:
+    otherwise no Attempt or AttemptResult is made, and the call, its retries and its WARNING
+    lines are as ever."""
+    made: list[Any] = []
+    monkeypatch.setattr("wechat_kf._transport.Attempt", lambda *a: made.append(a) or Attempt(*a))
+    monkeypatch.setattr(logging.getLogger("wechat_kf.transport"), "level", level)
+    fake.faults.busy_rate = 0.5
+    with caplog.at_level(level, logger="wechat_kf.transport"):
+        async with WeComClient(corp[0], corp[1], http_client=http, max_retries=20) as wc:
+            for _ in range(4):
+                assert await wc.servicers.list(corp[2]) == []
+    lines = [r.getMessage() for r in caplog.records if r.name == "wechat_kf.transport"]
+    attempts = len(fake.calls)
+    assert any("retrying in" in line for line in lines)
+    if level == logging.INFO:
+        assert made == []
+        assert not any("attempt=" in line and "ms=" in line for line in lines)
+    else:
+        assert len(made) == attempts
+        assert sum("ms=" in line for line in lines) == attempts
+
+
+async def test_a_hook_reading_attempt_ends_hears_every_attempt_whatever_the_log_level(
+    fake: FakeWeChat, corp: Corp, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logging.getLogger("wechat_kf.transport"), "level", logging.WARNING)
+    hook, plain = EndsOnly(), Recorder()
+    async with (
+        WeComClient(corp[0], corp[1], http_client=http, hooks=[hook]) as wc,
+        WeComClient(corp[0], corp[1], http_client=http, hooks=[plain]) as other,
+    ):
+        await wc.servicers.list(corp[2])
+        await other.servicers.list(corp[2])
+    assert [r.attempt.path for r in hook.ends] == ["/cgi-bin/gettoken", "/cgi-bin/kf/servicer/list"]
+    assert len(plain.of(Attempt)) == len(plain.of(AttemptResult)) == 2
+
+
 # -- OpenTelemetry -----------------------------------------------------------------------------
 
 

@@ -183,14 +183,23 @@ async def read_body(
     received = 0
     iterator = aiter(chunks)
     try:
-        decoder = _Decoder(content_encoding if decode else "", limit)
+        if not decode or _is_identity(content_encoding):
+            # Nothing to undo (WeChat's JSON is sent as it is): the chunks, counted.
+            parts = []
+            async for chunk in iterator:
+                received += len(chunk)
+                if received > limit:
+                    raise _Undecodable(f"response body larger than {limit} bytes")
+                if decode:
+                    parts.append(chunk)
+            return b"".join(parts)
+        decoder = _Decoder(content_encoding, limit)
         async for chunk in iterator:
             received += len(chunk)
             if received > limit:
                 raise _Undecodable(f"response body larger than {limit} bytes")
-            if decode:
-                await decoder.feed(chunk)
-        return decoder.finish() if decode else b""
+            await decoder.feed(chunk)
+        return decoder.finish()
     except _Undecodable as exc:
         raise InvalidResponseError(str(exc), path=path, status_code=status) from None
     finally:
@@ -198,3 +207,10 @@ async def read_body(
         close = getattr(iterator, "aclose", None)
         if close is not None:
             await close()
+
+
+def _is_identity(content_encoding: str) -> bool:
+    """Whether the header names no coding to undo (none, or only ``identity``)."""
+    return not content_encoding or all(
+        c.strip().lower() in ("", "identity") for c in content_encoding.split(",")
+    )

@@ -70,10 +70,12 @@ class CallKind(enum.Enum):
     TOKEN = "token"
 
 
-@attrs.frozen
+@attrs.define
 class _Call:
     """One API call as the send loop sees it: a business call carries the access token, a token
-    call fetches one (its refusals mean a wrong configuration)."""
+    call fetches one (its refusals mean a wrong configuration). Never changed once made; not
+    frozen only because one is made per call and a frozen class costs three times as much to
+    make."""
 
     kind: CallKind
     method: str
@@ -260,86 +262,52 @@ class Transport:
     async def _attempt(
         self, call: _Call, url: str, attempt: int, token: str | None
     ) -> dict[str, Any] | _Failed | _TokenRejected:
-        """One request under the deadline and the hooks: the body of a success, or what went
-        wrong (never raised from here: this frame holds the request, whose URL carries the
-        token)."""
-        query = dict(call.params or {})
+        """One request under the deadline, and under the hooks when one listens: the body of a
+        success, or what went wrong (never raised from here: this frame holds the request, whose
+        URL carries the token)."""
+        query: Mapping[str, str] = call.params or {}
         if token is not None:
-            query["access_token"] = token
-        request = Outgoing(
-            call.method,
-            url,
-            call.path,
-            query,
-            files=call.files,
-            max_body=call.max_body,
-            raw=call.raw,
-        )
+            query = {**query, "access_token": token}
+        content = content_type = None
         if call.json is not None:
-            request = attrs.evolve(request, content=json_body(call.json), content_type=JSON)
+            content, content_type = json_body(call.json), JSON
+        request = Outgoing(
+            call.method, url, call.path, query, content, content_type, call.files, call.max_body,
+            call.raw,
+        )  # fmt: skip
+        hooks = self.hooks
+        if not hooks.watching_attempts():
+            outcome = await self._answer(request, call, token)
+            return outcome[0] if isinstance(outcome, tuple) else outcome
         info = Attempt(
             call.method, call.path, attempt, call.idempotent, call.kind.value, *self._server
         )
         started = time.perf_counter()
-        with self.hooks.attempt(info):
-            try:
-                outcome = await self._answer(request, call, token)
-            except InvalidResponseError as exc:
-                exc.__context__ = None
-                outcome = _Failed(None, exc, "unreadable answer", exc.status_code)
-            self.hooks.attempt_end(_result(info, time.perf_counter() - started, outcome))
+        with hooks.attempt(info):
+            outcome = await self._answer(request, call, token)
+            hooks.attempt_end(_result(info, time.perf_counter() - started, outcome))
         return outcome[0] if isinstance(outcome, tuple) else outcome
 
     async def _answer(
         self, request: Outgoing, call: _Call, token: str | None
     ) -> tuple[dict[str, Any], int] | _Failed | _TokenRejected:
-        method, path = call.method, call.path
         answer: Answer | None = None
-        with anyio.move_on_after(self.timeout):
-            try:
-                answer = await self._exchange.send(request)
-            except ExchangeFailed as exc:
-                return self._exchange_failed(exc, method, path, token)
-        if answer is None:
-            error = TransportError(
-                f"no complete answer to {method} {path} within {self.timeout:g} s",
-                path=path,
-                maybe_applied=True,
-            )
-            return _Failed(Failure.DEADLINE, error, f"no answer within {self.timeout:g} s")
-        status, raw, headers = answer
-        if status == 429 or status >= 500:
-            error = TransportError(
-                f"HTTP {status} on {method} {path}",
-                path=path,
-                # 429 is a refusal before processing; a 5xx may come after the request applied.
-                maybe_applied=status != 429,
-                status_code=status,
-            )
-            failure = Failure.HTTP_429 if status == 429 else Failure.HTTP_5XX
-            return _Failed(failure, error, f"HTTP {status}", status)
-        downloaded = headers is not None and 200 <= status < 300
-        if downloaded and not is_json(headers or {}, raw):
-            return {FILE: raw, FILE_HEADERS: headers}, status
         try:
-            body = decode(raw, status, path)
-            errcode, errmsg = errcode_of(body, path)
-        except InvalidResponseError:
-            if downloaded:  # a file that merely looks like JSON
-                return {FILE: raw, FILE_HEADERS: headers}, status
-            raise
-        if token is not None:
-            errmsg = errmsg.replace(token, "<redacted>")
-        if errcode == 0:
-            # A download whose file is a JSON object (one a customer sent) is still the file.
-            return ({FILE: raw, FILE_HEADERS: headers} if downloaded else body), status
-        if call.kind is CallKind.BUSINESS and errcode in TOKEN_ERRCODES:
-            return _TokenRejected(errcode, errmsg)
-        if call.kind is CallKind.TOKEN:
-            api = token_endpoint_error(errcode, errmsg, path)
-        else:
-            api = api_error(errcode, errmsg, path)
-        return _Failed(RETRYABLE_ERRCODES.get(errcode), api, f"errcode {errcode}", status, errcode)
+            with anyio.move_on_after(self.timeout):
+                answer = await self._exchange.send(request)
+            if answer is None:
+                error = TransportError(
+                    f"no complete answer to {call.method} {call.path} within {self.timeout:g} s",
+                    path=call.path,
+                    maybe_applied=True,
+                )
+                return _Failed(Failure.DEADLINE, error, f"no answer within {self.timeout:g} s")
+            return _judge(answer, call, token)
+        except ExchangeFailed as exc:
+            return self._exchange_failed(exc, call.method, call.path, token)
+        except InvalidResponseError as exc:
+            exc.__context__ = None
+            return _Failed(None, exc, "unreadable answer", exc.status_code)
 
     def _exchange_failed(
         self, exc: ExchangeFailed, method: str, path: str, token: str | None
@@ -395,6 +363,47 @@ def _settled(error: WeChatError, call: _Call, maybe_applied: bool) -> WeChatErro
     )
     wrapped.__cause__ = error.with_traceback(None)
     return wrapped
+
+
+def _judge(
+    answer: Answer, call: _Call, token: str | None
+) -> tuple[dict[str, Any], int] | _Failed | _TokenRejected:
+    """What an answer means: its body (with its status, for the hooks), a failure the policy
+    weighs, or a rejected token; InvalidResponseError for a body that is not what it should be."""
+    method, path = call.method, call.path
+    status, raw, headers = answer
+    if status == 429 or status >= 500:
+        error = TransportError(
+            f"HTTP {status} on {method} {path}",
+            path=path,
+            # 429 is a refusal before processing; a 5xx may come after the request applied.
+            maybe_applied=status != 429,
+            status_code=status,
+        )
+        failure = Failure.HTTP_429 if status == 429 else Failure.HTTP_5XX
+        return _Failed(failure, error, f"HTTP {status}", status)
+    downloaded = headers is not None and 200 <= status < 300
+    if downloaded and not is_json(headers or {}, raw):
+        return {FILE: raw, FILE_HEADERS: headers}, status
+    try:
+        body = decode(raw, status, path)
+        errcode, errmsg = errcode_of(body, path)
+    except InvalidResponseError:
+        if downloaded:  # a file that merely looks like JSON
+            return {FILE: raw, FILE_HEADERS: headers}, status
+        raise
+    if token is not None:
+        errmsg = errmsg.replace(token, "<redacted>")
+    if errcode == 0:
+        # A download whose file is a JSON object (one a customer sent) is still the file.
+        return ({FILE: raw, FILE_HEADERS: headers} if downloaded else body), status
+    if call.kind is CallKind.BUSINESS and errcode in TOKEN_ERRCODES:
+        return _TokenRejected(errcode, errmsg)
+    if call.kind is CallKind.TOKEN:
+        api = token_endpoint_error(errcode, errmsg, path)
+    else:
+        api = api_error(errcode, errmsg, path)
+    return _Failed(RETRYABLE_ERRCODES.get(errcode), api, f"errcode {errcode}", status, errcode)
 
 
 def _result(

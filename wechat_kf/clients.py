@@ -21,7 +21,7 @@ import httpx
 import sniffio
 
 from ._base_url import check_base_url
-from ._exchanges import AiohttpExchange, Exchange, HttpxExchange
+from ._exchanges import AiohttpExchange, Exchange, HttpxExchange, PooledHttpxExchange
 from ._secrets import hide
 from ._transport import Transport
 from .errors import ClientClosedError
@@ -204,10 +204,10 @@ def _choose_exchange(
     if http_client is not None:
         if exchange == "aiohttp":
             raise ValueError("an http_client is an httpx client: use exchange='httpx' or 'auto'")
-        return HttpxExchange(http_client, timeout=timeout)
+        return HttpxExchange(http_client)
     if exchange == "aiohttp" or (exchange == "auto" and _on_asyncio() and _has_aiohttp()):
         return AiohttpExchange(base_url)
-    return HttpxExchange(None, timeout=timeout)
+    return PooledHttpxExchange(timeout=timeout)
 
 
 def _on_asyncio() -> bool:

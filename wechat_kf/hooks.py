@@ -243,6 +243,17 @@ class Hooks:
                 "on_inbox_message",
             )
         }
+        stock = LoggingHook.on_attempt_end
+        ends = [getattr(method, "__func__", None) for _, method in self._methods["on_attempt_end"]]
+        # The stock LoggingHook only writes DEBUG lines: it listens only while they are taken.
+        self._logging = stock in ends
+        self._watching = bool(self._methods["on_attempt"]) or any(e is not stock for e in ends)
+
+    def watching_attempts(self) -> bool:
+        """Whether a hook hears of an attempt now: one that wraps attempts or reads their ends,
+        or a ``LoggingHook`` while ``wechat_kf.transport`` takes DEBUG lines. The transport asks
+        before each attempt and builds no record when none does."""
+        return self._watching or (self._logging and logger.isEnabledFor(logging.DEBUG))
 
     def attempt(self, attempt: Attempt) -> contextlib.AbstractContextManager[Any]:
         """Around one attempt: each hook's ``on_attempt`` context manager, entered in order."""

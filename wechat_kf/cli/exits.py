@@ -40,8 +40,8 @@ _LINE = "wechat_kf.line"
 
 #: What to do about the errcodes a user of the command meets most, by errcode.
 ADVICE = {
-    45009: "the call's quota is used up for now (a sync_msg pull without a callback token is "
-    "limited harder): wait, then run it again",
+    45009: "WeChat's quota for this call is used up for now (sync_msg pulls without a "
+    "callback token are limited hardest); it comes back with time",
     45080: "typing shows only within 30 s of the user's last message: wait until they write",
     60111: "not a member of the corp, or outside the app's visible range (the admin console: "
     "the app, then its visible range)",

@@ -14,12 +14,14 @@ from tests._scripted import SECRET, Scripted
 from wechat_kf import (
     AccessTokenError,
     APIError,
+    BatchError,
     ClientClosedError,
     InvalidResponseError,
     OfficialAccountClient,
     PermissionDeniedError,
     RateLimitError,
     TransportError,
+    WeComClient,
 )
 from wechat_kf._base_url import check_base_url
 from wechat_kf._transport import MAX_BODY_BYTES, redact
@@ -578,4 +580,35 @@ async def test_a_request_that_cannot_be_built_is_a_transport_error_never_sent(
         with pytest.raises(TransportError) as info:
             await client._transport.request("POST", "/x", files=files, idempotent=True)
     assert info.value.maybe_applied is False
+    assert scripted.business_requests == []
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [httpx.Response(502, text="bad gateway"), httpx.ReadError("lost"), httpx.ReadTimeout("slow")],
+    ids=["502", "dropped", "read-timeout"],
+)
+@pytest.mark.parametrize("platform", ["oa-classic", "wecom"])
+async def test_a_failed_get_token_fetch_is_never_maybe_applied(
+    scripted: Scripted, failure: Any, platform: str
+) -> None:
+    """Nothing a token GET does can be applied, and the business call behind it never left:
+    whatever failed, retried to the end, the caller is told so."""
+    scripted.token_replies.extend([failure] * 3)
+    client: Any
+    if platform == "wecom":
+        client = WeComClient("wwcorp", SECRET, http_client=scripted.client(), max_retries=2)
+        async with client:
+            with pytest.raises(BatchError) as batch:
+                await client.servicers.add("wkKF", ["u1"])
+        error = batch.value.errors[0]
+    else:
+        client = oa_client(scripted, use_stable_token=False, max_retries=2)
+        async with client:
+            with pytest.raises(TransportError) as info:
+                await client.kf_accounts.add("a@gh_x", nickname="n")
+        error = info.value
+    assert isinstance(error, TransportError)
+    assert error.maybe_applied is False
+    assert [r.method for r in scripted.token_requests] == ["GET"] * 3  # retried: idempotent
     assert scripted.business_requests == []

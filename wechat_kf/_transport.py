@@ -345,10 +345,12 @@ def _settled(error: WeChatError, call: _Call, maybe_applied: bool) -> WeChatErro
     attempt that may have applied, a keyed call's other endings (a refusal, a rejected token, an
     unreadable answer, the client closed) may be the repeat's: a
     ``TransportError(maybe_applied=True)`` with the error as its cause. A token fetch's own
-    failure is left as it is (its ``path`` is the token endpoint's)."""
+    failure is left as it is (its ``path`` is the token endpoint's), but for a token fetched by
+    GET, which nothing can have applied: it is never maybe-applied."""
     key = call.idempotency_key
     if isinstance(error, TransportError) and error.path == call.path:
-        error.maybe_applied = error.maybe_applied or maybe_applied
+        reads = call.kind is CallKind.TOKEN and call.method == "GET"
+        error.maybe_applied = not reads and (error.maybe_applied or maybe_applied)
         error.msgid = key
         return error
     if key is None or not maybe_applied:

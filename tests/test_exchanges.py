@@ -23,6 +23,7 @@ from wechat_kf import (
     TransportError,
     WeComClient,
 )
+from wechat_kf.clients import Connection
 from wechat_kf.testing import FakeWeChat
 
 pytestmark = pytest.mark.anyio
@@ -228,13 +229,36 @@ def test_auto_takes_aiohttp_on_asyncio_and_httpx_on_trio(backend: str, chosen: s
     assert anyio.run(made_here, backend=backend) == chosen
 
 
-def test_the_aiohttp_exchange_on_trio_is_a_clear_value_error() -> None:
-    async def main() -> None:
-        async with OfficialAccountClient("wx", SECRET, exchange="aiohttp") as client:
-            await client.kf_accounts.list()
+@pytest.mark.parametrize("make", ["oa", "wecom", "connection"])
+def test_the_aiohttp_exchange_pinned_on_trio_is_a_value_error_when_the_client_is_made(
+    make: str,
+) -> None:
+    made: list[object] = []
 
-    with pytest.raises(ValueError, match="asyncio only"):
+    async def main() -> None:
+        if make == "oa":
+            made.append(OfficialAccountClient("wx", SECRET, exchange="aiohttp"))
+        elif make == "wecom":
+            made.append(WeComClient("ww", SECRET, exchange="aiohttp"))
+        else:
+            made.append(Connection(base_url="https://qyapi.weixin.qq.com", exchange="aiohttp"))
+
+    with pytest.raises(ValueError, match="asyncio only, not on trio; use exchange='httpx'"):
         anyio.run(main, backend="trio")
+    assert made == []
+
+
+def test_an_aiohttp_client_made_outside_a_loop_then_used_on_trio_fails_before_sending() -> None:
+    with WireServer(tokens_then(drop_after_reading)) as server:
+        client = OfficialAccountClient("wx", SECRET, base_url=server.url, exchange="aiohttp")
+
+        async def main() -> None:
+            async with client:
+                await client.kf_accounts.list()
+
+        with pytest.raises(ValueError, match="asyncio only, not on trio"):
+            anyio.run(main, backend="trio")
+    assert server.requests == []
 
 
 def test_aiohttp_loggers_are_covered_by_the_redaction() -> None:

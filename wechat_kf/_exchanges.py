@@ -252,14 +252,24 @@ def _classify_httpx(exc: Exception) -> Failure | None:
     return None
 
 
+_ASYNCIO_ONLY = "exchange='aiohttp' runs on asyncio only, not on {}; use exchange='httpx'"
+
+
 class AiohttpExchange:
-    """The exchange over an aiohttp session the SDK owns (asyncio only; extra ``aiohttp``): 100
-    connections kept alive, no decompression, redirects or timeouts of aiohttp's own (the
-    transport's deadline bounds each attempt), the proxy from the environment as httpx does."""
+    """The exchange over an aiohttp session the SDK owns (asyncio only: made on another event
+    loop it is a ValueError at once; extra ``aiohttp``): 100 connections kept alive, no
+    decompression, redirects or timeouts of aiohttp's own (the transport's deadline bounds each
+    attempt), the proxy from the environment as httpx does."""
 
     name = "aiohttp"
 
     def __init__(self, base_url: str) -> None:
+        try:
+            running = sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:
+            running = "asyncio"  # made outside an event loop: the first call checks again
+        if running != "asyncio":
+            raise ValueError(_ASYNCIO_ONLY.format(running))
         try:
             import aiohttp
         except ImportError as exc:
@@ -271,8 +281,9 @@ class AiohttpExchange:
 
     def _open(self) -> Any:
         if self._session is None:
-            if sniffio.current_async_library() != "asyncio":
-                raise ValueError("exchange='aiohttp' runs on asyncio only; use exchange='httpx'")
+            running = sniffio.current_async_library()
+            if running != "asyncio":
+                raise ValueError(_ASYNCIO_ONLY.format(running))
             aiohttp = self._aiohttp
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(

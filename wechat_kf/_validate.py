@@ -101,6 +101,16 @@ def userid_problem(value: str) -> str | None:
     return f"begins with {value[0]!r}: a userid is {_USERID_RULE}"
 
 
+def userid(name: str, value: object) -> str:
+    """One WeCom userid (see :func:`userid_problem`), else a TypeError or ValueError saying why."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    problem = userid_problem(value)
+    if problem is not None:
+        raise ValueError(f"{name} {value!r} {problem}")
+    return value
+
+
 def userids(values: object) -> list[str]:
     """Distinct WeCom userids (see :func:`userid_problem`) in first-seen order, from any iterable
     but a bare str; the first that is not one is a ValueError naming it and its place."""

@@ -10,7 +10,7 @@ fit one kf account?)."""
 
 from __future__ import annotations
 
-from .customers import Customers
+from .customers import CustomerRequestCallback, Customers
 from .kf_accounts import WeComKfAccounts
 from .media import Media
 from .messages import Messages
@@ -26,6 +26,7 @@ from .sessions import Sessions
 __all__ = [
     "MAX_DEPARTMENTS_PER_KF_ACCOUNT",
     "MAX_SERVICERS_PER_KF_ACCOUNT",
+    "CustomerRequestCallback",
     "Customers",
     "Media",
     "Messages",

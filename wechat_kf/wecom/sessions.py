@@ -70,7 +70,7 @@ class Sessions:
         if payload["service_state"] == SessionState.HUMAN:
             if servicer_userid is None:
                 raise ValueError("servicer_userid is required to hand a session to a human")
-            payload["servicer_userid"] = _validate.token_like("servicer_userid", servicer_userid)
+            payload["servicer_userid"] = _validate.userid("servicer_userid", servicer_userid)
         elif servicer_userid is not None:
             raise ValueError("servicer_userid goes only with state HUMAN (3)")
         body = await self._transport.request("POST", _TRANSFER, json=payload, idempotent=False)

@@ -10,9 +10,11 @@ wrong in it becomes a WeChatError, and one place decides whether to try again.
 from __future__ import annotations
 
 import enum
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import anyio
 import attrs
@@ -24,7 +26,7 @@ from ._exchanges import Answer, Exchange, ExchangeFailed, Outgoing
 from ._json_body import FILE, FILE_HEADERS, JSON, decode, errcode_of, is_json, json_body
 from ._requestid import parse_rid
 from ._retry import RETRYABLE_ERRCODES, Failure, retry_delay
-from ._secrets import hide, hide_fields, install_log_redaction, redact
+from ._secrets import Secret, hide, hide_fields, install_log_redaction, redact
 from .errors import (
     TOKEN_ERRCODES,
     AccessTokenError,
@@ -280,8 +282,9 @@ class Transport:
             outcome = await self._answer(request, call, token)
             return outcome[0] if isinstance(outcome, tuple) else outcome
         info = Attempt(
-            call.method, call.path, attempt, call.idempotent, call.kind.value, *self._server
-        )
+            call.method, call.path, attempt, call.idempotent, call.kind.value, *self._server,
+            _shown_url(url, query),
+        )  # fmt: skip
         started = time.perf_counter()
         with hooks.attempt(info):
             outcome = await self._answer(request, call, token)
@@ -406,6 +409,22 @@ def _judge(
     else:
         api = api_error(errcode, errmsg, path)
     return _Failed(RETRYABLE_ERRCODES.get(errcode), api, f"errcode {errcode}", status, errcode)
+
+
+#: Query parameters whose values are credentials, whatever their type (a Secret always is one).
+_SECRET_QUERY = re.compile(r"(token|secret|ticket|permanent_code)$")
+
+
+def _shown_url(url: str, query: Mapping[str, str]) -> str:
+    """``url`` with its query, each credential in it shown as ``REDACTED`` (what OpenTelemetry's
+    ``url.full`` asks for: the key kept, the value replaced)."""
+    if not query:
+        return url
+    shown = {
+        key: "REDACTED" if isinstance(value, Secret) or _SECRET_QUERY.search(key) else value
+        for key, value in query.items()
+    }
+    return f"{url}?{urlencode(shown)}"
 
 
 def _result(

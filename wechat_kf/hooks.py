@@ -49,7 +49,8 @@ class Attempt:
     or "token" (a token endpoint); ``attempt`` counts from 1 for each call, refreshes and
     retries included; ``idempotent`` says whether the policy may send it again after it may have
     been applied; ``server_address`` and ``server_port`` name the host it goes to (the port
-    implied by the scheme when the base URL gives none)."""
+    implied by the scheme when the base URL gives none); ``url`` is the whole URL with its
+    query, every token, secret or ticket in it replaced by ``REDACTED``."""
 
     method: str
     path: str
@@ -58,6 +59,7 @@ class Attempt:
     kind: str
     server_address: str | None = None
     server_port: int | None = None
+    url: str | None = None
 
 
 @attrs.frozen

@@ -28,14 +28,18 @@ __all__ = ["OpenTelemetryHook"]
 
 
 class OpenTelemetryHook:
-    """A span per attempt, named "METHOD /path", with ``http.request.method``, ``server.address``,
-    ``server.port``, ``url.path`` (never the query, which holds the token), ``wechat.attempt``,
-    ``wechat.call`` (business or
-    token) and, once it ends, ``http.response.status_code``, ``wechat.errcode``, ``wechat.rid``
-    and ``error.type``; and the metrics ``wechat_kf.request.duration`` (seconds, per attempt),
-    ``wechat_kf.retries``, ``wechat_kf.token.fetches`` and ``wechat_kf.batch.ids``; for an
-    inbox, a span ``wechat_kf.inbox.pull`` per pull and ``wechat_kf.inbox.handle`` per message
-    it settled (``wechat.open_kfid``, ``wechat.msgid``, ``wechat.msgtype``, counts, attempts,
+    """A client span per attempt, named "METHOD /path", following OpenTelemetry's HTTP client
+    conventions: ``http.request.method``, ``server.address``, ``server.port``, ``url.full`` (the
+    token and every secret in its query replaced by ``REDACTED``), ``http.request.resend_count``
+    (from the second attempt of a call, whatever sent it again) and, once it ends,
+    ``http.response.status_code`` and ``error.type`` (the status as text for an HTTP error,
+    else the name of what failed: "TransportError", "APIError", "token rejected"...); plus ours,
+    ``url.path``, ``wechat.call`` (business or token), ``wechat.errcode`` and ``wechat.rid``.
+    Metrics: ``http.client.request.duration`` (seconds, per attempt, with the conventions'
+    attributes and buckets), and ours, ``wechat_kf.request.duration``, ``wechat_kf.retries``,
+    ``wechat_kf.token.fetches`` and ``wechat_kf.batch.ids``; for an inbox, a span
+    ``wechat_kf.inbox.pull`` per pull and ``wechat_kf.inbox.handle`` per message it settled
+    (``wechat.open_kfid``, ``wechat.msgid``, ``wechat.msgtype``, counts, attempts,
     ``wechat.inbox.outcome``; never a token), and the metrics ``wechat_kf.inbox.pull.duration``,
     ``wechat_kf.inbox.handle.duration`` and ``wechat_kf.inbox.messages``. Uses the global
     providers unless ``tracer_provider`` / ``meter_provider`` are given."""
@@ -43,6 +47,12 @@ class OpenTelemetryHook:
     def __init__(self, *, tracer_provider: Any = None, meter_provider: Any = None) -> None:
         self._tracer = trace.get_tracer("wechat_kf", __version__, tracer_provider)
         meter = metrics.get_meter("wechat_kf", __version__, meter_provider)
+        self._http_duration = meter.create_histogram(
+            "http.client.request.duration",
+            unit="s",
+            description="Duration of HTTP client requests.",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        )
         self._duration = meter.create_histogram(
             "wechat_kf.request.duration", unit="s", description="Duration of each attempt."
         )
@@ -70,26 +80,35 @@ class OpenTelemetryHook:
         )
 
     def on_attempt(self, attempt: Attempt) -> Any:
-        attributes = {**_common(attempt), "wechat.attempt": attempt.attempt}
+        attributes = _common(attempt)
+        attributes["url.path"] = attempt.path
+        attributes["wechat.call"] = attempt.kind
+        if attempt.url is not None:
+            attributes["url.full"] = attempt.url
+        if attempt.attempt > 1:
+            attributes["http.request.resend_count"] = attempt.attempt - 1
         return self._tracer.start_as_current_span(
             f"{attempt.method} {attempt.path}", kind=SpanKind.CLIENT, attributes=attributes
         )
 
     def on_attempt_end(self, result: AttemptResult) -> None:
         span = trace.get_current_span()
+        attributes = _common(result.attempt)
         if result.status is not None:
             span.set_attribute("http.response.status_code", result.status)
+            attributes["http.response.status_code"] = result.status
         if result.errcode is not None:
             span.set_attribute("wechat.errcode", result.errcode)
         if result.rid is not None:
             span.set_attribute("wechat.rid", result.rid)
-        if result.error is not None:
-            span.set_attribute("error.type", result.error)
-            span.set_status(Status(StatusCode.ERROR, result.error))
-        attributes = _common(result.attempt)
-        if result.error is not None:
-            attributes["error.type"] = result.error
-        self._duration.record(result.duration, attributes)
+        error = _error_type(result)
+        if error is not None:
+            span.set_attribute("error.type", error)
+            span.set_status(Status(StatusCode.ERROR, error))
+            attributes["error.type"] = error
+        self._http_duration.record(result.duration, attributes)
+        ours = {**attributes, "url.path": result.attempt.path, "wechat.call": result.attempt.kind}
+        self._duration.record(result.duration, ours)
 
     def on_retry(self, retry: Retry) -> None:
         self._retries.add(1, {"url.path": retry.path, "wechat.retry.reason": retry.reason})
@@ -151,16 +170,24 @@ class OpenTelemetryHook:
         span.end(end_time=end)
 
 
+#: The buckets the HTTP client conventions advise for ``http.client.request.duration``.
+_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
+
+
 def _common(attempt: Attempt) -> dict[str, Any]:
-    """What both a span and the duration metric say of an attempt (OpenTelemetry's HTTP client
-    conventions, plus ours)."""
-    attributes: dict[str, Any] = {
-        "http.request.method": attempt.method,
-        "url.path": attempt.path,
-        "wechat.call": attempt.kind,
-    }
+    """What both a span and the duration metrics say of an attempt (OpenTelemetry's HTTP client
+    conventions)."""
+    attributes: dict[str, Any] = {"http.request.method": attempt.method}
     if attempt.server_address is not None:
         attributes["server.address"] = attempt.server_address
     if attempt.server_port is not None:
         attributes["server.port"] = attempt.server_port
     return attributes
+
+
+def _error_type(result: AttemptResult) -> str | None:
+    """``error.type`` of an attempt: the status code as text when HTTP said it failed (the
+    conventions' rule), else the name of what failed, None for a success."""
+    if result.status is not None and result.status >= 400:
+        return str(result.status)
+    return result.error

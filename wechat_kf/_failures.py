@@ -112,9 +112,9 @@ class BatchError(WeChatError, Generic[ResultT]):
         errors: Sequence[Exception],
     ) -> None:
         self.result: ResultT = result
-        self.unprocessed_userids = list(unprocessed_userids)
-        self.unprocessed_department_ids = list(unprocessed_department_ids)
-        self.errors = list(errors)
+        self.unprocessed_userids: list[str] = list(unprocessed_userids)
+        self.unprocessed_department_ids: list[int] = list(unprocessed_department_ids)
+        self.errors: list[Exception] = list(errors)
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -149,11 +149,11 @@ class SyncError(WeChatError):
         errors: Sequence[Exception] = (),
     ) -> None:
         self.result = result
-        self.unprocessed_to_add = list(unprocessed_to_add)
-        self.unprocessed_to_remove = list(unprocessed_to_remove)
-        self.unprocessed_departments_to_add = list(unprocessed_departments_to_add)
-        self.unprocessed_departments_to_remove = list(unprocessed_departments_to_remove)
-        self.errors = list(errors)
+        self.unprocessed_to_add: list[str] = list(unprocessed_to_add)
+        self.unprocessed_to_remove: list[str] = list(unprocessed_to_remove)
+        self.unprocessed_departments_to_add: list[int] = list(unprocessed_departments_to_add)
+        self.unprocessed_departments_to_remove: list[int] = list(unprocessed_departments_to_remove)
+        self.errors: list[Exception] = list(errors)
         super().__init__(str(self))
 
     def __str__(self) -> str:

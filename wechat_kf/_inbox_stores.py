@@ -172,7 +172,7 @@ class MemoryInboxStore:
     ) -> None:
         if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not lease > 0:
             raise ValueError("lease must be a positive number of seconds")
-        self.lease = float(lease)
+        self.lease: float = float(lease)
         self._clock = clock
         self._accounts: dict[tuple[str, str], _Account] = {}
         # namespace -> open_kfids with unsettled news, in the order they first had some.

@@ -190,8 +190,8 @@ class RedisInboxStore:
                 raise ValueError(f"{name} must be a positive number of seconds")
         self._redis = redis
         self.prefix = prefix
-        self.lease = float(lease)
-        self.command_timeout = float(command_timeout)
+        self.lease: float = float(lease)
+        self.command_timeout: float = float(command_timeout)
         self._unreachable = (exceptions.ConnectionError, exceptions.TimeoutError, OSError)
         self._errors = exceptions.RedisError
         # redis-py's asyncio pool raises at once when all its connections are busy: a burst of
@@ -199,7 +199,7 @@ class RedisInboxStore:
         pool = getattr(redis, "connection_pool", None)
         size = getattr(pool, "max_connections", None)
         if isinstance(size, int) and not isinstance(size, bool) and size > 0:
-            self.max_in_flight = max(1, min(size - size // 5, _MOST_IN_FLIGHT))
+            self.max_in_flight: int = max(1, min(size - size // 5, _MOST_IN_FLIGHT))
         else:
             self.max_in_flight = _IN_FLIGHT
         self._limiter: anyio.CapacityLimiter | None = None

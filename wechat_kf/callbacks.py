@@ -21,10 +21,10 @@ import attrs
 
 try:
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-except ImportError as error:  # pragma: no cover - only without the extra
+except ImportError as _missing:  # pragma: no cover - only without the extra
     raise ImportError(
         "wechat_kf.callbacks needs the 'callbacks' extra: pip install 'wechat-kf[callbacks]'"
-    ) from error
+    ) from _missing
 
 from ._callback_xml import (
     MAX_BODY_BYTES,
@@ -112,9 +112,9 @@ class CallbackCrypto:
             raise ValueError("max_age must be a number of seconds >= 0, or None")
         key = base64.b64decode(encoding_aes_key + "=")
         self._token = token
-        self.receive_id = receive_id
+        self.receive_id: str = receive_id
         self._receive_id = receive_id.encode("utf-8", "surrogatepass")
-        self.max_age = max_age
+        self.max_age: float | None = max_age
         # Built once: only the per-message context is made for each push.
         self._cipher = Cipher(algorithms.AES(key), modes.CBC(key[:16]))
 

@@ -90,8 +90,8 @@ class APIError(WeChatError):
     def __init__(self, errcode: int, errmsg: str = "", *, path: str | None = None) -> None:
         self.errcode = errcode
         self.errmsg = errmsg
-        self.rid = parse_rid(errmsg)
-        self.hint = parse_hint(errmsg)
+        self.rid: str | None = parse_rid(errmsg)
+        self.hint: str | None = parse_hint(errmsg)
         self.path = path
         super().__init__(errcode, errmsg, path)
 

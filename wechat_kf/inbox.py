@@ -41,7 +41,7 @@ from .models import SentMessage
 
 __all__ = ["Inbox"]
 
-logger = logging.getLogger("wechat_kf.inbox")
+logger: logging.Logger = logging.getLogger("wechat_kf.inbox")
 
 #: The bound on recording a notification in a store that has no command timeout of its own (s).
 _NOTIFY_BOUND = 5.0
@@ -111,10 +111,10 @@ class Inbox:
             raise ValueError("limit must be 1..1000")
         self.client = client
         self.store = store
-        self.namespace = _namespace(client, namespace)
+        self.namespace: str = _namespace(client, namespace)
         self.start: Start = start
         self.max_concurrency = max_concurrency
-        self.poll_interval = None if poll_interval is None else float(poll_interval)
+        self.poll_interval: float | None = None if poll_interval is None else float(poll_interval)
         handle: Handler = handler
         failed: OnFailure | None = on_failure
         self._engine = Engine(

@@ -86,7 +86,7 @@ class _Platform(Lifecycle):
             hooks=hooks,
             retry_backoff=retry_backoff,
         )
-        self.base_url = self._connection.base_url
+        self.base_url: str = self._connection.base_url
         self._transport = self._connection.transport()
         # One store for the platform's tokens and its tickets (Redis: every process's).
         self._store: TokenStore = token_store if token_store is not None else MemoryTokenStore()
@@ -193,7 +193,7 @@ class OpenPlatform(_Platform):
             retry_backoff=retry_backoff,
         )
         self._ticket_key = f"ticket:component:{component_appid}"
-        self.component = ComponentTokenProvider(
+        self.component: ComponentTokenProvider = ComponentTokenProvider(
             component_appid,
             component_appsecret,
             verify_ticket=(
@@ -282,7 +282,7 @@ class ServiceProvider(_Platform):
             retry_backoff=retry_backoff,
         )
         self._ticket_key = f"ticket:suite:{suite_id}"
-        self.suite = SuiteTokenProvider(
+        self.suite: SuiteTokenProvider = SuiteTokenProvider(
             suite_id,
             suite_secret,
             suite_ticket=(

@@ -51,8 +51,8 @@ def _without_the_extra(missing: str) -> Any:
 
 try:
     from .root import main
-except ImportError as missing:
-    name = (missing.name or "").partition(".")[0]
-    if name not in _EXTRA:
+except ImportError as _missing:
+    _name = (_missing.name or "").partition(".")[0]
+    if _name not in _EXTRA:
         raise
-    main = _without_the_extra(name)
+    main = _without_the_extra(_name)

@@ -41,7 +41,7 @@ class CursorFileStore:
 
     def __init__(self, path: Path | None, open_kfid: str) -> None:
         self._memory = MemoryInboxStore()
-        self.lease = self._memory.lease
+        self.lease: float = self._memory.lease
         self.path = path
         self.open_kfid = open_kfid
         self.cursor: str | None = None

@@ -7,7 +7,7 @@ file that were skipped; and every one of them, one per row, in a --failures-file
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +149,7 @@ def write_skipped(console: Console, source: str, skipped: Sequence[Skipped]) -> 
 
 # -- the failures file -----------------------------------------------------------------------
 
-failures_file_option = click.option(
+failures_file_option: Callable[[Callable[..., Any]], Callable[..., Any]] = click.option(
     "--failures-file",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Write every id that did not go through to this CSV file (made or replaced): refused, "

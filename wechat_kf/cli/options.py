@@ -38,7 +38,7 @@ def _set_verbosity(ctx: click.Context, _: click.Parameter, value: int) -> None:
     logging.getLogger("httpx").setLevel(logging.INFO if verbose > 1 else logging.WARNING)
 
 
-verbose = click.option(
+verbose: Callable[[Callable[..., Any]], Callable[..., Any]] = click.option(
     "-v",
     "--verbose",
     count=True,

@@ -134,7 +134,7 @@ class StreamedDocument:
     written is out, so closing after any stop still leaves one whole document."""
 
     def __init__(self, key: str) -> None:
-        self.count = 0
+        self.count: int = 0
         self._key = json.dumps(key)
         self._closed = False
 

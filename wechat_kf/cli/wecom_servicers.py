@@ -250,7 +250,7 @@ def _sync_command(open_kfid: str, dry_run: bool, **opts: Any) -> None:
     run(main_, as_json=as_json, interrupted=interrupted)
 
 
-servicers_sync = wecom_command(
+servicers_sync: Callable[..., None] = wecom_command(
     servicers, "sync", "Make the servicers exactly the ids given: add the missing, remove the rest."
 )(
     _batch_options(
@@ -261,9 +261,9 @@ servicers_sync = wecom_command(
         )(_sync_command)
     )
 )
-servicers_add = wecom_command(servicers, "add", "Add servicers, in concurrent batches.")(
-    _batch_options(_batch_command(delete=False))
-)
-servicers_delete = wecom_command(servicers, "delete", "Remove servicers.")(
+servicers_add: Callable[..., None] = wecom_command(
+    servicers, "add", "Add servicers, in concurrent batches."
+)(_batch_options(_batch_command(delete=False)))
+servicers_delete: Callable[..., None] = wecom_command(servicers, "delete", "Remove servicers.")(
     _batch_options(_batch_command(delete=True))
 )

@@ -84,9 +84,9 @@ class FakeWeChat(Seeding, Conversation, Pushing):
     def __init__(self, *, seed: int = 0, token_ttl: int = 7200) -> None:
         self._random = random.Random(seed)
         #: What the endpoints read and change (and the properties below show).
-        self.world = World(self._random, token_ttl=token_ttl)
+        self.world: World = World(self._random, token_ttl=token_ttl)
         self.calls: list[Call] = []
-        self.token_fetches = 0
+        self.token_fetches: int = 0
         self._business_calls = 0
 
     #: What the fake injects: random faults, and errcodes on chosen paths and ids.

@@ -158,6 +158,20 @@ def _outcome(
         return _report_error(exc, USAGE, as_json, "credentials refused: ")
     except WeChatError as exc:
         return _report_error(exc, FAILED, as_json)
+    except BaseException as exc:
+        if not _ctrl_c_on_python_3_10(exc):
+            raise
+        return _after_ctrl_c(as_json, interrupted)
+
+
+def _ctrl_c_on_python_3_10(error: BaseException) -> bool:
+    """Whether ``error`` is how a Ctrl-C leaves ``anyio.run`` on Python 3.10: asyncio there has
+    no runner that turns the main task's cancellation back into KeyboardInterrupt, so it comes
+    out as that cancellation (nothing else cancels the command's main task)."""
+    if sys.version_info >= (3, 11):
+        return False
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and isinstance(error, asyncio.CancelledError)
 
 
 def final_report(code: int, write: Callable[[], None]) -> int:

@@ -489,16 +489,13 @@ async def test_aiohttp_refuses_a_push_over_the_cap_with_413_declared_or_streamed
         assert port is not None
         with anyio.fail_after(10):
             declared = post_head("/callbacks/wecom", query, 300 * 1024 * 1024)
-            assert (
-                await raw_post(port, declared, b"A" * 1024)
-                == b"HTTP/1.1 413 Request Entity Too Large"
-            )
+            # The reason phrase is Python's own (3.13 says "Content Too Large"): the code counts.
+            assert (await raw_post(port, declared, b"A" * 1024)).startswith(b"HTTP/1.1 413 ")
             streamed = post_head("/callbacks/wecom", query, None)
             block = b"A" * (16 * 1024)
             parts = chunked(*[block] * (MAX_PUSH_BYTES // len(block) + 2))
-            assert await raw_post(port, streamed + b"".join(parts), gap=0) == (
-                b"HTTP/1.1 413 Request Entity Too Large"
-            )
+            answer = await raw_post(port, streamed + b"".join(parts), gap=0)
+            assert answer.startswith(b"HTTP/1.1 413 ")
             exactly = b"A" * MAX_PUSH_BYTES  # at the cap: read, then refused as no push
             assert (
                 await raw_post(

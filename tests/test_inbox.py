@@ -744,20 +744,26 @@ async def short_store(request: pytest.FixtureRequest, anyio_backend: str) -> Asy
 
 
 class CutOff:
-    """A store as one inbox sees it: once ``on``, every call fails as an unreachable Redis."""
+    """A store as one inbox sees it: once ``on``, every call fails as an unreachable Redis. Its
+    methods are the protocol's, each defined on the class (below), since Python 3.12 checks a
+    runtime protocol without calling ``__getattr__``."""
 
     def __init__(self, store: Any) -> None:
         self.store, self.lease, self.on = store, store.lease, False
 
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self.store, name)
 
-        async def call(*args: Any) -> Any:
-            if self.on:
-                raise TokenStoreError("Redis did not answer within 2 s")
-            return await method(*args)
+def _cut_off(name: str) -> Callable[..., Any]:
+    async def call(self: CutOff, *args: Any) -> Any:
+        if self.on:
+            raise TokenStoreError("Redis did not answer within 2 s")
+        return await getattr(self.store, name)(*args)
 
-        return call
+    return call
+
+
+for _name in ("notify", "pending", "acquire", "renew", "release", "get_cursor", "marked",
+              "commit", "replied", "mark_replied"):  # fmt: skip
+    setattr(CutOff, _name, _cut_off(_name))
 
 
 async def test_a_holder_whose_renewals_fail_past_its_lease_stops_before_another_takes_over(

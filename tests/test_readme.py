@@ -95,6 +95,8 @@ def test_every_python_block_of_the_readme_is_run_by_a_test_here() -> None:
         "## Observability: hooks, traces and metrics",
         "## Testing your code with FakeWeChat",
         "## Testing your code with FakeWeChat",
+        "## Testing your code with FakeWeChat",
+        "## Testing your code with FakeWeChat",
     ]
 
 
@@ -251,6 +253,18 @@ def test_readme_instant_retries_fixture_defines_a_fixture_from_public_names() ->
     namespace: dict[str, Any] = {}
     exec(python_block_after("- Instant retries:"), namespace)
     assert "_instant_retries" in namespace
+
+
+async def test_readme_chosen_errcodes_example_passes() -> None:
+    namespace: dict[str, Any] = {}
+    exec(python_block_after("- Chosen errcodes:"), namespace)
+    await namespace["test_a_quota_error_reaches_us_and_a_stopped_servicer_is_reported"]()
+
+
+async def test_readme_sandbox_example_adds_ten_servicers() -> None:
+    namespace: dict[str, Any] = {}
+    exec(python_block_after("- The sandbox:"), namespace)
+    assert await namespace["servicers_after_adding_ten"]() == 10
 
 
 def post_to_readme_fastapi_app(world: Sandbox, *batches: list[str]) -> list[httpx.Response]:

@@ -506,7 +506,7 @@ def test_customers_get_skips_a_line_that_is_no_id_says_its_number_and_asks_for_t
     assert result.exit_code == 1, result.output  # two lines gave no customer to ask for
     assert "line 3: not an external_userid: 'wm Bob' must be non-empty" in result.stdout
     assert "line 4: no value in column 'external_userid'" in result.stdout
-    assert "1 found, 0 invalid, 0 unprocessed, 2 lines skipped" in result.stdout
+    assert "1 found, 0 invalid, 0 unprocessed, 2 lines with no usable id" in result.stdout
     assert [body["external_userid_list"] for body in api.sent(BATCHGET)] == [["wmAlice"]]
     rows = failures.read_text(encoding="utf-8").splitlines()
     assert rows[0] == "external_userid,outcome,errcode,reason"
@@ -521,7 +521,7 @@ def test_customers_get_from_a_file_with_no_usable_line_says_each_and_asks_nothin
     result = api.run("wecom", "customers", "get", "--file", "-", stdin="wm Bob\nwm Carol\n")
     assert result.exit_code == 1
     assert "line 1: not an external_userid: 'wm Bob'" in result.stdout
-    assert "0 found, 0 invalid, 0 unprocessed, 2 lines skipped" in result.stdout
+    assert "0 found, 0 invalid, 0 unprocessed, 2 lines with no usable id" in result.stdout
     assert api.sent(BATCHGET) == []
 
 

@@ -94,7 +94,7 @@ def test_an_hr_export_is_read_by_its_header_and_its_bad_lines_are_said_by_number
                  path, "--sandbox")  # fmt: skip
     assert result.exit_code == 1, result.output  # two lines held no usable userid
     assert sent_userids(box) == ["user0001", "user0002", "user0003"]
-    assert "3 ok, 0 failed, 2 lines skipped" in result.stdout
+    assert "3 ok, 0 failed, 2 lines with no usable id" in result.stdout
     assert "4 lines of " in result.stdout
     assert "  line 1: the header" in result.stdout
     assert "  line 4: no value in column '账号'" in result.stdout
@@ -484,3 +484,23 @@ def test_the_failures_file_reads_back_as_the_next_runs_userids(
                 str(failures), "--sandbox")  # fmt: skip
     assert again.exit_code == 0, again.output
     assert sent_userids(box)[-2:] == ["user0002", "user0004"]
+
+
+def test_a_failures_file_with_skipped_lines_reads_back_clean(tmp_path: Path, box: Sandbox) -> None:
+    box.fake.fail_servicer_ids(["user0002"], errcode=60011, times=1)
+    failures = tmp_path / "failures.csv"
+    hr = "姓名,userid,部门\n张三,user0001,1\n王五,,3\n李四,user0002,2\n赵六,bad id,2\n"
+    first = run("wecom", "servicers", "add", "--open-kfid", box.open_kfid, "--userids-file", "-",
+                "--failures-file", str(failures), "--sandbox", stdin=hr)  # fmt: skip
+    assert first.exit_code == 1
+    assert "1 ok, 1 failed, 2 lines with no usable id" in first.stdout
+    with failures.open(encoding="utf-8", newline="") as stream:
+        outcomes = [(row["userid"], row["outcome"]) for row in csv.DictReader(stream)]
+    assert ("user0002", "failed") in outcomes
+    assert [o for _, o in outcomes].count("skipped") == 2
+    # The rerun retries what failed; the lines skipped before are said, not counted again.
+    again = run("wecom", "servicers", "add", "--open-kfid", box.open_kfid, "--userids-file",
+                str(failures), "--sandbox")  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert "skipped by the run that wrote this failures file" in again.stdout
+    assert sent_userids(box)[-1:] == ["user0002"]

@@ -95,8 +95,7 @@ def report_batch(run: BatchRun, *, as_json: bool, failures_file: Path | None) ->
         summary = f"{len(result.succeeded)} ok, {len(result.failed)} failed"
         if run.rest is not None:
             summary += f", {len(run.rest[0]) + len(run.rest[1])} unprocessed"
-        if run.target.unusable:
-            summary += f", {len(run.target.unusable)} lines skipped"
+        summary += run.target.unusable_note()
         if result.case_duplicates:
             # WeCom ignores case in userids: say which lines were the same member, not a loss.
             summary += f", {len(result.case_duplicates)} repeated in another case"

@@ -62,6 +62,13 @@ class Target:
         """The skipped lines that make the run fail: ids that could not be processed."""
         return [s for s in self.skipped if s.counts]
 
+    def unusable_note(self) -> str:
+        """For a summary line: how many skipped lines held no usable id ("" when none)."""
+        count = len(self.unusable)
+        if not count:
+            return ""
+        return f", {count} line{'' if count == 1 else 's'} with no usable id"
+
     def skipped_data(self) -> list[dict[str, Any]]:
         return [s.data(self.source) for s in self.skipped]
 
@@ -184,8 +191,16 @@ def read_ids(stream: BinaryIO, layout: Layout, check: Check, what: str = "userid
     width = max([len(header or [])] + [len(row) for _, row in rows[:_SAMPLE]])
     index = _column(header, width, layout, name, what)
     label = repr(header[index].strip()) if header and index < len(header) else str(index + 1)
+    # A --failures-file read back: its skipped rows hold no id to retry (the run that wrote it
+    # said why), so a rerun of what failed can end clean.
+    names = [_normal(cell) for cell in header or ()]
+    outcome = names.index("outcome") if "outcome" in names else None
     first_line: dict[str, int] = {}
     for number, row in rows:
+        if outcome is not None and outcome < len(row) and row[outcome].strip() == "skipped":
+            reason = "skipped by the run that wrote this failures file"
+            target.skipped.append(Skipped(number, delimiter.join(row), reason, counts=False))
+            continue
         value = row[index].strip() if index < len(row) else ""
         problem = None if value else f"no value in column {label}"
         problem = problem or _problem(check, value, what)

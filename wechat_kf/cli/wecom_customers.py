@@ -237,7 +237,7 @@ def _report(
         console.print(f"unprocessed{note}, ask for them again: {_some(rest)}")
         write_error_groups(console, groups, "external_userids")
     write_skipped(console, target.source, target.skipped)
-    skipped = f", {len(target.unusable)} lines skipped" if target.unusable else ""
+    skipped = target.unusable_note()
     console.print(
         f"{len(batch.customers)} found, {len(batch.invalid)} invalid, {len(rest)} unprocessed"
         + skipped

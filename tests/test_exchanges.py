@@ -23,6 +23,7 @@ from wechat_kf import (
     TransportError,
     WeComClient,
 )
+from wechat_kf._exchanges import ExchangeFailed, Outgoing
 from wechat_kf.clients import Connection
 from wechat_kf.testing import FakeWeChat
 
@@ -183,7 +184,10 @@ async def test_aclose_closes_what_the_exchange_owns_and_never_a_callers_client(
     if exchange == "aiohttp":
         assert owned._session.closed is True
     else:
-        assert [c.is_closed for c in owned._clients] == [True] * len(owned._clients)
+        assert all(t._pool.connections == [] for t in owned._transports)
+        with pytest.raises(ExchangeFailed) as refused:  # a closed pool opens nothing again
+            await owned.send(Outgoing("GET", f"{base_url}{LIST}", LIST, {}))
+        assert refused.value.sent is False
     async with httpx.AsyncClient(transport=fake.transport) as http:
         await OfficialAccountClient(app.appid, app.secret, http_client=http).aclose()
         assert not http.is_closed

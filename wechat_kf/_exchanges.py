@@ -7,15 +7,12 @@ retryable, with a summary that holds no secret. The deadline of an attempt is th
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import AsyncIterable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 from urllib.request import getproxies, proxy_bypass
 
-import anyio
 import attrs
-import httpx
 import sniffio
 
 from ._body import ACCEPT_ENCODING, MAX_BODY_BYTES, read_body
@@ -25,21 +22,20 @@ from .errors import InvalidResponseError
 
 __all__ = [
     "DEFAULT_CONNECTIONS",
+    "KEEPALIVE_SECONDS",
     "AiohttpExchange",
     "Answer",
     "Exchange",
     "ExchangeFailed",
-    "HttpxExchange",
     "Outgoing",
-    "PooledHttpxExchange",
+    "env_proxy",
+    "file_headers",
+    "read_answer",
+    "request_headers",
 ]
 
 #: Connections an exchange opens (and keeps alive) when the SDK owns its pool.
 DEFAULT_CONNECTIONS = 100
-#: The httpx clients the owned httpx pool is cut into (``DEFAULT_CONNECTIONS`` shared equally):
-#: enough that none holds more than a few requests at 50 in flight, few enough that a request
-#: finds an idle connection in the client it is given (benchmarks: "concurrency").
-POOLS = 20
 #: How long both exchanges keep an idle connection. Over TLS with a 50 ms round trip a new
 #: connection costs a round trip more and about 4 ms of CPU, several times a whole call, so idle
 #: connections are kept longer than httpx's 5 s default; but not much past it, because a server
@@ -105,153 +101,6 @@ class Exchange(Protocol):
         """Close what the exchange owns."""
 
 
-_HTTPX_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-_HTTPX_UNFIXABLE = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.ProxyError)
-
-
-class HttpxExchange:
-    """The exchange over an httpx.AsyncClient of the caller's, used as given (its limits, its
-    pool) and never closed."""
-
-    name = "httpx"
-
-    def __init__(self, http_client: httpx.AsyncClient) -> None:
-        self._http = http_client
-
-    async def send(self, request: Outgoing) -> Answer:
-        return await _send_httpx(self._http, request)
-
-    async def aclose(self) -> None:
-        pass
-
-
-class PooledHttpxExchange:
-    """The httpx exchange the SDK owns: ``DEFAULT_CONNECTIONS`` connections kept alive, cut into
-    ``POOLS`` httpx clients of an equal share each (one TLS context for all), with each request
-    sent on the client that has the fewest in flight and, past ``DEFAULT_CONNECTIONS`` in
-    flight, waiting its turn here. httpcore's pool does work in proportion to its requests times
-    its connections at every arrival and completion, so one pool of 100 costs several times the
-    CPU per call at 50 calls in flight; small pools that never queue keep that cost flat."""
-
-    name = "httpx"
-
-    def __init__(self, *, timeout: float) -> None:
-        share = DEFAULT_CONNECTIONS // POOLS
-        limits = httpx.Limits(
-            max_connections=share,
-            max_keepalive_connections=share,
-            keepalive_expiry=KEEPALIVE_SECONDS,
-        )
-        # What each client would build for itself (certifi, or SSL_CERT_FILE / SSL_CERT_DIR),
-        # built once: loading the authorities costs milliseconds a context.
-        context = httpx.create_ssl_context()
-        self._clients = tuple(
-            httpx.AsyncClient(
-                timeout=timeout, limits=limits, verify=context, follow_redirects=False
-            )
-            for _ in range(POOLS)
-        )
-        self._in_flight = [0] * POOLS
-        self._turns = _Turns(DEFAULT_CONNECTIONS)
-
-    async def send(self, request: Outgoing) -> Answer:
-        await self._turns.take()
-        in_flight = self._in_flight
-        # The least busy client, the first of equals: a caller calling one at a time keeps
-        # using one kept-alive connection.
-        index = in_flight.index(min(in_flight))
-        in_flight[index] += 1
-        try:
-            return await _send_httpx(self._clients[index], request)
-        finally:
-            in_flight[index] -= 1
-            self._turns.give()
-
-    async def aclose(self) -> None:
-        failed: BaseException | None = None
-        for client in self._clients:  # every one, even after one failed to close
-            try:
-                await client.aclose()
-            except Exception as exc:
-                failed = failed or exc
-        if failed is not None:
-            raise failed
-
-
-class _Turns:
-    """At most ``total`` requests in flight; the others wait in arrival order. Taking a free turn
-    does not pass through the event loop (the cost of a call that need not wait)."""
-
-    def __init__(self, total: int) -> None:
-        self._free = total
-        self._waiting: deque[anyio.Event] = deque()
-
-    async def take(self) -> None:
-        if self._free and not self._waiting:
-            self._free -= 1
-            return
-        handed = anyio.Event()
-        self._waiting.append(handed)
-        try:
-            await handed.wait()
-        except BaseException:
-            if handed.is_set():  # handed a turn while being cancelled: the next waiter takes it
-                self.give()
-            else:
-                self._waiting.remove(handed)
-            raise
-
-    def give(self) -> None:
-        if self._waiting:
-            self._waiting.popleft().set()  # the turn passes on, never back to the free count
-        else:
-            self._free += 1
-
-
-async def _send_httpx(http: httpx.AsyncClient, request: Outgoing) -> Answer:
-    """``request`` over ``http``: the answer read through ``_body``, or ExchangeFailed."""
-    try:
-        built = http.build_request(
-            request.method,
-            request.target,
-            content=request.content,
-            files=request.files,
-            headers=_headers(request),
-        )
-    except Exception as exc:  # such as a part's name that does not encode
-        raise ExchangeFailed(None, exc, sent=False) from None
-    try:
-        response = await http.send(built, stream=True, follow_redirects=False)
-        try:
-            status = response.status_code
-            # The stream itself, not aiter_raw(): a response a transport built in memory
-            # was already read (and decoded, without a bound) by httpx, but its stream
-            # still holds the raw bytes.
-            stream = response.stream
-            if not isinstance(stream, httpx.AsyncByteStream):
-                raise TypeError("the http_client's transport returned a sync stream")
-            codings = response.headers.get_list("Content-Encoding")
-            body = await _read(stream, status, codings, request)
-            headers = _file_headers(response.headers) if request.raw else None
-        finally:
-            await response.aclose()
-    except InvalidResponseError:
-        raise
-    except httpx.DecodingError:
-        raise InvalidResponseError("the body does not decode", path=request.path) from None
-    except Exception as exc:
-        raise ExchangeFailed(_classify_httpx(exc), exc) from None
-    return status, body, headers
-
-
-def _classify_httpx(exc: Exception) -> Failure | None:
-    if isinstance(exc, _HTTPX_NEVER_SENT):
-        return Failure.NOT_SENT
-    if isinstance(exc, httpx.TransportError) and not isinstance(exc, _HTTPX_UNFIXABLE):
-        return Failure.MAYBE_SENT
-    return None
-
-
 _ASYNCIO_ONLY = "exchange='aiohttp' runs on asyncio only, not on {}; use exchange='httpx'"
 
 
@@ -276,7 +125,7 @@ class AiohttpExchange:
             raise ImportError("exchange='aiohttp' needs: pip install 'wechat-kf[aiohttp]'") from exc
         self._aiohttp = aiohttp
         self._session: Any = None
-        self._proxy = _env_proxy(base_url)
+        self._proxy = env_proxy(base_url)
         install_log_redaction()  # aiohttp's loggers exist now
 
     def _open(self) -> Any:
@@ -316,15 +165,15 @@ class AiohttpExchange:
                 request.method,
                 request.target,
                 data=data,
-                headers=_headers(request),
+                headers=request_headers(request),
                 allow_redirects=False,
                 proxy=self._proxy,
             ) as response:
                 status = response.status
                 chunks: AsyncIterable[bytes] = response.content.iter_any()
                 codings = response.headers.getall("Content-Encoding", [])
-                body = await _read(chunks, status, codings, request)
-                headers = _file_headers(response.headers) if request.raw else None
+                body = await read_answer(chunks, status, codings, request)
+                headers = file_headers(response.headers) if request.raw else None
         except InvalidResponseError:
             raise
         except Exception as exc:
@@ -350,7 +199,7 @@ class AiohttpExchange:
             await self._session.close()
 
 
-async def _read(
+async def read_answer(
     chunks: AsyncIterable[bytes], status: int, codings: Sequence[str], request: Outgoing
 ) -> bytes:
     """The answer's body, decoded only for a 2xx (anything else is only drained). ``codings`` is
@@ -367,7 +216,7 @@ async def _read(
     )
 
 
-def _file_headers(headers: Mapping[str, str]) -> dict[str, str]:
+def file_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The headers that say what a downloaded file is (both libraries' header maps are
     case-insensitive), the first line of each."""
     return {name: headers[name] for name in _FILE_HEADERS if name in headers}
@@ -387,7 +236,7 @@ def _form(aiohttp: Any, files: Mapping[str, tuple[str, bytes, str]]) -> Any:
     return build
 
 
-def _env_proxy(base_url: str) -> str | None:
+def env_proxy(base_url: str) -> str | None:
     """The proxy the environment names for ``base_url`` (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, and
     NO_PROXY to bypass), or None."""
     url = urlsplit(base_url)
@@ -397,7 +246,7 @@ def _env_proxy(base_url: str) -> str | None:
     return proxies.get(url.scheme) or proxies.get("all")
 
 
-def _headers(request: Outgoing) -> dict[str, str]:
+def request_headers(request: Outgoing) -> dict[str, str]:
     headers = {"Accept-Encoding": ACCEPT_ENCODING}
     if request.content_type is not None:
         headers["Content-Type"] = request.content_type

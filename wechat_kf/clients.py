@@ -21,7 +21,8 @@ import httpx
 import sniffio
 
 from ._base_url import check_base_url
-from ._exchanges import AiohttpExchange, Exchange, HttpxExchange, PooledHttpxExchange
+from ._exchanges import AiohttpExchange, Exchange
+from ._httpx_exchanges import HttpxExchange, PooledHttpxExchange
 from ._secrets import hide
 from ._transport import Transport
 from .errors import ClientClosedError
@@ -195,30 +196,28 @@ class Connection:
 def _choose_exchange(
     exchange: str, http_client: httpx.AsyncClient | None, timeout: float, base_url: str
 ) -> Exchange:
-    """The exchange a connection uses, chosen once, when it is made: httpx with a caller's
-    ``http_client``; else as pinned; ``auto`` takes aiohttp when the client is made on asyncio
-    and aiohttp is installed (its pool costs a fraction of httpcore's CPU per request), and httpx
-    otherwise (trio, or no running event loop to tell)."""
+    """The exchange a connection uses, chosen once, when it is made: httpx over a caller's
+    ``http_client``, as given; else as pinned; ``auto`` takes aiohttp when the client is made on
+    asyncio and aiohttp is installed (about half the CPU per call of the SDK's own httpx pool),
+    and that pool otherwise (trio, or no running event loop to tell)."""
     if exchange not in EXCHANGES:
         raise ValueError(f"exchange must be one of {', '.join(EXCHANGES)}, not {exchange!r}")
     if http_client is not None:
         if exchange == "aiohttp":
             raise ValueError("an http_client is an httpx client: use exchange='httpx' or 'auto'")
         return HttpxExchange(http_client)
-    if exchange == "aiohttp" or (exchange == "auto" and _on_asyncio() and _has_aiohttp()):
+    if exchange == "aiohttp" or (exchange == "auto" and _aiohttp_fits()):
         return AiohttpExchange(base_url)
-    return PooledHttpxExchange(timeout=timeout)
+    return PooledHttpxExchange(base_url, timeout=timeout)
 
 
-def _on_asyncio() -> bool:
+def _aiohttp_fits() -> bool:
+    """Whether this runs on asyncio, and aiohttp is installed."""
     try:
-        return sniffio.current_async_library() == "asyncio"
+        on_asyncio = sniffio.current_async_library() == "asyncio"
     except sniffio.AsyncLibraryNotFoundError:
         return False
-
-
-def _has_aiohttp() -> bool:
-    return importlib.util.find_spec("aiohttp") is not None
+    return on_asyncio and importlib.util.find_spec("aiohttp") is not None
 
 
 class _Client(Lifecycle):

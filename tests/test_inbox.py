@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -387,12 +388,16 @@ async def test_an_async_on_failure_that_raises_is_logged_and_the_message_still_m
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
-@pytest.mark.parametrize("how", ["raises CancelledError", "cancels its own task"])
+@pytest.mark.parametrize(
+    "how", ["raises CancelledError", "cancels its own task", "cancels its own task and returns"]
+)
 async def test_a_handler_that_cancels_itself_fails_like_any_error_and_the_body_goes_on(
     fake: FakeWeChat, client: WeComClient, kf: str, how: str
 ) -> None:
     import asyncio
 
+    if how.endswith("returns") and sys.version_info < (3, 11):
+        pytest.skip("Python 3.10 runs the handler in a task of its own, which ends untouched")
     failed: list[tuple[str, str]] = []
     texts: list[str] = []
 
@@ -404,6 +409,8 @@ async def test_a_handler_that_cancels_itself_fails_like_any_error_and_the_body_g
             task = asyncio.current_task()
             assert task is not None
             task.cancel()
+            if how == "cancels its own task and returns":
+                return  # the cancellation is still to come, at the next await of the task
             await asyncio.sleep(1)
         texts.append(message.content)
 

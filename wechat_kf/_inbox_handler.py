@@ -1,15 +1,18 @@
-"""How the inbox calls a handler: in a task of its own, so that a cancellation the handler
-raises, or brings on itself, is its failure and never ends the inbox or the task that drains."""
+"""How the inbox calls a handler, so that a cancellation the handler raises, or brings on itself,
+is its failure and never ends the inbox or the task that drains."""
 
 from __future__ import annotations
 
 import inspect
 import math
+import sys
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
 import anyio
+import anyio.lowlevel
+import sniffio
 
 from .kf_messages import KfMessage
 
@@ -32,11 +35,61 @@ class HandlerCancelled(Exception):
 async def call_handler(
     handler: Callable[[KfMessage], Any], message: KfMessage, inbox: object
 ) -> None:
-    """Call ``handler(message)`` (plain or async) once, in a task of its own, for ``inbox``
-    (:func:`handling` answers it there); what it raises is
-    raised here, a cancellation that the inbox (or the caller of ``drain``) did not cause as
-    :class:`HandlerCancelled` (asyncio: a handler that raises ``CancelledError`` or cancels its
-    own task)."""
+    """Call ``handler(message)`` (plain or async) once for ``inbox`` (:func:`handling` answers
+    it there, and in the tasks it starts); what it raises is raised here, and a cancellation
+    that the inbox (or the caller of ``drain``) did not cause as :class:`HandlerCancelled`
+    (asyncio: a handler that raises ``CancelledError``, or cancels its own task, whether it then
+    awaits or returns). It runs in the caller's task, which costs nothing per message; only on
+    asyncio before Python 3.11, which cannot tell a task's own cancellation requests apart, in a
+    task of its own."""
+    task = _asyncio_task()
+    if task is not None and not hasattr(task, "cancelling"):
+        await _in_a_task(handler, message, inbox)
+        return
+    before = task.cancelling() if task is not None else 0
+    marker = _HANDLING.set(inbox)
+    try:
+        result = handler(message)
+        if inspect.isawaitable(result):
+            await result
+    except anyio.get_cancelled_exc_class():
+        if _cancelled_from_outside():
+            raise
+        _uncancel(task, before)
+        raise HandlerCancelled("the handler was cancelled") from None
+    finally:
+        _HANDLING.reset(marker)
+    if task is not None and task.cancelling() > before and not _cancelled_from_outside():
+        # It asked for its own task's cancellation and returned before it came: take it here,
+        # or it would end the pull at its next await.
+        try:
+            await anyio.lowlevel.checkpoint()
+        except anyio.get_cancelled_exc_class():
+            pass
+        _uncancel(task, before)
+        raise HandlerCancelled("the handler cancelled its own task")
+
+
+def _cancelled_from_outside() -> bool:
+    # A cancel scope around us was cancelled: the inbox closing, or the caller of drain.
+    return anyio.current_effective_deadline() == -math.inf
+
+
+def _asyncio_task() -> Any:
+    """The running asyncio task, or None (trio)."""
+    if sniffio.current_async_library() != "asyncio":
+        return None
+    return sys.modules["asyncio"].current_task()
+
+
+def _uncancel(task: Any, before: int) -> None:
+    while task is not None and task.cancelling() > before:
+        task.uncancel()
+
+
+async def _in_a_task(
+    handler: Callable[[KfMessage], Any], message: KfMessage, inbox: object
+) -> None:
     failure: list[BaseException] = []
 
     async def call() -> None:
@@ -46,8 +99,8 @@ async def call_handler(
             if inspect.isawaitable(result):
                 await result
         except anyio.get_cancelled_exc_class():
-            if anyio.current_effective_deadline() == -math.inf:
-                raise  # a cancel scope around us was cancelled: not the handler's doing
+            if _cancelled_from_outside():
+                raise
             failure.append(HandlerCancelled("the handler was cancelled"))
         except BaseException as exc:
             failure.append(exc)

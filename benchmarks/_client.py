@@ -49,7 +49,8 @@ async def timed(calls: int, concurrency: int, one: Callable[[], Awaitable[Any]])
 
 async def calls(job: dict[str, Any]) -> dict[str, Any]:
     """``job["method"]`` ("list" or "list_online") called ``job["calls"]`` times at
-    ``job["concurrency"]``, through the SDK on ``job["exchange"]`` or through bare httpx."""
+    ``job["concurrency"]``, through the SDK on ``job["exchange"]`` ("httpx_client": over an
+    httpx.AsyncClient of 100 connections given as ``http_client``) or through bare httpx."""
     n, concurrency = job["calls"], job["concurrency"]
     if job["exchange"] == "bare_httpx":
         path = {"list": "getkflist", "list_online": "getonlinekflist"}[job["method"]]
@@ -63,11 +64,22 @@ async def calls(job: dict[str, Any]) -> dict[str, Any]:
                     raise RuntimeError(response.text)
 
             return await timed(n, concurrency, one)
+    if job["exchange"] == "httpx_client":  # the SDK over one httpx client of the caller's
+        limits = httpx.Limits(
+            max_connections=100, max_keepalive_connections=100, keepalive_expiry=15
+        )
+        async with httpx.AsyncClient(limits=limits, timeout=10) as http:
+            return await sdk_calls(job, http_client=http)
+    return await sdk_calls(job, exchange=job["exchange"])
+
+
+async def sdk_calls(job: dict[str, Any], **options: Any) -> dict[str, Any]:
     async with OfficialAccountClient(
-        job["appid"], job["secret"], base_url=job["base_url"], exchange=job["exchange"]
+        job["appid"], job["secret"], base_url=job["base_url"], **options
     ) as client:
         method = getattr(client.kf_accounts, job["method"])
-        return {**await timed(n, concurrency, method), "exchange": client.exchange}
+        timing = await timed(job["calls"], job["concurrency"], method)
+        return {**timing, "exchange": client.exchange}
 
 
 #: The answer the in-process transport gives to ``getonlinekflist``: what FakeWeChat answers

@@ -2,7 +2,8 @@
 several repetitions, ratios rather than absolute times (the machines are noisy).
 
 Every figure about speed or memory comes from a client process in a venv that holds only what a
-user installs: ``plain`` is ``pip install wechat-kf`` (the runtime dependencies), ``aiohttp`` is
+user installs: ``plain`` is ``pip install wechat-kf`` (the runtime dependencies), ``trio`` is
+that and ``pip install trio`` (what a trio user has), ``aiohttp`` is
 ``pip install 'wechat-kf[aiohttp]'``, ``callbacks`` is ``pip install 'wechat-kf[callbacks]'``,
 ``redis`` is ``pip install 'wechat-kf[redis]'``, ``receiver`` (a callback receiver on aiohttp)
 is ``pip install 'wechat-kf[aiohttp,callbacks]'``, ``wechatpy`` holds wechatpy alone (with
@@ -55,6 +56,8 @@ ROOT = HERE.parent
 #: What each client venv holds, as pip arguments.
 ENVS = {
     "plain": [str(ROOT)],
+    # What a trio user installs: the plain install, and trio.
+    "trio": [str(ROOT), "trio"],
     "aiohttp": [f"{ROOT}[aiohttp]"],
     "callbacks": [f"{ROOT}[callbacks]"],
     "redis": [f"{ROOT}[redis]"],
@@ -438,17 +441,20 @@ def bench_wechatpy(
 
 # -- 4b. every exchange and event loop at concurrency 1, 8, 50 and 200 --------------------------
 
-#: The client setups of the concurrency part: (venv, exchange, event loop).
-SETUPS = (
-    ("plain", "httpx", "asyncio"),
-    ("plain", "httpx", "trio"),
-    ("aiohttp", "aiohttp", "asyncio"),
+#: The client setups of the concurrency part: (venv, exchange, event loop, the concurrencies
+#: it runs at: None for all). "httpx_client" is the SDK over an httpx.AsyncClient of the
+#: caller's with 100 connections (one pool), at the concurrencies where it still finishes soon.
+SETUPS: tuple[tuple[str, str, str, tuple[int, ...] | None], ...] = (
+    ("plain", "httpx", "asyncio", None),
+    ("trio", "httpx", "trio", None),
+    ("aiohttp", "aiohttp", "asyncio", None),
+    ("plain", "httpx_client", "asyncio", (1, 8, 50)),
 )
 CONCURRENCY_TARGETS = {
     "httpx": "at c=50: throughput >= 35x and CPU per call <= 1.0x wechatpy's sequential; "
     "sequential CPU <= 1.2x wechatpy's; CPU per call at c=200 <= 1.5x its c=8 figure",
-    "aiohttp": "at c=50: throughput >= 45x wechatpy's sequential; sequential CPU and CPU at "
-    "c=50 <= 0.5x wechatpy's",
+    "aiohttp": "at c=50: throughput >= 45x wechatpy's sequential; sequential CPU <= 0.5x "
+    "wechatpy's",
 }
 
 
@@ -460,61 +466,65 @@ def bench_concurrency(
     reps: int,
     latency: float,
 ) -> dict[str, Any]:
-    """``getkflist`` through each exchange on each event loop it runs on (httpx on asyncio and
-    trio in the plain install, aiohttp on asyncio in its own), ``calls[c]`` calls at each
-    concurrency ``c``, against wechatpy calling sequentially, all with ``latency`` before each
-    answer; every variant once per repetition, interleaved, medians. Each row's ratios are to
-    wechatpy's sequential throughput and CPU per call, and for each setup its CPU per call at
-    the highest concurrency is compared with the figure at 8."""
+    """``getkflist`` through each exchange on each event loop it runs on (httpx on asyncio in
+    the plain install and on trio with trio installed, aiohttp on asyncio in its own, and the
+    SDK over a caller's httpx client), ``calls[c]`` calls at each concurrency ``c``, against
+    wechatpy calling sequentially, all with ``latency`` before each answer; every variant once
+    per repetition, interleaved, medians. Each row's ratios are to wechatpy's sequential
+    throughput and CPU per call, and for each setup its CPU per call at the highest concurrency
+    is compared with the figure at 8."""
     server.admin(latency=0.0)
     token = server.token()
     server.admin(latency=latency)
     load = [os.getloadavg()[0]]
     samples: dict[str, list[dict[str, Any]]] = {}
+    plan = [
+        (role, exchange, loop, c, n)
+        for role, exchange, loop, only in SETUPS
+        for c, n in calls.items()
+        if only is None or c in only
+    ]
     for _ in range(reps):
         row = run_client(
             envs["wechatpy"], server, job="wechatpy", token=token, calls=wechatpy_calls
         )
         samples.setdefault("wechatpy", []).append(row)
-        for role, exchange, loop in SETUPS:
-            for c, n in calls.items():
-                row = run_client(
-                    envs[role], server, job="calls", method="list", exchange=exchange,
-                    calls=n, concurrency=c, backend=loop,
-                )  # fmt: skip
-                if row["exchange"] != exchange:
-                    raise RuntimeError(f"asked for {exchange}, measured {row['exchange']}")
-                samples.setdefault(f"{exchange}/{loop}@{c}", []).append(row)
+        for role, exchange, loop, c, n in plan:
+            row = run_client(
+                envs[role], server, job="calls", method="list", exchange=exchange,
+                calls=n, concurrency=c, backend=loop,
+            )  # fmt: skip
+            if row["exchange"] != exchange.split("_")[0]:
+                raise RuntimeError(f"asked for {exchange}, measured {row['exchange']}")
+            samples.setdefault(f"{exchange}/{loop}@{c}", []).append(row)
     load.append(os.getloadavg()[0])
     server.admin(latency=0.0)
     m = {name: median_of(runs) for name, runs in samples.items()}
     base = m["wechatpy"]
     base_rate = throughput(base, wechatpy_calls)
     rows = []
-    for _, exchange, loop in SETUPS:
-        for c, n in calls.items():
-            row = m[f"{exchange}/{loop}@{c}"]
-            rows.append(
-                {
-                    "exchange": exchange,
-                    "loop": loop,
-                    "concurrency": c,
-                    "calls": n,
-                    "calls_per_s": throughput(row, n),
-                    "cpu_us_per_call": row["cpu_us_per_call"],
-                    "throughput_ratio": throughput(row, n) / base_rate,
-                    "cpu_ratio": row["cpu_us_per_call"] / base["cpu_us_per_call"],
-                    "cpu_us_per_call_runs": [
-                        r["cpu_us_per_call"] for r in samples[f"{exchange}/{loop}@{c}"]
-                    ],
-                }
-            )
+    for _, exchange, loop, c, n in plan:
+        name = f"{exchange}/{loop}@{c}"
+        row = m[name]
+        rows.append(
+            {
+                "exchange": exchange,
+                "loop": loop,
+                "concurrency": c,
+                "calls": n,
+                "calls_per_s": throughput(row, n),
+                "cpu_us_per_call": row["cpu_us_per_call"],
+                "throughput_ratio": throughput(row, n) / base_rate,
+                "cpu_ratio": row["cpu_us_per_call"] / base["cpu_us_per_call"],
+                "cpu_us_per_call_runs": [r["cpu_us_per_call"] for r in samples[name]],
+            }
+        )
     top = max(calls)
     growth = {
         f"{exchange}/{loop}": m[f"{exchange}/{loop}@{top}"]["cpu_us_per_call"]
         / m[f"{exchange}/{loop}@8"]["cpu_us_per_call"]
-        for _, exchange, loop in SETUPS
-        if 8 in calls
+        for _, exchange, loop, only in SETUPS
+        if 8 in calls and (only is None or {8, top} <= set(only))
     }
     return {
         "scheme": server.url.split(":", 1)[0],
@@ -538,12 +548,12 @@ def bench_concurrency(
 
 def bench_own_work(envs: dict[str, Any], calls: int, rounds: int, reps: int) -> dict[str, Any]:
     """What the SDK adds to httpx per call, in process over ``httpx.MockTransport`` (see
-    ``own_work`` in ``_client.py``), in the plain install on each event loop: the medians of
-    ``reps`` processes."""
+    ``own_work`` in ``_client.py``), in the plain install on asyncio and with trio on trio: the
+    medians of ``reps`` processes."""
     rows = {}
-    for loop in ("asyncio", "trio"):
+    for role, loop in (("plain", "asyncio"), ("trio", "trio")):
         runs = [
-            run_client(envs["plain"], NO_SERVER, job="own_work", token="bench-token-0123456789",
+            run_client(envs[role], NO_SERVER, job="own_work", token="bench-token-0123456789",
                        calls=calls, rounds=rounds, backend=loop)
             for _ in range(reps)
         ]  # fmt: skip
@@ -1112,8 +1122,8 @@ ROLES_OF = {
     "customers": ("plain", "aiohttp"),
     "token_storm": (),
     "wechatpy": ("plain", "aiohttp", "wechatpy"),
-    "concurrency": ("plain", "aiohttp", "wechatpy"),
-    "own_work": ("plain",),
+    "concurrency": ("plain", "trio", "aiohttp", "wechatpy"),
+    "own_work": ("plain", "trio"),
     "memory": ("plain", "aiohttp"),
     "handshake": ("plain", "aiohttp"),
     "callback_decrypt": ("callbacks", "wechatpy"),

@@ -1,7 +1,8 @@
 """Against a hostile server on a real loopback socket: every call ends in bounded time with a
 WeChatError, nothing that may have been applied is sent again unless the call is idempotent, and
 every id of a batch gets its true outcome. Each test runs under anyio.fail_after, so a regression
-fails instead of hanging the suite."""
+fails instead of hanging the suite, once for each way a request goes over the wire: the SDK's
+own httpx pool, an httpx client of the caller's, and aiohttp."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import threading
 import time
 import tracemalloc
 import zlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -51,6 +53,37 @@ def _watch_wire_secrets(secret_watch: set[str]) -> None:
     secret_watch.update({SECRET, TOKEN})
 
 
+#: An httpx.AsyncClient of the caller's, with httpx's defaults: the SDK uses it as given.
+CALLERS = "httpx-client"
+
+
+@pytest.fixture(params=["httpx", CALLERS, "aiohttp"])
+def exchange(request: pytest.FixtureRequest) -> str:
+    """Each way a request goes over the wire: the SDK's own httpx pool, a caller's httpx
+    client, and aiohttp (asyncio only: its trio runs are deselected by conftest.py)."""
+    return str(request.param)
+
+
+_given: list[httpx.AsyncClient] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_callers_clients() -> AsyncIterator[None]:
+    yield
+    while _given:
+        await _given.pop().aclose()
+
+
+def chosen(exchange: str) -> dict[str, Any]:
+    """The client options that send over ``exchange``: for ``CALLERS``, an httpx.AsyncClient
+    made now (after the test set its environment), closed when the test ends."""
+    if exchange != CALLERS:
+        return {"exchange": exchange}
+    http = httpx.AsyncClient()
+    _given.append(http)
+    return {"http_client": http}
+
+
 def with_tokens(business: Any) -> Any:
     """A script that answers the token endpoints with TOKEN and hands the rest to ``business``."""
 
@@ -65,7 +98,7 @@ def with_tokens(business: Any) -> Any:
 
 def oa(server: WireServer, exchange: str, **options: Any) -> OfficialAccountClient:
     return OfficialAccountClient(
-        "wxwire", SECRET, base_url=server.url, exchange=exchange, **options
+        "wxwire", SECRET, base_url=server.url, **chosen(exchange), **options
     )
 
 
@@ -77,7 +110,7 @@ def oa_with_token(
         token_provider=StaticTokenProvider(TOKEN),
         base_url=server.url,
         max_retries=max_retries,
-        exchange=exchange,
+        **chosen(exchange),
         **options,
     )
 
@@ -86,6 +119,16 @@ def servicer_results(request: WireRequest) -> dict[str, Any]:
     ids = request.json.get("userid_list", [])
     results = [{"userid": u, "errcode": 0, "errmsg": "success"} for u in ids]
     return {"errcode": 0, "errmsg": "ok", "result_list": results}
+
+
+async def test_each_exchange_under_these_tests_is_the_one_it_names(exchange: str) -> None:
+    from wechat_kf._exchanges import AiohttpExchange
+    from wechat_kf._httpx_exchanges import HttpxExchange, PooledHttpxExchange
+
+    kinds = {"httpx": PooledHttpxExchange, CALLERS: HttpxExchange, "aiohttp": AiohttpExchange}
+    with WireServer(with_tokens(answer_lists)) as server:
+        async with oa(server, exchange) as client:
+            assert type(client._transport._exchange) is kinds[exchange]
 
 
 # -- Time: nothing waits without a bound -----------------------------------------------------
@@ -360,7 +403,7 @@ async def test_a_gateway_that_applies_then_answers_504_leaves_the_caller_a_trans
     app = fake.register_official_account()
     with serve(fake.app) as base_url:
         async with OfficialAccountClient(
-            app.appid, app.secret, base_url=base_url, exchange=exchange
+            app.appid, app.secret, base_url=base_url, **chosen(exchange)
         ) as client:
             await client.kf_accounts.list()
             fake.faults = Faults(http_error_after_rate=1.0, http_error_status=504)
@@ -414,7 +457,7 @@ async def test_an_undecodable_answer_leaves_exactly_its_requests_ids_unprocessed
             conn.send(response(200, body))
 
     with WireServer(with_tokens(script)) as server:
-        async with WeComClient("wwwire", SECRET, base_url=server.url, exchange=exchange) as client:
+        async with WeComClient("wwwire", SECRET, base_url=server.url, **chosen(exchange)) as client:
             with anyio.fail_after(10), pytest.raises(BatchError) as info:
                 await client.servicers.add("wkwire", users)
     error = info.value
@@ -436,7 +479,7 @@ async def test_a_garbage_errcode_in_a_batch_leaves_its_ids_unprocessed(
             conn.send(response(200, servicer_results(request)))
 
     with WireServer(with_tokens(script)) as server:
-        async with WeComClient("wwwire", SECRET, base_url=server.url, exchange=exchange) as client:
+        async with WeComClient("wwwire", SECRET, base_url=server.url, **chosen(exchange)) as client:
             with anyio.fail_after(10), pytest.raises(BatchError) as info:
                 await client.servicers.add("wkwire", users)
     assert info.value.unprocessed_userids == users[:100]
@@ -460,7 +503,7 @@ async def test_deleting_with_30_percent_of_answers_lost_reports_every_id_deleted
     fake, corpid, secret, kfid, ids = corp_fake
     with serve(fake.app) as base_url:
         async with WeComClient(
-            corpid, secret, base_url=base_url, max_retries=10, exchange=exchange
+            corpid, secret, base_url=base_url, max_retries=10, **chosen(exchange)
         ) as client:
             with anyio.fail_after(30):
                 assert (await client.servicers.add(kfid, ids)).ok
@@ -535,7 +578,7 @@ async def test_a_stalled_answer_in_a_batch_is_retried_within_the_deadline(
     fake.faults = Faults(stall_rate=0.2)
     with serve(fake.app) as base_url:
         async with WeComClient(
-            corpid, secret, base_url=base_url, timeout=0.2, max_retries=10, exchange=exchange
+            corpid, secret, base_url=base_url, timeout=0.2, max_retries=10, **chosen(exchange)
         ) as client:
             with anyio.fail_after(30):
                 result = await client.servicers.add(kfid, ids)

@@ -3,10 +3,11 @@ is its failure and never ends the inbox or the task that drains."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -16,7 +17,7 @@ import sniffio
 
 from .kf_messages import KfMessage
 
-__all__ = ["HandlerCancelled", "call_handler", "handling"]
+__all__ = ["HandlerCancelled", "asyncio_task", "call_handler", "handling", "handling_for"]
 
 #: The inbox (its engine) whose handler the current task is running for, if any.
 _HANDLING: ContextVar[object | None] = ContextVar("wechat_kf_inbox_handling", default=None)
@@ -32,22 +33,35 @@ class HandlerCancelled(Exception):
     inbox: a failure of the handler like any exception (retried, then ``on_failure``)."""
 
 
-async def call_handler(
-    handler: Callable[[KfMessage], Any], message: KfMessage, inbox: object
-) -> None:
-    """Call ``handler(message)`` (plain or async) once for ``inbox`` (:func:`handling` answers
-    it there, and in the tasks it starts); what it raises is raised here, and a cancellation
-    that the inbox (or the caller of ``drain``) did not cause as :class:`HandlerCancelled`
-    (asyncio: a handler that raises ``CancelledError``, or cancels its own task, whether it then
-    awaits or returns). It runs in the caller's task, which costs nothing per message; only on
-    asyncio before Python 3.11, which cannot tell a task's own cancellation requests apart, in a
-    task of its own."""
-    task = _asyncio_task()
+@contextlib.contextmanager
+def handling_for(inbox: object) -> Iterator[None]:
+    """Within: :func:`handling` answers ``inbox`` (the handlers of a page run in this task, and
+    the tasks they start inherit it)."""
+    marker = _HANDLING.set(inbox)
+    try:
+        yield
+    finally:
+        _HANDLING.reset(marker)
+
+
+def asyncio_task() -> Any:
+    """The running asyncio task, or None (trio): what :func:`call_handler` is given."""
+    if sniffio.current_async_library() != "asyncio":
+        return None
+    return sys.modules["asyncio"].current_task()
+
+
+async def call_handler(handler: Callable[[KfMessage], Any], message: KfMessage, task: Any) -> None:
+    """Call ``handler(message)`` (plain or async) once, in ``task`` (:func:`asyncio_task`, found
+    once per page); what it raises is raised here, and a cancellation that the inbox (or the
+    caller of ``drain``) did not cause as :class:`HandlerCancelled` (asyncio: a handler that
+    raises ``CancelledError``, or cancels its own task, whether it then awaits or returns). It
+    costs nothing per message; only on asyncio before Python 3.11, which cannot tell a task's own
+    cancellation requests apart, does the handler get a task of its own."""
     if task is not None and not hasattr(task, "cancelling"):
-        await _in_a_task(handler, message, inbox)
+        await _in_a_task(handler, message)
         return
     before = task.cancelling() if task is not None else 0
-    marker = _HANDLING.set(inbox)
     try:
         result = handler(message)
         if inspect.isawaitable(result):
@@ -57,8 +71,6 @@ async def call_handler(
             raise
         _uncancel(task, before)
         raise HandlerCancelled("the handler was cancelled") from None
-    finally:
-        _HANDLING.reset(marker)
     if task is not None and task.cancelling() > before and not _cancelled_from_outside():
         # It asked for its own task's cancellation and returned before it came: take it here,
         # or it would end the pull at its next await.
@@ -75,25 +87,15 @@ def _cancelled_from_outside() -> bool:
     return anyio.current_effective_deadline() == -math.inf
 
 
-def _asyncio_task() -> Any:
-    """The running asyncio task, or None (trio)."""
-    if sniffio.current_async_library() != "asyncio":
-        return None
-    return sys.modules["asyncio"].current_task()
-
-
 def _uncancel(task: Any, before: int) -> None:
     while task is not None and task.cancelling() > before:
         task.uncancel()
 
 
-async def _in_a_task(
-    handler: Callable[[KfMessage], Any], message: KfMessage, inbox: object
-) -> None:
+async def _in_a_task(handler: Callable[[KfMessage], Any], message: KfMessage) -> None:
     failure: list[BaseException] = []
 
     async def call() -> None:
-        _HANDLING.set(inbox)  # this task's own context: gone when it ends
         try:
             result = handler(message)
             if inspect.isawaitable(result):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
+from typing import Any
 
 import anyio
 import attrs
@@ -14,7 +16,7 @@ import attrs
 from ._inbox_stores import InboxStore
 from .errors import RateLimitError, TokenStoreError, WeChatError
 
-__all__ = ["Lease", "LeaseLost", "describe", "log_failure"]
+__all__ = ["Lease", "LeaseLost", "call_quietly", "describe", "log_failure"]
 
 logger = logging.getLogger("wechat_kf.inbox")
 
@@ -113,3 +115,14 @@ def log_failure(open_kfid: str, error: Exception, delay: float) -> None:
             delay,
             exc_info=True,
         )
+
+
+async def call_quietly(what: str, call: Awaitable[Any]) -> bool:
+    """Await a store call whose failure must not stop the caller; False (and a WARNING) when it
+    failed."""
+    try:
+        await call
+    except Exception as exc:
+        logger.warning("inbox: %s failed (%s)", what, describe(exc))
+        return False
+    return True

@@ -10,7 +10,7 @@ import inspect
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, cast
@@ -18,8 +18,8 @@ from typing import Any, cast
 import anyio
 import attrs
 
-from ._inbox_handler import call_handler
-from ._inbox_lease import Lease, LeaseLost, describe, log_failure
+from ._inbox_handler import asyncio_task, call_handler, handling_for
+from ._inbox_lease import Lease, LeaseLost, call_quietly, describe, log_failure
 from ._inbox_stores import InboxStore, PullStart
 from ._secrets import hide
 from .clients import DEFAULT_RETRY_BACKOFF
@@ -286,6 +286,13 @@ class Engine:
                     continue  # done already: by this process or another, from any cursor
                 seen.add(message.msgid)
             todo.append(message)
+        with handling_for(self):  # for the handlers: drain() knows it is called from one
+            return await self._hand_over(lease, todo, cursor, asyncio_task())
+
+    async def _hand_over(
+        self, lease: Lease, todo: list[KfMessage], cursor: str | None, task: Any
+    ) -> int:
+        open_kfid = lease.open_kfid
         handled = 0
         with_cursor = False
         done: set[str] = set()
@@ -300,7 +307,7 @@ class Engine:
                     )
                 if message.msgid in done:
                     continue  # another holder settled it while this one could not tell
-                status = await self._handle(open_kfid, message)
+                status = await self._handle(open_kfid, message, task)
                 handled += 1
                 with_cursor = index == len(todo) - 1
                 if message.msgid:
@@ -353,18 +360,19 @@ class Engine:
 
     # -- one message ---------------------------------------------------------------------------
 
-    async def _handle(self, open_kfid: str, message: KfMessage) -> str:
+    async def _handle(self, open_kfid: str, message: KfMessage, task: Any) -> str:
         """Run the handler until it returns ("done") or has raised ``max_attempts`` times
         ("failed", after ``on_failure``). A cancellation goes straight through: the message is
         then left unmarked."""
         began = time.perf_counter()
         attempts = 0
         outcome, error = "cancelled", None
+        watched = self.hooks.watching_messages()
         try:
             while True:
                 attempts += 1
                 try:
-                    await call_handler(self.handler, message, self)
+                    await call_handler(self.handler, message, task)
                 except Exception as exc:
                     error = type(exc).__name__
                     if attempts >= self.max_attempts:
@@ -377,16 +385,17 @@ class Engine:
                     outcome = "done"
                     return "done"
         finally:
-            record = HandledMessage(
-                open_kfid=open_kfid,
-                msgid=message.msgid,
-                msgtype=message.msgtype,
-                attempts=attempts,
-                duration=time.perf_counter() - began,
-                outcome=outcome,
-                error=error,
-            )
-            self.hooks.inbox_message(record)
+            if watched:
+                record = HandledMessage(
+                    open_kfid=open_kfid,
+                    msgid=message.msgid,
+                    msgtype=message.msgtype,
+                    attempts=attempts,
+                    duration=time.perf_counter() - began,
+                    outcome=outcome,
+                    error=error,
+                )
+                self.hooks.inbox_message(record)
 
     async def _failed(
         self, open_kfid: str, message: KfMessage, error: Exception, attempts: int
@@ -412,17 +421,6 @@ class Engine:
                 message.msgid,
                 describe(exc),
             )
-
-
-async def call_quietly(what: str, call: Awaitable[Any]) -> bool:
-    """Await a store call whose failure must not stop the caller; False (and a WARNING) when it
-    failed."""
-    try:
-        await call
-    except Exception as exc:
-        logger.warning("inbox: %s failed (%s)", what, describe(exc))
-        return False
-    return True
 
 
 def open_kfid_of(value: object) -> str:

@@ -13,9 +13,10 @@ during a pull, from any process, is pulled before the lease is let go.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -149,6 +150,10 @@ class _Account:
     def start(self) -> PullStart:
         return PullStart(self.cursor, self.generation, self.token, self.token_expires_at)
 
+    def mark(self, msgid: str, status: str, now: float) -> None:
+        self.marks.pop(msgid, None)  # re-marked: it now lives from now, at the end
+        self.marks[msgid] = (status, now + MARK_TTL)
+
 
 def _prune(entries: OrderedDict[str, Any], now: float) -> None:
     """Drop the expired entries (value: an expiry, or a tuple ending in one); all live as long,
@@ -263,8 +268,7 @@ class MemoryInboxStore:
         now = self._clock()
         _prune(account.marks, now)
         for msgid, status in marks.items():
-            account.marks.pop(msgid, None)  # re-marked: it now lives from now, at the end
-            account.marks[msgid] = (status, now + MARK_TTL)
+            account.mark(msgid, status, now)
         if cursor is None:
             return True
         if not self._holds(account, owner):
@@ -286,5 +290,20 @@ class MemoryInboxStore:
         account.replies.pop(reply_msgid, None)
         account.replies[reply_msgid] = now + MARK_TTL
 
+    @contextlib.asynccontextmanager
+    async def open_marks(self, namespace: str, open_kfid: str) -> AsyncIterator[_EarlyMarks]:
+        """A page's marks written as each handler returns (see ``InboxStore``): in this
+        process's memory that is all a commit would do for them, without its bookkeeping."""
+        yield _EarlyMarks(self._account(namespace, open_kfid), self._clock)
+
     def __repr__(self) -> str:
         return f"MemoryInboxStore(accounts={len(getattr(self, '_accounts', ()))})"
+
+
+class _EarlyMarks:
+    def __init__(self, account: _Account, clock: Callable[[], float]) -> None:
+        self._account, self._clock = account, clock
+
+    async def write(self, msgid: str, status: str) -> bool:
+        self._account.mark(msgid, status, self._clock())
+        return True

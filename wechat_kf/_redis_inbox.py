@@ -24,17 +24,16 @@ commit writes them all again with the cursor, and only then are they counted as 
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import inspect
-import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ._inbox_stores import CURSOR_TTL, DEFAULT_LEASE, MARK_TTL, NEWS_TTL, PullStart
+from ._redis_marks import EarlyMarks, Lender, key_part
 from .errors import TokenStoreError
 
 if TYPE_CHECKING:
@@ -42,7 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisInboxStore"]
 
-_PLAIN = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 #: Commands in flight at once when the client's pool size cannot be read; with a pool, a fifth of
 #: it is left to the client's other users, and never more than the most below.
 _IN_FLIGHT, _MOST_IN_FLIGHT = 50, 256
@@ -145,10 +143,14 @@ return 1
 """
 
 
-def _part(text: str) -> str:
-    if _PLAIN.fullmatch(text):
-        return text
-    return "~" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+# KEYS: the mark keys. A "0" or "1" per key.
+_MARKED = """
+local found = {}
+for i = 1, #KEYS do
+  found[i] = redis.call('EXISTS', KEYS[i]) == 1 and '1' or '0'
+end
+return table.concat(found)
+"""
 
 
 def _text(item: object) -> str | None:
@@ -203,31 +205,30 @@ class RedisInboxStore:
         else:
             self.max_in_flight = _IN_FLIGHT
         self._limiter: anyio.CapacityLimiter | None = None
-        self._early_open = 0
-        self._early_most = self.max_in_flight // _EARLY_SHARE
-        # Only redis-py's own asyncio pool lends connections (not a client of another kind).
-        from redis.asyncio.connection import ConnectionPool
-
-        self._pool: Any = pool if isinstance(pool, ConnectionPool) else None
-        # redis-py 5.0 needs a command name to lend a connection; later ones warn when given one.
-        named = self._pool is not None and _needs_name(self._pool.get_connection)
-        self._lend_args: tuple[str, ...] = ("CLIENT",) if named else ()
+        self._lender = Lender(
+            redis,
+            most=self.max_in_flight // _EARLY_SHARE,
+            timeout=self.command_timeout,
+            failures=(*self._unreachable, self._errors),
+            refused=self._errors,
+        )
         self._acquire = redis.register_script(_ACQUIRE)
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
         self._notify = redis.register_script(_NOTIFY)
         self._commit = redis.register_script(_COMMIT)
+        self._marked = redis.register_script(_MARKED)
 
     # -- keys --------------------------------------------------------------------------------
 
     def _base(self, namespace: str) -> str:
-        return f"{self.prefix}:inbox:{_part(namespace)}"
+        return f"{self.prefix}:inbox:{key_part(namespace)}"
 
     def _key(self, namespace: str, open_kfid: str, what: str) -> str:
-        return f"{self._base(namespace)}:{_part(open_kfid)}:{what}"
+        return f"{self._base(namespace)}:{key_part(open_kfid)}:{what}"
 
     def _mark_key(self, namespace: str, open_kfid: str, kind: str, msgid: str) -> str:
-        return self._key(namespace, open_kfid, f"{kind}:{_part(msgid)}")
+        return self._key(namespace, open_kfid, f"{kind}:{key_part(msgid)}")
 
     @property
     def _lease_ms(self) -> int:
@@ -306,13 +307,14 @@ class RedisInboxStore:
         return _text(await self._call(self._redis.get(self._key(namespace, open_kfid, "cursor"))))
 
     async def marked(self, namespace: str, open_kfid: str, msgids: Sequence[str]) -> set[str]:
-        """One ``MGET`` over the msgids' mark keys."""
+        """One script: a character per msgid, "1" where its mark exists (cheaper to read than an
+        ``MGET``'s value or nil per msgid)."""
         if not msgids:
             return set()
         ids = list(msgids)
-        keys = [self._mark_key(namespace, open_kfid, "done", msgid) for msgid in ids]
-        values = await self._call(self._redis.mget(keys))
-        return {msgid for msgid, value in zip(ids, values or (), strict=False) if value is not None}
+        done = self._key(namespace, open_kfid, "done") + ":"
+        found = _text(await self._call(self._marked(keys=[done + key_part(m) for m in ids]))) or ""
+        return {msgid for msgid, flag in zip(ids, found, strict=False) if flag == "1"}
 
     async def commit(
         self,
@@ -326,7 +328,8 @@ class RedisInboxStore:
         if not marks and cursor is None:
             return True
         keys = [self._key(namespace, open_kfid, "lease"), self._key(namespace, open_kfid, "cursor")]
-        keys += [self._mark_key(namespace, open_kfid, "done", msgid) for msgid in marks]
+        done = self._key(namespace, open_kfid, "done") + ":"
+        keys += [done + key_part(msgid) for msgid in marks]
         args: list[str | int] = [owner, cursor or "", CURSOR_TTL, MARK_TTL, *marks.values()]
         return bool(await self._call(self._commit(keys=keys, args=args)))
 
@@ -340,100 +343,18 @@ class RedisInboxStore:
         key = self._mark_key(namespace, open_kfid, "reply", reply_msgid)
         await self._call(self._redis.set(key, "1", ex=MARK_TTL))
 
-    @contextlib.asynccontextmanager
-    async def open_marks(self, namespace: str, open_kfid: str) -> AsyncIterator[EarlyMarks | None]:
-        """Lend a connection of the client's pool with its replies switched off, for the marks of
-        one page (see :class:`EarlyMarks`); None when none can be had (every share of the pool in
-        use, a Redis or proxy that refuses ``CLIENT REPLY``): the inbox then commits each mark.
-        On leaving, the replies are switched on again and the one answer checked, or the
-        connection is closed, so the pool never gets it back in another state."""
-        pool = self._pool
-        if pool is None or self._early_open >= self._early_most:
-            yield None
-            return
-        self._early_open += 1
-        connection: Any = None
-        clean = False
-        try:
-            try:
-                with anyio.fail_after(self.command_timeout):
-                    connection = await pool.get_connection(*self._lend_args)
-                    off = connection.pack_command("CLIENT", "REPLY", "OFF")
-                    await connection.send_packed_command(off, check_health=False)
-            except (TimeoutError, *self._unreachable, self._errors):
-                marks = None
-            else:
-                marks = EarlyMarks(connection, self._key(namespace, open_kfid, "done"), self)
-            yield marks
-            if marks is not None and not marks.broken:
-                with anyio.move_on_after(self.command_timeout):
-                    try:
-                        on = connection.pack_command("CLIENT", "REPLY", "ON")
-                        await connection.send_packed_command(on, check_health=False)
-                        clean = _text(await connection.read_response()) == "OK"
-                    except self._errors:
-                        self._early_most = 0  # refused: this server will not take it later
-        finally:
-            self._early_open -= 1
-            if connection is not None:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(self.command_timeout):
-                    try:
-                        if not clean:
-                            await connection.disconnect()
-                    finally:
-                        await pool.release(connection)
+    def open_marks(
+        self, namespace: str, open_kfid: str
+    ) -> AbstractAsyncContextManager[EarlyMarks | None]:
+        """A connection of the client's pool lent for the marks of one page, its replies
+        switched off (see :class:`~wechat_kf._redis_marks.EarlyMarks`); None when none can be
+        had (every share of the pool in use, a Redis or proxy that refuses ``CLIENT REPLY``):
+        the inbox then commits each mark."""
+        return self._lender.lend(self._key(namespace, open_kfid, "done"))
 
     def __repr__(self) -> str:
         prefix, lease = getattr(self, "prefix", None), getattr(self, "lease", None)
         return f"RedisInboxStore(prefix={prefix!r}, lease={lease!r})"
-
-
-class EarlyMarks:
-    """The marks of one page sent ahead of its commit on a lent connection whose replies are off:
-    :meth:`write` returns once the command is written to the socket (so a process killed after
-    it loses no mark), or False when the connection failed (then the inbox commits each mark
-    itself). A refused command goes unnoticed here, which is why the page's commit writes every
-    mark again."""
-
-    def __init__(self, connection: Any, done_key: str, store: RedisInboxStore) -> None:
-        self._connection = connection
-        # The command is assembled here rather than by redis-py's packer, which costs more than
-        # the rest of a mark: only the msgid's key and the status change.
-        self._head = b"*5\r\n$3\r\nSET\r\n"
-        self._key = (done_key + ":").encode()
-        self._tail = b"$2\r\nEX\r\n" + _bulk(str(MARK_TTL).encode())
-        self._failures = (*store._unreachable, store._errors)
-        self.broken = False
-        #: Marks written to the socket (the benchmarks count them).
-        self.sent = 0
-
-    async def write(self, msgid: str, status: str) -> bool:
-        """Send ``SET {done}:{msgid} status EX 4 days``, without waiting for Redis. Not bounded
-        here: a write held up by a frozen Redis ends with the pull, which stops when its lease
-        can no longer be trusted."""
-        if self.broken:
-            return False
-        key = self._key + _part(msgid).encode()
-        command = b"".join((self._head, _bulk(key), _bulk(status.encode()), self._tail))
-        try:
-            await self._connection.send_packed_command(command, check_health=False)
-        except self._failures:
-            self.broken = True  # redis-py closed it: the pool gets it back closed
-            return False
-        self.sent += 1
-        return True
-
-
-def _bulk(data: bytes) -> bytes:
-    return b"$%d\r\n%s\r\n" % (len(data), data)
-
-
-def _needs_name(getter: Any) -> bool:
-    try:
-        parameter = inspect.signature(getter).parameters.get("command_name")
-    except (TypeError, ValueError):
-        return False
-    return parameter is not None and parameter.default is inspect.Parameter.empty
 
 
 def _start_of(reply: object) -> PullStart | None:

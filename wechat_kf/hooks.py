@@ -250,12 +250,26 @@ class Hooks:
         # The stock LoggingHook only writes DEBUG lines: it listens only while they are taken.
         self._logging = stock in ends
         self._watching = bool(self._methods["on_attempt"]) or any(e is not stock for e in ends)
+        told = LoggingHook.on_inbox_message
+        heard = [
+            getattr(method, "__func__", None) for _, method in self._methods["on_inbox_message"]
+        ]
+        self._logging_messages = told in heard
+        self._watching_messages = any(h is not told for h in heard)
 
     def watching_attempts(self) -> bool:
         """Whether a hook hears of an attempt now: one that wraps attempts or reads their ends,
         or a ``LoggingHook`` while ``wechat_kf.transport`` takes DEBUG lines. The transport asks
         before each attempt and builds no record when none does."""
         return self._watching or (self._logging and logger.isEnabledFor(logging.DEBUG))
+
+    def watching_messages(self) -> bool:
+        """Whether a hook hears of a message an inbox settled now: one that reads them, or a
+        ``LoggingHook`` while ``wechat_kf.inbox`` takes DEBUG lines. The inbox asks before each
+        message and builds no record when none does."""
+        return self._watching_messages or (
+            self._logging_messages and _inbox_logger.isEnabledFor(logging.DEBUG)
+        )
 
     def attempt(self, attempt: Attempt) -> contextlib.AbstractContextManager[Any]:
         """Around one attempt: each hook's ``on_attempt`` context manager, entered in order."""

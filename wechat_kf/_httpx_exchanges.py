@@ -72,7 +72,7 @@ class HttpxExchange:
         try:
             response = await self._http.send(built, stream=True, follow_redirects=False)
         except Exception as exc:
-            raise ExchangeFailed(_classify(exc), exc) from None
+            raise _failed(exc, request) from None
         return await _answer(response, request)
 
     async def aclose(self) -> None:
@@ -133,7 +133,7 @@ class PooledHttpxExchange:
             try:
                 response = await self._transports[index].handle_async_request(built)
             except Exception as exc:
-                raise ExchangeFailed(_classify(exc), exc) from None
+                raise _failed(exc, request) from None
             return await _answer(response, request)
         finally:
             in_flight[index] -= 1
@@ -200,11 +200,17 @@ async def _answer(response: httpx.Response, request: Outgoing) -> Answer:
             await response.aclose()
     except InvalidResponseError:
         raise
-    except httpx.DecodingError:
-        raise InvalidResponseError("the body does not decode", path=request.path) from None
     except Exception as exc:
-        raise ExchangeFailed(_classify(exc), exc) from None
+        raise _failed(exc, request) from None
     return status, body, headers
+
+
+def _failed(exc: Exception, request: Outgoing) -> Exception:
+    """What a library's exception is raised as: an answer httpx could not decode is an
+    InvalidResponseError; anything else an ExchangeFailed, classified."""
+    if isinstance(exc, httpx.DecodingError):
+        return InvalidResponseError("the body does not decode", path=request.path)
+    return ExchangeFailed(_classify(exc), exc)
 
 
 def _classify(exc: Exception) -> Failure | None:

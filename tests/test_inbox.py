@@ -432,6 +432,39 @@ async def test_a_handler_that_cancels_itself_fails_like_any_error_and_the_body_g
     assert failed == [("bad", "HandlerCancelled")]
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # a cancellation only asyncio has
+async def test_drain_cancelled_by_its_caller_s_own_task_stops_and_marks_nothing(
+    fake: FakeWeChat, client: WeComClient, kf: str
+) -> None:
+    import asyncio
+
+    failed: list[str] = []
+    entered = anyio.Event()
+
+    async def handle(message: KfMessage) -> None:
+        entered.set()
+        await asyncio.sleep(5)
+
+    fake.customer_says(kf, CUSTOMER, "slow")
+    store = MemoryInboxStore()
+    with anyio.fail_after(10):
+        async with Inbox(
+            client,
+            handle,
+            store=store,
+            max_attempts=1,
+            on_failure=lambda m, e: failed.append(m.msgid),
+        ) as inbox:
+            # Not an anyio cancel scope: asyncio cancels the task itself, as timeouts and
+            # frameworks do. The handler cannot be told from one that asked for it: it goes through.
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(inbox.drain(kf), 0.2)
+            assert entered.is_set()
+            (message,) = (await client.messages.sync(kf)).messages
+            assert await store.marked(inbox.namespace, kf, [message.msgid]) == set()
+    assert failed == []
+
+
 async def test_closing_mid_handler_leaves_that_message_unmarked_so_it_is_handled_again(
     fake: FakeWeChat, client: WeComClient, kf: str, hook: Recorder, store: Any
 ) -> None:

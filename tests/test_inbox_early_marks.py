@@ -22,6 +22,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 from redis import Redis as BlockingRedis
@@ -334,3 +335,97 @@ async def test_every_connection_goes_back_to_the_pool_sending_at_once(
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
     finally:
         await redis.aclose()
+
+
+class SlowCursor(RedisInboxStore):
+    """The store, whose commit with a cursor (a page's last) waits until cancelled."""
+
+    committing = anyio.Event()
+
+    async def commit(
+        self,
+        namespace: str,
+        open_kfid: str,
+        owner: str,
+        marks: Mapping[str, str],
+        cursor: str | None,
+    ) -> bool:
+        if cursor is not None:
+            self.committing.set()
+            await anyio.sleep_forever()
+        return await super().commit(namespace, open_kfid, owner, marks, cursor)
+
+
+async def test_closing_during_a_page_s_last_commit_still_writes_every_returned_mark(
+    fake: FakeWeChat,
+    client: WeComClient,
+    corp: tuple[str, str, str],
+    redis_url: str,
+    anyio_backend: str,
+    blocking: BlockingRedis,
+    prefix: str,
+) -> None:
+    corpid, kf = corp[0], corp[2]
+    ids = [fake.customer_says(kf, CUSTOMER, f"m{i}") for i in range(5)]
+    returned: list[str] = []
+
+    async def handler(message: KfMessage) -> None:
+        returned.append(message.msgid)
+
+    redis = redis_client(redis_url, anyio_backend)
+    store = SlowCursor(redis, prefix=prefix)
+    store.committing = anyio.Event()
+    try:
+        with anyio.fail_after(20):
+            async with Inbox(client, handler, store=store) as inbox:
+                await inbox.notify(SimpleNamespace(open_kfid=kf, token=None))
+                await store.committing.wait()
+            # Closed mid-commit: no process died, so no message whose handler returned may
+            # be handed over again.
+            assert returned == ids
+            assert await store.marked(corpid, kf, ids) == set(ids)
+    finally:
+        await redis.aclose()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # redis.asyncio's pool: trio lends none
+async def test_a_small_pool_lends_and_serves_without_running_out(
+    fake: FakeWeChat,
+    client: WeComClient,
+    corp: tuple[str, str, str],
+    redis_url: str,
+    prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    accounts = [corp[2], *(fake.create_kf_account(corp[0]) for _ in range(3))]
+    for kf in accounts:
+        for i in range(30):
+            fake.customer_says(kf, CUSTOMER, f"m{i}")
+    seen: list[str] = []
+
+    async def handler(message: KfMessage) -> None:
+        seen.append(message.msgid)
+        await anyio.lowlevel.checkpoint()
+
+    for size in (2, 4, 5, 9):  # what it lends comes out of what it may use
+        sized = redis_client(redis_url, "asyncio", max_connections=size)
+        store = RedisInboxStore(sized)
+        assert store.max_in_flight + store._lender.most <= size
+        await sized.aclose()
+    redis = redis_client(redis_url, "asyncio", max_connections=4)
+    try:
+        with anyio.fail_after(30):
+            store = RedisInboxStore(redis, prefix=prefix)
+            async with Inbox(client, handler, store=store) as inbox:
+                async with anyio.create_task_group() as group:
+                    for _ in range(10):  # news for every account, many times, while they pull
+                        for kf in accounts:
+                            group.start_soon(
+                                inbox.notify, SimpleNamespace(open_kfid=kf, token=None)
+                            )
+                for kf in accounts:
+                    await inbox.drain(kf)
+    finally:
+        await redis.aclose()
+    assert len(seen) == len(set(seen)) == 120
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -51,13 +51,18 @@ def asyncio_task() -> Any:
     return sys.modules["asyncio"].current_task()
 
 
-async def call_handler(handler: Callable[[KfMessage], Any], message: KfMessage, task: Any) -> None:
+async def call_handler(
+    handler: Callable[[KfMessage], Any], message: KfMessage, task: Any, *, owned: bool
+) -> None:
     """Call ``handler(message)`` (plain or async) once, in ``task`` (:func:`asyncio_task`, found
     once per page); what it raises is raised here, and a cancellation that the inbox (or the
     caller of ``drain``) did not cause as :class:`HandlerCancelled` (asyncio: a handler that
-    raises ``CancelledError``, or cancels its own task, whether it then awaits or returns). It
-    costs nothing per message; only on asyncio before Python 3.11, which cannot tell a task's own
-    cancellation requests apart, does the handler get a task of its own."""
+    raises ``CancelledError``, or cancels its own task, whether it then awaits or returns). In a
+    task the inbox does not own (``owned`` False: the caller of ``drain``), a cancellation asked
+    of the task cannot be told from one asked by whoever cancels the caller (a timeout, a
+    framework), so it goes through. It costs nothing per message; only on asyncio before Python
+    3.11, which cannot tell a task's cancellation requests apart, does the handler get a task of
+    its own."""
     if task is not None and not hasattr(task, "cancelling"):
         await _in_a_task(handler, message)
         return
@@ -67,11 +72,12 @@ async def call_handler(handler: Callable[[KfMessage], Any], message: KfMessage, 
         if inspect.isawaitable(result):
             await result
     except anyio.get_cancelled_exc_class():
-        if _cancelled_from_outside():
+        asked = task is not None and task.cancelling() > before
+        if _cancelled_from_outside() or (asked and not owned):
             raise
         _uncancel(task, before)
         raise HandlerCancelled("the handler was cancelled") from None
-    if task is not None and task.cancelling() > before and not _cancelled_from_outside():
+    if owned and task is not None and task.cancelling() > before and not _cancelled_from_outside():
         # It asked for its own task's cancellation and returned before it came: take it here,
         # or it would end the pull at its next await.
         try:

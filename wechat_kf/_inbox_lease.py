@@ -50,6 +50,8 @@ class Lease:
     owner: str
     valid_until: float = 0.0
     lost: bool = False
+    #: The pull runs in a task of the inbox's own (not a caller's of ``drain``).
+    owned: bool = True
 
     def stamp(self, since: float) -> None:
         self.valid_until = since + self.store.lease * _LEASE_TRUST

@@ -12,7 +12,6 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
 from typing import Any, cast
 
 import anyio
@@ -21,7 +20,6 @@ import attrs
 from ._inbox_handler import asyncio_task, call_handler, handling_for
 from ._inbox_lease import Lease, LeaseLost, call_quietly, describe, log_failure
 from ._inbox_stores import InboxStore, PullStart
-from ._secrets import hide
 from .clients import DEFAULT_RETRY_BACKOFF
 from .errors import APIError, InvalidResponseError, RateLimitError
 from .hooks import HandledMessage, Hooks, InboxPull
@@ -35,15 +33,11 @@ __all__ = [
     "call_quietly",
     "describe",
     "log_failure",
-    "news_of",
-    "open_kfid_of",
     "reply_msgid",
 ]
 
 logger = logging.getLogger("wechat_kf.inbox")
 
-#: How long a callback token is valid after WeChat pushed it (s).
-TOKEN_LIFETIME = 600.0
 #: sync_msg's answer to a callback token it does not accept (expired, or another account's).
 _INVALID_SYNC_TOKEN = 95007
 #: A token is not used in its last seconds: the request may reach WeChat after it expired.
@@ -55,6 +49,8 @@ _MAX_HANDLER_DELAY = 30.0
 _MARK_RETRY, _MAX_MARK_RETRY = 0.1, 3.2
 #: How long a cancelled or failed holder may take to let its lease go (s): it runs out anyway.
 _RELEASE_GRACE = 0.5
+#: How long a cancelled pull may take to write the marks of handlers that returned (s).
+_RESCUE_GRACE = 2.0
 #: How long ``drain`` waits between attempts to take a held lease (s): from the first to the last.
 _LEASE_POLL = (0.02, 0.5)
 
@@ -123,7 +119,7 @@ class Engine:
         and again while news arrived meanwhile; return how many messages went to the handler, or
         None when another holder has the lease (``wait=False``). A lease lost midway ends the
         cycle quietly: the new holder pulls on."""
-        lease = Lease(self.store, self.namespace, open_kfid, secrets.token_hex(16))
+        lease = Lease(self.store, self.namespace, open_kfid, secrets.token_hex(16), owned=not wait)
         start = await self._acquire(lease, wait=wait)
         if start is None:
             return None
@@ -292,6 +288,24 @@ class Engine:
     async def _hand_over(
         self, lease: Lease, todo: list[KfMessage], cursor: str | None, task: Any
     ) -> int:
+        try:
+            return await self._hand_over_each(lease, todo, cursor, task)
+        except anyio.get_cancelled_exc_class():
+            # Closing, or cancelled: the marks of handlers that returned are still written
+            # (bounded), or their messages would be handled again though no process died.
+            marks = dict(self.unwritten.get(lease.open_kfid, {}))
+            with anyio.move_on_after(_RESCUE_GRACE, shield=True):
+                if marks and await call_quietly(
+                    "writing marks",
+                    self.store.commit(self.namespace, lease.open_kfid, lease.owner, marks, None),
+                ):
+                    for msgid in marks:
+                        self.unwritten.get(lease.open_kfid, {}).pop(msgid, None)
+            raise
+
+    async def _hand_over_each(
+        self, lease: Lease, todo: list[KfMessage], cursor: str | None, task: Any
+    ) -> int:
         open_kfid = lease.open_kfid
         handled = 0
         with_cursor = False
@@ -307,7 +321,7 @@ class Engine:
                     )
                 if message.msgid in done:
                     continue  # another holder settled it while this one could not tell
-                status = await self._handle(open_kfid, message, task)
+                status = await self._handle(lease, message, task)
                 handled += 1
                 with_cursor = index == len(todo) - 1
                 if message.msgid:
@@ -360,10 +374,11 @@ class Engine:
 
     # -- one message ---------------------------------------------------------------------------
 
-    async def _handle(self, open_kfid: str, message: KfMessage, task: Any) -> str:
+    async def _handle(self, lease: Lease, message: KfMessage, task: Any) -> str:
         """Run the handler until it returns ("done") or has raised ``max_attempts`` times
         ("failed", after ``on_failure``). A cancellation goes straight through: the message is
         then left unmarked."""
+        open_kfid = lease.open_kfid
         began = time.perf_counter()
         attempts = 0
         outcome, error = "cancelled", None
@@ -372,7 +387,7 @@ class Engine:
             while True:
                 attempts += 1
                 try:
-                    await call_handler(self.handler, message, task)
+                    await call_handler(self.handler, message, task, owned=lease.owned)
                 except Exception as exc:
                     error = type(exc).__name__
                     if attempts >= self.max_attempts:
@@ -421,24 +436,3 @@ class Engine:
                 message.msgid,
                 describe(exc),
             )
-
-
-def open_kfid_of(value: object) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"open_kfid must be a str, not {type(value).__name__}")
-    if not value or any(ch.isspace() for ch in value):
-        raise ValueError("open_kfid must be non-empty and contain no whitespace")
-    return value
-
-
-def news_of(event: Any) -> tuple[str, str | None, float]:
-    """open_kfid, callback token (None when absent or empty) and until when it is valid (unix
-    seconds: 10 minutes from the push, never counted from a time ahead of ours)."""
-    open_kfid = open_kfid_of(getattr(event, "open_kfid", None))
-    token = getattr(event, "token", None)
-    if token is not None and not isinstance(token, str):
-        raise TypeError("event.token must be a str or None")
-    now = time.time()
-    created = getattr(event, "create_time", None)
-    pushed = created.timestamp() if isinstance(created, datetime) else now
-    return open_kfid, hide(token) or None, min(pushed, now) + TOKEN_LIFETIME

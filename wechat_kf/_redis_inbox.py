@@ -44,8 +44,8 @@ __all__ = ["RedisInboxStore"]
 #: Commands in flight at once when the client's pool size cannot be read; with a pool, a fifth of
 #: it is left to the client's other users, and never more than the most below.
 _IN_FLIGHT, _MOST_IN_FLIGHT = 50, 256
-#: Connections of the pool that may carry early marks at once, as a share of ``max_in_flight``:
-#: each is held for a whole page, and the rest must stay free for leases and commits.
+#: The share of the store's connections that may be lent for early marks at once: each is held
+#: for a whole page; the rest (``max_in_flight``) carry leases, commits and notifications.
 _EARLY_SHARE = 4
 
 # A key of another type (a tool's leftover, a hand-made value) is read as absent, never as an
@@ -198,20 +198,22 @@ class RedisInboxStore:
         self._errors = exceptions.RedisError
         # redis-py's asyncio pool raises at once when all its connections are busy: a burst of
         # notifications waits here for a free one instead.
+        # The connections lent for early marks come out of the same budget.
         pool = getattr(redis, "connection_pool", None)
         size = getattr(pool, "max_connections", None)
+        connections, lent = _IN_FLIGHT, 0
         if isinstance(size, int) and not isinstance(size, bool) and size > 0:
-            self.max_in_flight: int = max(1, min(size - size // 5, _MOST_IN_FLIGHT))
-        else:
-            self.max_in_flight = _IN_FLIGHT
-        self._limiter: anyio.CapacityLimiter | None = None
+            connections = max(1, min(size - size // 5, _MOST_IN_FLIGHT))
+            lent = connections // _EARLY_SHARE
         self._lender = Lender(
             redis,
-            most=self.max_in_flight // _EARLY_SHARE,
+            most=lent,
             timeout=self.command_timeout,
             failures=(*self._unreachable, self._errors),
-            refused=self._errors,
+            refused=exceptions.ResponseError,
         )
+        self.max_in_flight: int = connections - (lent if self._lender.lends else 0)
+        self._limiter: anyio.CapacityLimiter | None = None
         self._acquire = redis.register_script(_ACQUIRE)
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)

@@ -95,6 +95,11 @@ class Lender:
         named = self._pool is not None and _needs_name(self._pool.get_connection)
         self._lend_args: tuple[str, ...] = ("CLIENT",) if named else ()
 
+    @property
+    def lends(self) -> bool:
+        """Whether it may lend at all (a ``redis.asyncio`` pool, a share of it to lend)."""
+        return self._pool is not None and self.most > 0
+
     @contextlib.asynccontextmanager
     async def lend(self, done_key: str) -> AsyncIterator[EarlyMarks | None]:
         """A connection for the marks under ``done_key``, or None. On leaving, its replies are
@@ -137,7 +142,9 @@ class Lender:
                         answer = await connection.read_response()
                         clean = answer in (b"OK", "OK") and not nagle
                     except self._refused:
-                        self.most = 0  # refused: this server will not take it later
+                        self.most = 0  # an error answer: this server will not take it later
+                    except self._failures:
+                        pass  # the connection failed: closed below; the next page lends anew
         finally:
             self._open -= 1
             if connection is not None:

@@ -28,10 +28,9 @@ from ._inbox_loop import (
     call_quietly,
     describe,
     log_failure,
-    news_of,
-    open_kfid_of,
     reply_msgid,
 )
+from ._inbox_news import news_of, open_kfid_of
 from ._inbox_stores import InboxStore, MemoryInboxStore
 from .clients import WeComClient
 from .contents import Content

@@ -23,6 +23,9 @@ from benchmarks.run import (
     same_push_read,
 )
 
+#: The exchanges and loops the SDK's own pools are measured on at every concurrency.
+OWN_SETUPS = {("httpx", "asyncio"), ("httpx", "trio"), ("aiohttp", "asyncio")}
+
 
 def test_every_benchmark_runs_once_at_tiny_size_and_writes_its_json(tmp_path: Path) -> None:
     output = tmp_path / "results.json"
@@ -47,6 +50,18 @@ def test_every_benchmark_runs_once_at_tiny_size_and_writes_its_json(tmp_path: Pa
         (library, scheme) for library in ("httpx", "aiohttp") for scheme in ("http", "https")
     }
     assert set(results["callback_decrypt"]["medians"]) == {"wechat_kf", "wechatpy"}
+    assert [run["scheme"] for run in results["concurrency"]] == ["http", "https"]
+    for run in results["concurrency"]:
+        measured = {(row["exchange"], row["loop"], row["concurrency"]) for row in run["rows"]}
+        every = {1, 8, 50, 200}
+        assert measured == {
+            *((exchange, loop, c) for exchange, loop in OWN_SETUPS for c in every),
+            *(("httpx_client", "asyncio", c) for c in (1, 8, 50)),
+            *(("bare_aiohttp", "asyncio", c) for c in (1, 50)),
+        }
+        assert set(run["cpu_at_200_vs_8"]) == {f"{e}/{loop}" for e, loop in OWN_SETUPS}
+        assert all(row["throughput_ratio"] > 0 < row["cpu_ratio"] for row in run["rows"])
+    assert set(results["own_work"]["rows"]) == {"asyncio", "trio"}
 
 
 def test_the_callback_decrypt_script_times_both_sides_on_one_push_in_this_interpreter() -> None:

@@ -79,7 +79,7 @@ class ComponentTokenProvider(CachingTokenProvider):
     ) -> None:
         verify_ticket = hide(verify_ticket)  # this frame shows in the traceback of a refusal
         component_appsecret = hide(component_appsecret)
-        self.component_appid = check_credential("component_appid", component_appid)
+        self.component_appid: str = check_credential("component_appid", component_appid)
         self._secret = check_credential("component_appsecret", component_appsecret)
         self._ticket = _check_source("verify_ticket", verify_ticket)
         key = f"component:{component_appid}"
@@ -130,7 +130,7 @@ class SuiteTokenProvider(CachingTokenProvider):
     ) -> None:
         suite_ticket = hide(suite_ticket)  # this frame shows in the traceback of a refusal
         suite_secret = hide(suite_secret)
-        self.suite_id = check_credential("suite_id", suite_id)
+        self.suite_id: str = check_credential("suite_id", suite_id)
         self._secret = check_credential("suite_secret", suite_secret)
         self._ticket = _check_source("suite_ticket", suite_ticket)
         super().__init__(
@@ -213,7 +213,7 @@ class AuthorizerTokenProvider(_OnBehalf):
         if save_refresh_token is not None and not callable(save_refresh_token):
             raise TypeError("save_refresh_token must be a function")
         self._parent = self._component = component
-        self.authorizer_appid = check_credential("authorizer_appid", authorizer_appid)
+        self.authorizer_appid: str = check_credential("authorizer_appid", authorizer_appid)
         self._refresh_source = _check_source("refresh_token", refresh_token)
         self._save = save_refresh_token
         # Only for a plain str source, which cannot learn of a rotation: what WeChat handed back.
@@ -324,7 +324,7 @@ class CorpTokenProvider(_OnBehalf):
         if not isinstance(suite, SuiteTokenProvider):
             raise TypeError("suite must be a SuiteTokenProvider")
         self._parent = suite
-        self.auth_corpid = check_credential("auth_corpid", auth_corpid)
+        self.auth_corpid: str = check_credential("auth_corpid", auth_corpid)
         self._code = _check_source("permanent_code", permanent_code)
         key = f"corp:{suite.suite_id}:{auth_corpid}"
         super().__init__(key=key, fetch=fetch, store=store, clock=clock, hooks=hooks)

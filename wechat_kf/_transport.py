@@ -114,14 +114,14 @@ class Transport:
         url = httpx.URL(self.base_url)
         # Where every attempt goes, for the hooks (OpenTelemetry's server.address / server.port).
         self._server = (url.host, url.port or (443 if url.scheme == "https" else 80))
-        self.timeout = float(timeout)
+        self.timeout: float = float(timeout)
         self.max_retries = max_retries
         self._exchange = exchange
-        self.hooks = hooks if hooks is not None else Hooks(None)
+        self.hooks: Hooks = hooks if hooks is not None else Hooks(None)
         # What every wait between retries is multiplied by, asked at each wait.
         self._backoff = backoff
         self._token_provider: TokenProvider | None = None
-        self.closed = False
+        self.closed: bool = False
 
     @property
     def exchange(self) -> str:

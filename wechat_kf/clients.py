@@ -42,7 +42,7 @@ __all__ = [
     "WeComClient",
 ]
 
-logger = logging.getLogger("wechat_kf.transport")
+logger: logging.Logger = logging.getLogger("wechat_kf.transport")
 
 #: The values of the ``exchange`` option.
 ExchangeName = Literal["auto", "httpx", "aiohttp"]
@@ -152,13 +152,13 @@ class Connection:
         ):
             raise ValueError("retry_backoff must be a finite number >= 0, or None")
         self.retry_backoff = retry_backoff
-        self.base_url = check_base_url(base_url, allow_insecure_http)
-        self.timeout = float(timeout)
+        self.base_url: str = check_base_url(base_url, allow_insecure_http)
+        self.timeout: float = float(timeout)
         self.max_retries = max_retries
-        self.hooks = Hooks(hooks)
+        self.hooks: Hooks = Hooks(hooks)
         self._exchange = _choose_exchange(exchange, http_client, self.timeout, self.base_url)
         logger.debug("exchange: %s", self._exchange.name)
-        self.closed = False
+        self.closed: bool = False
 
     @property
     def exchange(self) -> str:
@@ -341,9 +341,9 @@ class OfficialAccountClient(_Client):
         self, connection: Connection, provider: _ProviderOrMaker, *, owns_connection: bool
     ) -> None:
         self._compose(connection, provider, owns_connection=owns_connection)
-        self.kf_accounts = KfAccounts(self._transport)
-        self.sessions = OfficialAccountSessions(self._transport)
-        self.messages = OfficialAccountMessages(self._transport)
+        self.kf_accounts: KfAccounts = KfAccounts(self._transport)
+        self.sessions: OfficialAccountSessions = OfficialAccountSessions(self._transport)
+        self.messages: OfficialAccountMessages = OfficialAccountMessages(self._transport)
 
     def __repr__(self) -> str:
         return f"OfficialAccountClient(appid={getattr(self, 'appid', None)!r})"
@@ -426,12 +426,12 @@ class WeComClient(_Client):
         self.max_concurrency = max_concurrency
         # One limiter for every batched call, so that max_concurrency bounds them together.
         limiter = anyio.CapacityLimiter(max_concurrency)
-        self.servicers = Servicers(self._transport, limiter)
-        self.customers = Customers(self._transport, limiter)
-        self.kf_accounts = WeComKfAccounts(self._transport)
-        self.media = Media(self._transport)
-        self.sessions = Sessions(self._transport)
-        self.messages = Messages(self._transport)
+        self.servicers: Servicers = Servicers(self._transport, limiter)
+        self.customers: Customers = Customers(self._transport, limiter)
+        self.kf_accounts: WeComKfAccounts = WeComKfAccounts(self._transport)
+        self.media: Media = Media(self._transport)
+        self.sessions: Sessions = Sessions(self._transport)
+        self.messages: Messages = Messages(self._transport)
 
     def __repr__(self) -> str:
         return f"WeComClient(corpid={getattr(self, 'corpid', None)!r})"

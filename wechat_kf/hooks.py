@@ -38,7 +38,7 @@ __all__ = [
     "TokenFetch",
 ]
 
-logger = logging.getLogger("wechat_kf.transport")
+logger: logging.Logger = logging.getLogger("wechat_kf.transport")
 _inbox_logger = logging.getLogger("wechat_kf.inbox")
 _hook_logger = logging.getLogger("wechat_kf.hooks")
 

@@ -10,8 +10,8 @@ from typing import Any
 try:
     from opentelemetry import metrics, trace
     from opentelemetry.trace import SpanKind, Status, StatusCode
-except ImportError as exc:  # pragma: no cover - exercised without the extra only
-    raise ImportError("wechat_kf.otel needs: pip install 'wechat-kf[otel]'") from exc
+except ImportError as _missing:  # pragma: no cover - exercised without the extra only
+    raise ImportError("wechat_kf.otel needs: pip install 'wechat-kf[otel]'") from _missing
 
 from ._version import __version__
 from .hooks import (

@@ -54,7 +54,7 @@ FORCE_REFRESH_INTERVAL = 30.0
 #: After a shared store failed, how long to use the in-process fallback before trying it again.
 STORE_RETRY = 5.0
 
-logger = logging.getLogger("wechat_kf.tokens")
+logger: logging.Logger = logging.getLogger("wechat_kf.tokens")
 
 
 @runtime_checkable
@@ -142,7 +142,7 @@ class CachingTokenProvider(abc.ABC):
         # The last failed refresh, shared with the callers that waited for it.
         self._failures = 0
         self._last_failure: WeChatError | None = None
-        self.fetch_count = 0
+        self.fetch_count: int = 0
 
     async def get_token(self) -> str:
         """A cached token while it is fresh; otherwise one fetch, however many callers wait."""
@@ -359,9 +359,9 @@ class OfficialAccountTokenProvider(CachingTokenProvider):
         hooks: Hooks | None = None,
     ) -> None:
         secret = hide(secret)  # this frame shows in the traceback of a refused argument
-        self.appid = check_credential("appid", appid)
+        self.appid: str = check_credential("appid", appid)
         self._secret = check_credential("secret", secret)
-        self.use_stable_token = bool(use_stable_token)
+        self.use_stable_token: bool = bool(use_stable_token)
         kind = "stable" if self.use_stable_token else "classic"
         self._path = "/cgi-bin/stable_token" if self.use_stable_token else "/cgi-bin/token"
         super().__init__(
@@ -425,7 +425,7 @@ class WeComTokenProvider(CachingTokenProvider):
         hooks: Hooks | None = None,
     ) -> None:
         secret = hide(secret)  # this frame shows in the traceback of a refused argument
-        self.corpid = check_credential("corpid", corpid)
+        self.corpid: str = check_credential("corpid", corpid)
         self._secret = check_credential("secret", secret)
         key = f"wecom:{corpid}:{_secret_digest(secret)}"
         super().__init__(key=key, fetch=fetch, store=store, clock=clock, hooks=hooks)

@@ -118,16 +118,6 @@ async def test_the_callers_http_client_is_never_closed(
     assert not http.is_closed
 
 
-async def test_owned_http_client_keeps_as_many_idle_connections_as_it_opens_for_15_s() -> None:
-    client = WeComClient("ww", "s", exchange="httpx")
-    pool = client._transport._exchange._http._transport._pool  # type: ignore[attr-defined]
-    assert pool._max_keepalive_connections == pool._max_connections == 100
-    assert pool._keepalive_expiry == 15.0
-    http = client._transport._exchange._http
-    await client.aclose()
-    assert http.is_closed
-
-
 async def test_token_provider_clients_work_without_credentials(
     fake: FakeWeChat, http: httpx.AsyncClient
 ) -> None:

@@ -82,8 +82,11 @@ async def test_a_token_echoed_in_errmsg_is_redacted(secret_watch: set[str]) -> N
 
 async def test_tls_verification_stays_on_in_the_owned_client() -> None:
     client = OfficialAccountClient("wx", "secret", exchange="httpx")
-    pool = client._transport._exchange._http._transport._pool  # type: ignore[attr-defined]
-    assert pool._ssl_context.verify_mode.name == "CERT_REQUIRED"
+    transports = client._transport._exchange._transports  # type: ignore[attr-defined]
+    assert transports
+    for transport in transports:  # every pool of the owned exchange
+        assert transport._pool._ssl_context.verify_mode.name == "CERT_REQUIRED"
+        assert transport._pool._ssl_context.check_hostname
     await client.aclose()
 
 

@@ -150,9 +150,16 @@ async def run_fleet(
                     if kill and not killed and i >= MESSAGES // 2:
                         holder = next((n for n in live if open_hold(out, n)), None)
                         if holder is not None:  # one that pulls right now
-                            killed[holder] = time.time()
-                            processes[holder].send_signal(signal.SIGKILL)
-                            live.remove(holder)
+                            # Frozen first, then looked at again: it cannot let go in between,
+                            # so it dies holding the lease (a pull lasts a few ms).
+                            processes[holder].send_signal(signal.SIGSTOP)
+                            await anyio.sleep(0.02)
+                            if open_hold(out, holder):
+                                killed[holder] = time.time()
+                                processes[holder].send_signal(signal.SIGKILL)
+                                live.remove(holder)
+                            else:
+                                processes[holder].send_signal(signal.SIGCONT)
                     await anyio.sleep(0.004)
             assert not kill or killed, "no worker was ever caught holding a lease"
             expected = set(sent)

@@ -87,6 +87,24 @@ def open_hold(out: Path, name: str) -> bool:
     return any(end is None for *_, end in holds_of(out, name))
 
 
+async def holds_in_redis(redis_url: str, corpid: str, out: Path, name: str) -> bool:
+    """Whether Redis says the worker holds one of the leases its file shows it holding."""
+    from redis import Redis
+
+    def ask() -> bool:
+        client = Redis.from_url(redis_url)
+        try:
+            return any(
+                client.get(f"fleet:inbox:{corpid}:{kfid}:lease") == owner.encode()
+                for kfid, owner, _, end in holds_of(out, name)
+                if end is None
+            )
+        finally:
+            client.close()
+
+    return await anyio.to_thread.run_sync(ask)
+
+
 def overlapping_holds(out: Path, names: list[str], killed: dict[str, float]) -> list[Any]:
     """Pairs of holds of one account that overlap in time. A killed worker's open holds end at
     its death; a live worker's never end (which would show as an overlap with anyone after)."""
@@ -154,7 +172,9 @@ async def run_fleet(
                             # so it dies holding the lease (a pull lasts a few ms).
                             processes[holder].send_signal(signal.SIGSTOP)
                             await anyio.sleep(0.02)
-                            if open_hold(out, holder):
+                            # Redis's word, not the file's: a worker frozen after Redis let go
+                            # and before it wrote so would look as if it still held.
+                            if await holds_in_redis(redis_url, app.corpid, out, holder):
                                 killed[holder] = time.time()
                                 processes[holder].send_signal(signal.SIGKILL)
                                 live.remove(holder)

@@ -92,9 +92,14 @@ async def every_connection_answers_in_step(redis: Any, backend: str, prefix: str
 
 
 class CountingStore(RedisInboxStore):
-    """The store, counting its commits (each one round trip)."""
+    """The store, counting its commits (each one round trip); with ``hold_cursor``, its commit
+    with a cursor (a page's last) waits until cancelled, having set ``committing``."""
 
-    commits = 0
+    def __init__(self, *args: Any, hold_cursor: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commits = 0
+        self.hold_cursor = hold_cursor
+        self.committing = anyio.Event()
 
     async def commit(
         self,
@@ -105,6 +110,9 @@ class CountingStore(RedisInboxStore):
         cursor: str | None,
     ) -> bool:
         self.commits += 1
+        if self.hold_cursor and cursor is not None:
+            self.committing.set()
+            await anyio.sleep_forever()
         return await super().commit(namespace, open_kfid, owner, marks, cursor)
 
 
@@ -337,25 +345,6 @@ async def test_every_connection_goes_back_to_the_pool_sending_at_once(
         await redis.aclose()
 
 
-class SlowCursor(RedisInboxStore):
-    """The store, whose commit with a cursor (a page's last) waits until cancelled."""
-
-    committing = anyio.Event()
-
-    async def commit(
-        self,
-        namespace: str,
-        open_kfid: str,
-        owner: str,
-        marks: Mapping[str, str],
-        cursor: str | None,
-    ) -> bool:
-        if cursor is not None:
-            self.committing.set()
-            await anyio.sleep_forever()
-        return await super().commit(namespace, open_kfid, owner, marks, cursor)
-
-
 async def test_closing_during_a_page_s_last_commit_still_writes_every_returned_mark(
     fake: FakeWeChat,
     client: WeComClient,
@@ -373,8 +362,7 @@ async def test_closing_during_a_page_s_last_commit_still_writes_every_returned_m
         returned.append(message.msgid)
 
     redis = redis_client(redis_url, anyio_backend)
-    store = SlowCursor(redis, prefix=prefix)
-    store.committing = anyio.Event()
+    store = CountingStore(redis, prefix=prefix, hold_cursor=True)
     try:
         with anyio.fail_after(20):
             async with Inbox(client, handler, store=store) as inbox:

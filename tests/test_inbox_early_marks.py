@@ -277,7 +277,7 @@ async def test_a_process_killed_mid_page_repeats_none_of_the_messages_it_finishe
     with serve(fake.app) as base_url:
         command = [
             sys.executable, "-m", "tests._inbox_worker", "--base-url", base_url,
-            "--redis-url", redis_url, "--corpid", app.corpid, "--secret", app.secret,
+            "--redis-url", redis_url, f"--corpid={app.corpid}", f"--secret={app.secret}",
             "--prefix", prefix, "--out", str(tmp_path), "--name", "w", "--lease", "1",
             "--backend", anyio_backend, f"--block-on={ids[6]}",
         ]  # fmt: skip

@@ -142,7 +142,7 @@ async def run_fleet(
         for index, name in enumerate(names):
             command = [
                 sys.executable, "-m", "tests._inbox_worker", "--base-url", base_url,
-                "--redis-url", redis_url, "--corpid", app.corpid, "--secret", app.secret,
+                "--redis-url", redis_url, f"--corpid={app.corpid}", f"--secret={app.secret}",
                 "--prefix", "fleet", "--out", str(out), "--name", name, "--lease", str(LEASE),
                 "--max-concurrency", str(max_concurrency),
                 "--backend", "asyncio" if index % 2 == 0 else "trio",

@@ -282,9 +282,9 @@ def test_four_processes_of_one_platform_fetch_one_component_and_one_authorizer_t
     with redis_server() as redis_url, serve(fake.app) as base_url:
         command = [
             sys.executable, "-m", "tests._platform_worker", "--base-url", base_url,
-            "--redis-url", redis_url, "--component-appid", state.component_appid,
-            "--component-secret", state.component_appsecret, "--ticket", ticket,
-            "--authorizer", "wxauthorizer0001", "--refresh-token", refresh,
+            "--redis-url", redis_url, f"--component-appid={state.component_appid}",
+            f"--component-secret={state.component_appsecret}", f"--ticket={ticket}",
+            "--authorizer", "wxauthorizer0001", f"--refresh-token={refresh}",
         ]  # fmt: skip
         workers = [
             subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, text=True) for _ in range(4)
@@ -324,8 +324,8 @@ def test_two_processes_sharing_a_store_and_a_refresh_token_source_keep_up_with_r
         redis = Redis.from_url(redis_url)
         command = [
             sys.executable, "-m", "tests._platform_worker", "--base-url", base_url,
-            "--redis-url", redis_url, "--component-appid", state.component_appid,
-            "--component-secret", state.component_appsecret, "--ticket", ticket,
+            "--redis-url", redis_url, f"--component-appid={state.component_appid}",
+            f"--component-secret={state.component_appsecret}", f"--ticket={ticket}",
             "--authorizer", "wxauthorizer0001", "--refresh-file", str(source), "--rounds", "3",
         ]  # fmt: skip
         workers = [
@@ -601,9 +601,9 @@ def test_a_ticket_saved_by_one_process_is_used_by_anothers_next_component_fetch(
         anyio.run(save)
         command = [
             sys.executable, "-m", "tests._platform_worker", "--base-url", base_url,
-            "--redis-url", redis_url, "--component-appid", state.component_appid,
-            "--component-secret", state.component_appsecret, "--authorizer", "wxauthorizer0001",
-            "--refresh-token", refresh, "--calls", "5",
+            "--redis-url", redis_url, f"--component-appid={state.component_appid}",
+            f"--component-secret={state.component_appsecret}", "--authorizer", "wxauthorizer0001",
+            f"--refresh-token={refresh}", "--calls", "5",
         ]  # fmt: skip
         worker = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=60)
     result = json.loads(worker.stdout.strip().splitlines()[-1])

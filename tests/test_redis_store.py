@@ -223,7 +223,7 @@ def start_worker(
 ) -> subprocess.Popen[str]:
     command = [
         sys.executable, "-m", "tests._redis_worker", "--base-url", base_url,
-        "--redis-url", redis_url, "--appid", appid, "--secret", secret, *extra,
+        "--redis-url", redis_url, f"--appid={appid}", f"--secret={secret}", *extra,
     ]  # fmt: skip
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
 

@@ -70,6 +70,17 @@ def test_unknown_invite_status_does_not_break_the_listing() -> None:
     assert one({"kf_account": "a@b", "invite_status": "new"}, KfAccount).invite_status is None
 
 
+@pytest.mark.parametrize("status", [["waiting"], {"s": 1}, 1, None, "WAITING"])
+def test_an_invite_status_of_no_member_s_value_or_shape_is_none(status: object) -> None:
+    assert one({"kf_account": "a@b", "invite_status": status}, KfAccount).invite_status is None
+
+
+def test_a_servicer_status_is_its_member_by_value_and_none_for_anything_else() -> None:
+    assert one({"userid": "u", "status": 0}, Servicer).status is ServicerStatus.SERVING
+    for odd in ("1", [1], 7):
+        assert one({"userid": "u", "status": odd}, Servicer).status is None
+
+
 def test_servicer_items_of_both_shapes() -> None:
     member = one({"userid": "u", "status": 1, "stop_type": 1}, Servicer)
     department = one({"department_id": 3}, Servicer)

@@ -31,6 +31,8 @@ _INT_TEXT = re.compile(r"\s*-?[0-9]{1,19}\s*", re.ASCII)
 def as_int(value: object) -> int | None:
     """``value`` as an int when it is one (never a bool) or a plain decimal string such as
     ``"40001"`` (WeChat's documents disagree on the type); None for anything else."""
+    if type(value) is int:  # the common case, before the general checks
+        return value
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and _INT_TEXT.fullmatch(value):
@@ -47,11 +49,24 @@ def _structure_str(value: object, _: object) -> str:
     raise TypeError(f"expected a string, got {type(value).__name__}")
 
 
+def _structure_optional_str(value: object, _: object) -> str | None:
+    # The common cases first, in one call: most of a listing's fields are these.
+    if type(value) is str or value is None:
+        return value
+    return _structure_str(value, _)
+
+
 def _structure_int(value: object, _: object) -> int:
     number = as_int(value)
     if number is None:
         raise TypeError(f"expected an integer, got {type(value).__name__}")
     return number
+
+
+def _structure_optional_int(value: object, _: object) -> int | None:
+    if type(value) is int or value is None:
+        return value
+    return _structure_int(value, _)
 
 
 def _structure_bool(value: object, _: object) -> bool:
@@ -79,10 +94,14 @@ def _structure_datetime(value: object, _: object) -> datetime:
 
 def _lenient_enum(cls: type[enum.Enum]) -> Any:
     # A status WeChat adds later must not make a whole listing unreadable: unknown -> None.
+    # Looked up in a table of the members by value (what cls(value) does, at a fraction of the
+    # cost); a value that cannot be a key is no member either.
+    members = {member.value: member for member in cls}
+
     def hook(value: object, _: object) -> enum.Enum | None:
         try:
-            return cls(value)
-        except ValueError:
+            return members.get(value)
+        except TypeError:
             return None
 
     return hook
@@ -92,12 +111,8 @@ converter.register_structure_hook(str, _structure_str)
 converter.register_structure_hook(int, _structure_int)
 converter.register_structure_hook(bool, _structure_bool)
 # Direct hooks for the optional forms: the generic union dispatch costs more than the fields.
-converter.register_structure_hook(
-    str | None, lambda value, _: None if value is None else _structure_str(value, _)
-)
-converter.register_structure_hook(
-    int | None, lambda value, _: None if value is None else _structure_int(value, _)
-)
+converter.register_structure_hook(str | None, _structure_optional_str)
+converter.register_structure_hook(int | None, _structure_optional_int)
 converter.register_structure_hook(bool | None, _structure_optional_flag)
 converter.register_structure_hook(datetime, _structure_datetime)
 converter.register_unstructure_hook(datetime, lambda value: int(value.timestamp()))
@@ -109,12 +124,17 @@ _kf_account_fn = make_dict_structure_fn(KfAccount, converter)
 
 def _structure_kf_account(value: Any, cls: type[KfAccount]) -> KfAccount:
     # One old fixture names the avatar field kf_headimg.
-    if isinstance(value, Mapping) and "kf_headimgurl" not in value and "kf_headimg" in value:
+    if _is_mapping(value) and "kf_headimgurl" not in value and "kf_headimg" in value:
         value = {**value, "kf_headimgurl": value["kf_headimg"]}
     return _kf_account_fn(value, cls)
 
 
 converter.register_structure_hook(KfAccount, _structure_kf_account)
+
+
+def _is_mapping(value: object) -> bool:
+    # A dict (what json gives) without the cost of the abstract class's check.
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def to_data(obj: Any) -> Any:
@@ -138,7 +158,7 @@ def structure_list(body: Mapping[str, Any], key: str, cls: type[T], *, path: str
     items = body.get(key, [])
     if items is None:
         return []
-    if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items):
+    if not isinstance(items, list) or not all(map(_is_mapping, items)):
         raise InvalidResponseError(f"{key!r} is not a list of objects", path=path)
     hook = converter.get_structure_hook(cls)
     try:

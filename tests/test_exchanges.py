@@ -92,6 +92,27 @@ async def test_a_connection_dropped_after_the_request_left_is_maybe_applied(
     assert len(server.requests_to(path)) == requests
 
 
+async def test_each_exchange_sends_the_encodings_it_can_bound_and_a_json_body_s_type(
+    exchange: str,
+) -> None:
+    def ok(request: WireRequest, conn: WireConn) -> None:
+        conn.send(response(200, {"errcode": 0, "kf_list": []}))
+
+    with WireServer(tokens_then(ok)) as server:
+        async with OfficialAccountClient(
+            "wx", SECRET, base_url=server.url, exchange=exchange
+        ) as client:
+            with anyio.fail_after(10):
+                await client.kf_accounts.list()
+                await client.kf_accounts.add("a@gh_x", nickname="n")
+    (listed,) = server.requests_to(LIST)
+    (added,) = server.requests_to(ADD)
+    headers = [dict(listed.headers), dict(added.headers)]
+    assert [h.get("accept-encoding") for h in headers] == ["gzip, deflate"] * 2
+    assert [h.get("content-type") for h in headers] == [None, "application/json"]
+    assert added.body == b'{"kf_account":"a@gh_x","nickname":"n"}'
+
+
 async def test_a_redirect_is_never_followed(exchange: str) -> None:
     def redirect(request: WireRequest, conn: WireConn) -> None:
         conn.send(response(302, b"", {"Location": "http://127.0.0.1:9/steal"}))

@@ -132,6 +132,22 @@ async def test_expired_token_is_refreshed_and_the_call_retried_with_the_new_toke
     assert len(scripted.token_requests) == 2
 
 
+async def test_each_request_carries_its_own_query_however_many_the_transport_has_built(
+    scripted: Scripted,
+) -> None:
+    """The URLs with their queries are kept between calls (encoding the token is a good part
+    of a call's own work): a kept one is never sent with another query or another token, and
+    they are not all kept."""
+    async with oa_client(scripted) as client:
+        transport = client._transport
+        for i in range(600):
+            await transport.request("GET", "/cgi-bin/customservice/getkflist", params={"n": str(i)})
+        await transport.request("GET", "/cgi-bin/customservice/getkflist", params={"n": "7"})
+        assert len(transport._targets) <= 256
+    sent = [(r.url.params["n"], r.url.params["access_token"]) for r in scripted.business_requests]
+    assert sent == [(str(i), f"tok-1-{SECRET}") for i in [*range(600), 7]]
+
+
 async def test_token_refresh_does_not_use_up_a_retry(scripted: Scripted) -> None:
     scripted.business.extend(
         [{"errcode": 40001, "errmsg": "not latest"}, {"errcode": -1, "errmsg": "busy"}]

@@ -32,6 +32,7 @@ __all__ = [
     "file_headers",
     "read_answer",
     "request_headers",
+    "with_query",
 ]
 
 #: Connections an exchange opens (and keeps alive) when the SDK owns its pool.
@@ -54,19 +55,29 @@ class Outgoing:
     url: str
     path: str
     query: Mapping[str, str]
-    content: bytes | None = None
+    #: Not in the repr: a token fetch's body holds the secret.
+    content: bytes | None = attrs.field(default=None, repr=False)
     content_type: str | None = None
     files: Mapping[str, tuple[str, bytes, str]] | None = None
     #: The most bytes the answer may have, before and after decoding.
     max_body: int = MAX_BODY_BYTES
     #: The caller wants a file, not JSON: the exchange hands back the headers that describe it.
     raw: bool = False
+    #: The URL with its query when the sender has it already (see :attr:`target`).
+    built_target: str | None = attrs.field(default=None, kw_only=True, repr=False)
 
     @property
     def target(self) -> str:
-        """The URL with its query: built here once, so that neither library merges a query
-        into a parsed URL (for httpx that is a second parse; yarl caches a whole string)."""
-        return f"{self.url}?{urlencode(self.query)}" if self.query else self.url
+        """The URL with its query, whole, so that neither library merges a query into a parsed
+        URL (for httpx that is a second parse; yarl caches a whole string)."""
+        if self.built_target is not None:
+            return self.built_target
+        return with_query(self.url, self.query)
+
+
+def with_query(url: str, query: Mapping[str, str]) -> str:
+    """``url`` with ``query`` encoded onto it (none: ``url`` as it is)."""
+    return f"{url}?{urlencode(query)}" if query else url
 
 
 class ExchangeFailed(Exception):
@@ -142,6 +153,8 @@ class AiohttpExchange:
                 ),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=None, sock_read=None),
                 auto_decompress=False,
+                # Sent on every request without merging a mapping of ours into each one.
+                headers={"Accept-Encoding": ACCEPT_ENCODING},
                 # Not trust_env: aiohttp then looks the proxy up in a thread on every request,
                 # about 1 ms of CPU each; the client's one host has one proxy, found once.
                 trust_env=False,
@@ -155,6 +168,7 @@ class AiohttpExchange:
     async def send(self, request: Outgoing) -> Answer:
         session = self._open()
         data: Any = request.content
+        ct = request.content_type
         if request.files:
             try:
                 data = _form(self._aiohttp, request.files)()
@@ -165,7 +179,8 @@ class AiohttpExchange:
                 request.method,
                 request.target,
                 data=data,
-                headers=request_headers(request),
+                # Besides the session's: a body's type (a multipart body brings its own).
+                headers=None if ct is None else {"Content-Type": ct},
                 allow_redirects=False,
                 proxy=self._proxy,
             ) as response:

@@ -22,7 +22,7 @@ import httpx
 
 from ._base_url import check_base_url
 from ._body import MAX_BODY_BYTES
-from ._exchanges import Answer, Exchange, ExchangeFailed, Outgoing
+from ._exchanges import Answer, Exchange, ExchangeFailed, Outgoing, with_query
 from ._json_body import FILE, FILE_HEADERS, JSON, decode, errcode_of, is_json, json_body
 from ._requestid import parse_rid
 from ._retry import RETRYABLE_ERRCODES, Failure, retry_delay
@@ -122,6 +122,10 @@ class Transport:
         self._backoff = backoff
         self._token_provider: TokenProvider | None = None
         self.closed: bool = False
+        # The URLs with their queries built lately, by path and query: a client calls a few
+        # paths with the same token for hours, and encoding the token is a good part of what
+        # the SDK does per call. Secrets, like the token they hold.
+        self._targets: dict[tuple[object, ...], str] = {}
 
     @property
     def exchange(self) -> str:
@@ -198,102 +202,104 @@ class Transport:
         return body
 
     async def _send(self, call: _Call, provider: TokenProvider | None) -> dict[str, Any]:
-        """The call's attempts, and the error it ends with told as the caller needs it (see
-        :func:`_settled`), raised from this frame with no traceback of the attempts' frames."""
-        progress = _Progress()
-        try:
-            return await self._attempts(call, provider, progress)
-        except WeChatError as error:
-            settled = _settled(error, call, progress.maybe_applied)
-            raise settled.with_traceback(None) from settled.__cause__
-
-    async def _attempts(
-        self, call: _Call, provider: TokenProvider | None, progress: _Progress
-    ) -> dict[str, Any]:
-        """Attempts until one succeeds or the policy gives up. Each attempt returns an outcome;
-        this is the one place that decides what follows, tells the hooks and sleeps."""
+        """Attempts until one succeeds or the policy gives up: each attempt returns an outcome,
+        and this is the one place that decides what follows, tells the hooks and sleeps. The
+        error a call ends with is told as its caller needs it (see :func:`_settled`) and raised
+        from this frame with no traceback of the attempts' frames."""
         url = self.base_url + call.path
         attempt = retries = 0
-        refreshed = False
-        while True:
-            if self.closed:
-                raise ClientClosedError("the client is closed")
-            attempt += 1
-            token = None
-            if call.kind is CallKind.BUSINESS:
-                assert provider is not None
-                token = hide(await provider.get_token())
-            outcome = await self._attempt(call, url, attempt, token)
-            if isinstance(outcome, dict):
-                return outcome
-            if isinstance(outcome, _TokenRejected):
-                if refreshed:
-                    raise AccessTokenError(outcome.errcode, outcome.errmsg, path=call.path)
-                # A rejected token costs a refresh, not one of the retries.
-                refreshed = True
-                reason, delay = "token rejected", 0.0
-                errcode: int | None = outcome.errcode
-            else:
-                step = None
-                if outcome.failure is not None:
-                    step = retry_delay(
-                        outcome.failure,
-                        retries + 1,
-                        max_retries=self.max_retries,
-                        idempotent=call.idempotent,
-                        once=call.once,
+        refreshed = maybe_applied = False
+        try:
+            while True:
+                if self.closed:
+                    raise ClientClosedError("the client is closed")
+                attempt += 1
+                token = None
+                if call.kind is CallKind.BUSINESS:
+                    assert provider is not None
+                    token = hide(await provider.get_token())
+                # The request is never a local of this frame, whose locals an error tracker
+                # records with the error it raises: its body may hold a credential.
+                if self.hooks.watching_attempts():
+                    outcome = await self._watched(
+                        self._outgoing(call, url, token), call, attempt, token
                     )
-                if step is None:
-                    raise outcome.error
-                error = outcome.error
-                if isinstance(error, TransportError) and error.maybe_applied:
-                    progress.maybe_applied = True
-                retries += 1
-                reason, errcode = outcome.reason, outcome.errcode
-                delay = step * self._backoff()
-            self.hooks.retry(
-                Retry(call.method, call.path, attempt, call.kind.value, reason, delay, errcode)
-            )
-            if isinstance(outcome, _TokenRejected):
-                assert provider is not None
-                assert token is not None
-                await provider.invalidate(token)
-            else:
-                await anyio.sleep(delay)
+                else:
+                    outcome = await self._answer(self._outgoing(call, url, token), call, token)
+                if isinstance(outcome, tuple):
+                    return outcome[0]
+                if isinstance(outcome, _TokenRejected):
+                    if refreshed:
+                        raise AccessTokenError(outcome.errcode, outcome.errmsg, path=call.path)
+                    # A rejected token costs a refresh, not one of the retries.
+                    refreshed = True
+                    reason, delay = "token rejected", 0.0
+                    errcode: int | None = outcome.errcode
+                else:
+                    step = None
+                    if outcome.failure is not None:
+                        step = retry_delay(
+                            outcome.failure,
+                            retries + 1,
+                            max_retries=self.max_retries,
+                            idempotent=call.idempotent,
+                            once=call.once,
+                        )
+                    if step is None:
+                        raise outcome.error
+                    error = outcome.error
+                    if isinstance(error, TransportError) and error.maybe_applied:
+                        maybe_applied = True
+                    retries += 1
+                    reason, errcode = outcome.reason, outcome.errcode
+                    delay = step * self._backoff()
+                self.hooks.retry(
+                    Retry(call.method, call.path, attempt, call.kind.value, reason, delay, errcode)
+                )
+                if isinstance(outcome, _TokenRejected):
+                    assert provider is not None
+                    assert token is not None
+                    await provider.invalidate(token)
+                else:
+                    await anyio.sleep(delay)
+        except WeChatError as error:
+            settled = _settled(error, call, maybe_applied)
+            raise settled.with_traceback(None) from settled.__cause__
 
-    async def _attempt(
-        self, call: _Call, url: str, attempt: int, token: str | None
-    ) -> dict[str, Any] | _Failed | _TokenRejected:
-        """One request under the deadline, and under the hooks when one listens: the body of a
-        success, or what went wrong (never raised from here: this frame holds the request, whose
-        URL carries the token)."""
+    def _outgoing(self, call: _Call, url: str, token: str | None) -> Outgoing:
+        """The request of one attempt of ``call`` (the token is the attempt's own)."""
         query: Mapping[str, str] = call.params or {}
         if token is not None:
             query = {**query, "access_token": token}
         content = content_type = None
         if call.json is not None:
             content, content_type = json_body(call.json), JSON
-        request = Outgoing(
+        return Outgoing(
             call.method, url, call.path, query, content, content_type, call.files, call.max_body,
-            call.raw,
+            call.raw, built_target=self._target(url, query),
         )  # fmt: skip
+
+    async def _watched(
+        self, request: Outgoing, call: _Call, attempt: int, token: str | None
+    ) -> tuple[dict[str, Any], int] | _Failed | _TokenRejected:
+        """:meth:`_answer` under the hooks, which hear of the attempt and its end."""
         hooks = self.hooks
-        if not hooks.watching_attempts():
-            outcome = await self._answer(request, call, token)
-            return outcome[0] if isinstance(outcome, tuple) else outcome
         info = Attempt(
             call.method, call.path, attempt, call.idempotent, call.kind.value, *self._server,
-            _shown_url(url, query),
+            _shown_url(request.url, request.query),
         )  # fmt: skip
         started = time.perf_counter()
         with hooks.attempt(info):
             outcome = await self._answer(request, call, token)
             hooks.attempt_end(_result(info, time.perf_counter() - started, outcome))
-        return outcome[0] if isinstance(outcome, tuple) else outcome
+        return outcome
 
     async def _answer(
         self, request: Outgoing, call: _Call, token: str | None
     ) -> tuple[dict[str, Any], int] | _Failed | _TokenRejected:
+        """One request under the deadline: the body of a success (with its status, for the
+        hooks), or what went wrong (never raised from here: this frame holds the request, whose
+        URL carries the token)."""
         answer: Answer | None = None
         try:
             with anyio.move_on_after(self.timeout):
@@ -311,6 +317,20 @@ class Transport:
         except InvalidResponseError as exc:
             exc.__context__ = None
             return _Failed(None, exc, "unreadable answer", exc.status_code)
+
+    def _target(self, url: str, query: Mapping[str, str]) -> str:
+        """``url`` with ``query``, from the ones built lately when it is one of them."""
+        key = (url, *query.items())
+        try:
+            return self._targets[key]
+        except KeyError:
+            pass
+        except TypeError:  # a value that cannot be a key: built each time
+            return with_query(url, query)
+        if len(self._targets) >= _TARGETS_KEPT:
+            self._targets.clear()
+        target = self._targets[key] = hide(with_query(url, query))
+        return target
 
     def _exchange_failed(
         self, exc: ExchangeFailed, method: str, path: str, token: str | None
@@ -334,11 +354,9 @@ class Transport:
         self.closed = True
 
 
-@attrs.define
-class _Progress:
-    """What a call's attempts so far tell its final error: whether one may have applied."""
-
-    maybe_applied: bool = False
+#: How many URLs with their queries a transport keeps (a client's paths times its tokens and
+#: per-account queries; past that the lot is dropped and built again).
+_TARGETS_KEPT = 256
 
 
 def _settled(error: WeChatError, call: _Call, maybe_applied: bool) -> WeChatError:

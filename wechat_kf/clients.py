@@ -156,7 +156,7 @@ class Connection:
         self.timeout: float = float(timeout)
         self.max_retries = max_retries
         self.hooks: Hooks = Hooks(hooks)
-        self._exchange = _choose_exchange(exchange, http_client, self.timeout, self.base_url)
+        self._exchange = _choose_exchange(exchange, http_client, self.base_url)
         logger.debug("exchange: %s", self._exchange.name)
         self.closed: bool = False
 
@@ -194,7 +194,7 @@ class Connection:
 
 
 def _choose_exchange(
-    exchange: str, http_client: httpx.AsyncClient | None, timeout: float, base_url: str
+    exchange: str, http_client: httpx.AsyncClient | None, base_url: str
 ) -> Exchange:
     """The exchange a connection uses, chosen once, when it is made: httpx over a caller's
     ``http_client``, as given; else as pinned; ``auto`` takes aiohttp when the client is made on
@@ -208,7 +208,7 @@ def _choose_exchange(
         return HttpxExchange(http_client)
     if exchange == "aiohttp" or (exchange == "auto" and _aiohttp_fits()):
         return AiohttpExchange(base_url)
-    return PooledHttpxExchange(base_url, timeout=timeout)
+    return PooledHttpxExchange(base_url)
 
 
 def _aiohttp_fits() -> bool:

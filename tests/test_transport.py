@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import gzip
 import logging
 from collections.abc import AsyncIterator
@@ -146,6 +147,33 @@ async def test_each_request_carries_its_own_query_however_many_the_transport_has
         assert len(transport._targets) <= 256
     sent = [(r.url.params["n"], r.url.params["access_token"]) for r in scripted.business_requests]
     assert sent == [(str(i), f"tok-1-{SECRET}") for i in [*range(600), 7]]
+
+
+class _KfId(str, enum.Enum):
+    SUPPORT = "wkSUPPORT0000000000000000000001"
+
+
+async def test_a_query_value_that_equals_another_is_sent_as_its_own_text(
+    scripted: Scripted,
+) -> None:
+    """Kept URLs are never handed to a call whose query is only equal to theirs (True == 1 ==
+    1.0; a str enum's member == its value), and a str enum's member goes out as its value."""
+    async with oa_client(scripted) as client:
+        transport = client._transport
+        for value in (True, 1, 1.0, _KfId.SUPPORT, _KfId.SUPPORT.value, _KfId.SUPPORT):
+            await transport.request("GET", "/cgi-bin/customservice/getkflist", params={"n": value})  # type: ignore[dict-item]
+    sent = [r.url.params["n"] for r in scripted.business_requests]
+    assert sent == ["True", "1", "1.0", *[_KfId.SUPPORT.value] * 3]
+
+
+async def test_a_servicer_listing_by_a_str_enum_member_asks_for_its_value(
+    scripted: Scripted,
+) -> None:
+    async with WeComClient("wwcorp", SECRET, http_client=scripted.client()) as wc:
+        await wc.servicers.list(_KfId.SUPPORT)
+        await wc.servicers.list(_KfId.SUPPORT.value)
+    sent = [r.url.params["open_kfid"] for r in scripted.business_requests]
+    assert sent == [_KfId.SUPPORT.value] * 2
 
 
 async def test_token_refresh_does_not_use_up_a_retry(scripted: Scripted) -> None:

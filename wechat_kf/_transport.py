@@ -320,13 +320,16 @@ class Transport:
 
     def _target(self, url: str, query: Mapping[str, str]) -> str:
         """``url`` with ``query``, from the ones built lately when it is one of them."""
+        # Kept only when every name and value is a plain str (or a Secret): a key matches by
+        # ==, and an equal value of another type (True and 1, a str enum's member and its
+        # value) is written otherwise.
+        if not all(type(k) is str and type(v) in _PLAIN for k, v in query.items()):
+            return hide(with_query(url, {k: _text(v) for k, v in query.items()}))
         key = (url, *query.items())
         try:
             return self._targets[key]
         except KeyError:
             pass
-        except TypeError:  # a value that cannot be a key: built each time
-            return with_query(url, query)
         if len(self._targets) >= _TARGETS_KEPT:
             self._targets.clear()
         target = self._targets[key] = hide(with_query(url, query))
@@ -357,6 +360,14 @@ class Transport:
 #: How many URLs with their queries a transport keeps (a client's paths times its tokens and
 #: per-account queries; past that the lot is dropped and built again).
 _TARGETS_KEPT = 256
+_PLAIN = frozenset({str, Secret})
+
+
+def _text(value: str) -> str:
+    """A query value as it goes on the wire: a str subclass (a str enum's member) by its text,
+    never by what its ``str()`` says; anything else (an int a caller passed) as ``urlencode``
+    writes it."""
+    return str.__str__(value) if isinstance(value, str) else value
 
 
 def _settled(error: WeChatError, call: _Call, maybe_applied: bool) -> WeChatError:

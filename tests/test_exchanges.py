@@ -3,8 +3,12 @@ redirects, multipart uploads, cancellation, closing; plus how the exchange is ch
 
 from __future__ import annotations
 
+import gc
 import gzip
 import logging
+import socket
+import threading
+import time
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -314,3 +318,78 @@ async def test_the_proxy_named_by_the_environment_carries_the_requests(
             with anyio.fail_after(10):
                 assert await client.kf_accounts.list() == []
     assert [r.path for r in server.requests] == [LIST]
+
+
+class _Silent:
+    """Accepts TCP connections and never sends a byte (a TLS server that never answers the
+    ClientHello); keeps what it accepted, to see whether the client closed it."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.accepted.append(self.sock.accept()[0])
+            except OSError:
+                continue
+
+    def __enter__(self) -> _Silent:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for conn in self.accepted:
+            conn.close()
+        self.sock.close()
+
+
+def _closed_by_peer(conn: socket.socket, within: float) -> bool:
+    """Whether the other end closed ``conn`` (end of stream or reset) within ``within`` s."""
+    conn.settimeout(within)
+    ends = time.monotonic() + within
+    try:
+        while time.monotonic() < ends:
+            if not conn.recv(65536):
+                return True
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+    return False
+
+
+async def test_a_connection_whose_tls_handshake_outlives_the_deadline_is_closed_at_once(
+    exchange: str,
+) -> None:
+    """Not left open for the garbage collector to find: a server that accepts and never
+    completes TLS would otherwise hold a socket per attempt."""
+    gc.disable()  # else a leaked socket is closed whenever the collector happens to run
+    try:
+        with _Silent() as server:
+            async with OfficialAccountClient(
+                token_provider=StaticTokenProvider(TOKEN),
+                base_url=f"https://127.0.0.1:{server.port}",
+                timeout=0.3,
+                max_retries=0,
+                exchange=exchange,
+            ) as client:
+                with anyio.fail_after(10):
+                    with pytest.raises(TransportError):
+                        await client.kf_accounts.list()
+                    await anyio.sleep(0.05)
+                    assert len(server.accepted) == 1
+                    closed = await anyio.to_thread.run_sync(
+                        _closed_by_peer, server.accepted[0], 1.0
+                    )
+                assert closed, "the attempt's connection was left open"
+    finally:
+        gc.enable()
+        gc.collect()

@@ -13,7 +13,9 @@ authentication flow, a redirect loop, a log line).
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from typing import Any
 
 import anyio
 import httpx
@@ -102,10 +104,10 @@ class PooledHttpxExchange:
             httpx.AsyncHTTPTransport(verify=context, limits=limits, proxy=proxy)
             for _ in range(POOLS)
         )
-        # No bound of httpcore's own on each step: the transport's deadline, entered before
-        # any step, always expires first, and an unbounded step costs httpcore no timer (a
-        # third of its CPU per call on asyncio).
-        self._timeouts = httpx.Timeout(None).as_dict()
+        # No bound of httpcore's own on reads and writes: the transport's deadline, entered
+        # before any step, always expires first, and an unbounded step costs httpcore no timer
+        # (a third of its CPU per call on asyncio). A connect is the exception (_Timeouts).
+        self._timeouts = _Timeouts(httpx.Timeout(None).as_dict())
         self._in_flight = [0] * POOLS
         self._turns = _Turns(DEFAULT_CONNECTIONS)
         self._closed = False
@@ -151,6 +153,21 @@ class PooledHttpxExchange:
                 failed = failed or exc
         if failed is not None:
             raise failed
+
+
+class _Timeouts(dict[str, "float | None"]):
+    """httpcore's per-step timeouts for the owned pool: none, but a connect (TCP and TLS) ends
+    just inside the attempt's deadline, worked out when httpcore asks, so only when it makes a
+    connection. Cancelled mid-handshake, httpcore would leave the socket to the garbage
+    collector; its own timeout makes it close the socket (and a connect that timed out was
+    never sent)."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key == "connect":
+            deadline = anyio.current_effective_deadline()
+            if deadline != math.inf:
+                return max((deadline - anyio.current_time()) * 0.9, 0.001)
+        return super().get(key, default)
 
 
 class _Turns:

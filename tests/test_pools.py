@@ -189,7 +189,8 @@ async def test_a_deadline_or_a_cancellation_while_waiting_or_in_flight_leaks_no_
 
 
 async def _swallow(oa: OfficialAccountClient) -> None:
-    with pytest.raises(TransportError, match=r"within 0\.5 s"):
+    # The deadline, or the connect bounded just inside it (a waiter handed its turn late).
+    with pytest.raises(TransportError, match=r"within 0\.5 s|ConnectTimeout"):
         await oa.kf_accounts.list()
 
 

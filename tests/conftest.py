@@ -219,3 +219,35 @@ async def wc(corp: tuple[str, str, str], http: httpx.AsyncClient) -> AsyncIterat
     """A WeCom client for the ``corp`` fixture's app."""
     async with WeComClient(corp[0], corp[1], http_client=http) as client:
         yield client
+
+
+@pytest.fixture
+def otel() -> Iterator[tuple[Any, Any, Any]]:
+    """An OpenTelemetryHook over in-memory exporters: (hook, finished spans, metric reader)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from wechat_kf.otel import OpenTelemetryHook
+
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    hook = OpenTelemetryHook(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    yield hook, spans, reader
+    meter_provider.shutdown()
+    tracer_provider.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _restore_log_levels() -> Iterator[None]:
+    # The command sets the levels of these loggers (-v); no test may leave them to the next.
+    loggers = [logging.getLogger(name) for name in ("wechat_kf", "httpx")]
+    levels = [lg.level for lg in loggers]
+    yield
+    for lg, level in zip(loggers, levels, strict=True):
+        lg.setLevel(level)

@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -36,15 +35,6 @@ def run(*args: str, stdin: str | bytes | None = None, env: dict[str, str] | None
 @pytest.fixture
 def box_kfid() -> list[str]:
     return ["--open-kfid", sandbox().open_kfid]
-
-
-@pytest.fixture(autouse=True)
-def _restore_log_levels() -> Iterator[None]:
-    loggers = [logging.getLogger(name) for name in ("wechat_kf", "httpx")]
-    levels = [lg.level for lg in loggers]
-    yield
-    for lg, level in zip(loggers, levels, strict=True):
-        lg.setLevel(level)
 
 
 # -- 1, 2: files -----------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,15 +41,6 @@ def box(monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     box = sandbox()
     monkeypatch.setattr(wechat_kf.cli.credentials, "sandbox", lambda: box)
     return box
-
-
-@pytest.fixture(autouse=True)
-def _restore_log_levels() -> Iterator[None]:
-    loggers = [logging.getLogger(name) for name in ("wechat_kf", "httpx")]
-    levels = [lg.level for lg in loggers]
-    yield
-    for lg, level in zip(loggers, levels, strict=True):
-        lg.setLevel(level)
 
 
 def write(tmp_path: Path, name: str, text: str, encoding: str = "utf-8") -> str:

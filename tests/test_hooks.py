@@ -298,27 +298,6 @@ async def test_a_hook_reading_attempt_ends_hears_every_attempt_whatever_the_log_
 # -- OpenTelemetry -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def otel() -> Iterator[tuple[Any, Any, Any]]:
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from wechat_kf.otel import OpenTelemetryHook
-
-    spans = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader])
-    hook = OpenTelemetryHook(tracer_provider=tracer_provider, meter_provider=meter_provider)
-    yield hook, spans, reader
-    meter_provider.shutdown()
-    tracer_provider.shutdown()
-
-
 def metric_points(reader: Any) -> dict[str, list[Any]]:
     data = reader.get_metrics_data()
     points: dict[str, list[Any]] = {}

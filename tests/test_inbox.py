@@ -951,22 +951,9 @@ async def test_hooks_hear_each_pull_and_each_message_and_no_token(
 
 
 async def test_the_opentelemetry_hook_makes_spans_and_metrics_for_pulls_and_messages(
-    fake: FakeWeChat, corp: Corp, http: httpx.AsyncClient
+    fake: FakeWeChat, corp: Corp, http: httpx.AsyncClient, otel: tuple[Any, Any, Any]
 ) -> None:
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from wechat_kf.otel import OpenTelemetryHook
-
-    spans = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader])
-    hook = OpenTelemetryHook(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    hook, spans, reader = otel
     kf = corp[2]
     fake.customer_says(kf, CUSTOMER, "ok")
     fake.customer_says(kf, CUSTOMER, "bad")
@@ -1006,8 +993,6 @@ async def test_the_opentelemetry_hook_makes_spans_and_metrics_for_pulls_and_mess
     }
     assert counted == {"done": 1, "failed": 1}
     assert sum(p.count for p in points["wechat_kf.inbox.pull.duration"]) == 1
-    meter_provider.shutdown()
-    tracer_provider.shutdown()
 
 
 # -- arguments -----------------------------------------------------------------------------------

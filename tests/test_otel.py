@@ -6,7 +6,6 @@ seconds."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -26,27 +25,6 @@ LIST = f"https://qyapi.weixin.qq.com/cgi-bin/kf/servicer/list?open_kfid={KFID}"
 @pytest.fixture(autouse=True)
 def _watch(secret_watch: set[str]) -> None:
     secret_watch.update({SECRET, TOKEN})
-
-
-@pytest.fixture
-def otel() -> Iterator[tuple[Any, Any, Any]]:
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from wechat_kf.otel import OpenTelemetryHook
-
-    spans = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader])
-    hook = OpenTelemetryHook(tracer_provider=tracer_provider, meter_provider=meter_provider)
-    yield hook, spans, reader
-    meter_provider.shutdown()
-    tracer_provider.shutdown()
 
 
 def scripted(*business: Any, delay: float = 0.0) -> httpx.AsyncClient:
